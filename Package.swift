@@ -1,0 +1,89 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Our own targets build with warnings as errors under Swift 6 strict concurrency.
+let strictSettings: [SwiftSetting] = [
+    .unsafeFlags(["-warnings-as-errors"]),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "agent-sidecar",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "agent-sidecar", targets: ["agent-sidecar"]),
+        .executable(name: "agent-gateway", targets: ["agent-gateway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // System libraries from apt (see scripts/install-deps).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        // Non-variadic wrappers for curl_easy_setopt / curl_easy_getinfo, which Swift cannot call.
+        .target(name: "CurlShim", dependencies: ["CCurl"]),
+
+        // Wire formats shared by the sidecar and the gateway: JSON, JSON-RPC, ULID, the session challenge.
+        .target(name: "AgentWire", swiftSettings: strictSettings),
+
+        // The sidecar: MCP stdio server, libcurl upstream bridge, credentials and setup.
+        .target(
+            name: "SidecarCore",
+            dependencies: [
+                "AgentWire", "CurlShim", "CSodium",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "agent-sidecar",
+            dependencies: ["SidecarCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
+
+        // The reference gateway: HTTP (Hummingbird), SQLite (GRDB), embedded tracker.
+        .target(
+            name: "GatewayCore",
+            dependencies: [
+                "AgentWire", "CSodium",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "agent-gateway",
+            dependencies: ["GatewayCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
+
+        // A scriptable Streamable HTTP MCP server for the sidecar's end-to-end tests and benchmarks.
+        .executableTarget(
+            name: "mcp-fixture-server",
+            dependencies: [
+                "AgentWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(name: "AgentWireTests", dependencies: ["AgentWire"], swiftSettings: strictSettings),
+        .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "SidecarEndToEndTests",
+            dependencies: ["AgentWire", "agent-sidecar", "mcp-fixture-server"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: ["GatewayCore", "AgentWire", "agent-gateway"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)
