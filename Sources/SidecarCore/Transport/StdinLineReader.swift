@@ -78,7 +78,7 @@ public struct LineFramer {
             }
             accumulate(UnsafeRawBufferPointer(rebasing: remaining[remaining.startIndex..<newline]), emit: emit)
             endLine(emit: emit)
-            start = newline + 1
+            start += newline + 1
         }
     }
 

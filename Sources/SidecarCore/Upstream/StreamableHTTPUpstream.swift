@@ -90,7 +90,7 @@ public final class StreamableHTTPUpstream: Sendable {
             return handshake
         } catch {
             state.withLock { $0.connecting = nil }
-            throw Self.asFailure(error)
+            throw asFailure(error)
         }
     }
 
@@ -266,7 +266,7 @@ public final class StreamableHTTPUpstream: Sendable {
                 }
                 throw UpstreamFailure.from(error, upstream: settings.url.text, timeout: settings.requestTimeout)
             } catch {
-                throw Self.asFailure(error)
+                throw asFailure(error)
             }
             switch outcome {
             case .response(let response): return response
@@ -564,10 +564,10 @@ public final class StreamableHTTPUpstream: Sendable {
         String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 }.prefix(500))
     }
 
-    static func asFailure(_ error: any Error) -> UpstreamFailure {
+    func asFailure(_ error: any Error) -> UpstreamFailure {
         if let failure = error as? UpstreamFailure { return failure }
         if error is CancellationError { return UpstreamFailure(code: .cancelled, message: "the call was cancelled") }
-        if let httpError = error as? HTTPClientError { return UpstreamFailure.from(httpError, upstream: "the upstream", timeout: .seconds(0)) }
+        if let httpError = error as? HTTPClientError { return UpstreamFailure.from(httpError, upstream: settings.url.text, timeout: settings.requestTimeout) }
         if error is ServerSentEventDecoder.EventTooLarge {
             return UpstreamFailure(code: .tooLarge, message: "the upstream sent an event larger than the size limit; raise --max-message-bytes")
         }
