@@ -32,7 +32,7 @@ public struct BridgeConfiguration: Sendable {
         guard !name.isEmpty, name.allSatisfy({ tokenCharacters.contains($0) }) else {
             throw ConfigurationError("--header name '\(name)' is not a valid HTTP header name")
         }
-        guard !value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+        guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
             throw ConfigurationError("--header \(name) has a line break in its value; remove it")
         }
         return HTTPHeader(name, value)

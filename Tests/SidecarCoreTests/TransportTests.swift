@@ -1,0 +1,127 @@
+import AgentWire
+import Testing
+
+@testable import SidecarCore
+
+@Suite struct LineFramerTests {
+    func frame(_ chunks: [String], maximum: Int = 1024) -> [String] {
+        var framer = LineFramer(maximumLineBytes: maximum)
+        var events: [String] = []
+        let emit: (StdinEvent) -> Void = { event in
+            switch event {
+            case .line(let bytes): events.append(String(decoding: bytes, as: UTF8.self))
+            case .oversized(let count): events.append("<oversized \(count)>")
+            case .endOfInput: events.append("<eof>")
+            }
+        }
+        for chunk in chunks {
+            Array(chunk.utf8).withUnsafeBytes { framer.append($0, emit: emit) }
+        }
+        framer.finish(emit: emit)
+        return events
+    }
+
+    @Test func splitsLinesAcrossChunksAndStripsCarriageReturns() {
+        #expect(frame(["{\"a\":1}\n{\"b\"", ":2}\r\n", "\n  \n{\"c\":3}"]) == ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"])
+    }
+
+    @Test func oversizedLineIsReportedAndReadingResumes() {
+        let events = frame([String(repeating: "x", count: 50), String(repeating: "y", count: 50) + "\nok\n"], maximum: 64)
+        #expect(events == ["<oversized 100>", "ok"])
+    }
+
+    @Test func manyLinesInOneChunk() {
+        let lines = (0..<1000).map { "{\"id\":\($0)}" }
+        #expect(frame([lines.joined(separator: "\n") + "\n"]) == lines)
+    }
+}
+
+@Suite struct ServerSentEventDecoderTests {
+    func decode(_ chunks: [String]) throws -> [ServerSentEvent] {
+        var decoder = ServerSentEventDecoder()
+        var events: [ServerSentEvent] = []
+        for chunk in chunks { try decoder.feed(Array(chunk.utf8)) { events.append($0) } }
+        return events
+    }
+
+    @Test func lfAndCrlfFramingWithSplitChunks() throws {
+        let events = try decode(["event: message\r", "\ndata: {\"a\":", "1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n"])
+        #expect(events.count == 2)
+        #expect(events[0] == ServerSentEvent(event: "message", data: Array("{\"a\":1}".utf8)))
+        #expect(events[1].data == Array("x\ny".utf8))
+        #expect(events[1].event == "message")
+    }
+
+    @Test func bareCarriageReturnsEndLines() throws {
+        let events = try decode(["data: one\r\rdata: two\r", "\r"])
+        #expect(events.map { String(decoding: $0.data, as: UTF8.self) } == ["one", "two"])
+    }
+
+    @Test func namedEventsAndNoSpaceAfterColon() throws {
+        let events = try decode(["event:ping\ndata:1\n\n"])
+        #expect(events == [ServerSentEvent(event: "ping", data: Array("1".utf8))])
+    }
+}
+
+@Suite struct UpstreamURLTests {
+    @Test func loopbackHostsAllowPlainHTTP() throws {
+        for text in ["http://127.0.0.1:8080/mcp", "http://localhost/mcp", "http://[::1]:9/x", "http://127.9.8.7/"] {
+            let url = try UpstreamURL(text)
+            #expect(url.isLoopback, "\(text)")
+            try url.requireSecureTransport()
+        }
+    }
+
+    @Test func remotePlainHTTPIsRefused() throws {
+        let url = try UpstreamURL("http://gateway.example.com/mcp")
+        #expect(throws: UpstreamURL.Invalid.self) { try url.requireSecureTransport() }
+        try UpstreamURL("https://gateway.example.com/mcp").requireSecureTransport()
+    }
+
+    @Test func originOmitsDefaultPortsAndLowercases() throws {
+        #expect(try UpstreamURL("HTTPS://Gateway.Example.com:443/mcp").origin == "https://gateway.example.com")
+        #expect(try UpstreamURL("http://127.0.0.1:8080/mcp?x=1").origin == "http://127.0.0.1:8080")
+        #expect(try UpstreamURL("http://user:pw@[::1]:80/").origin == "http://[::1]")
+    }
+
+    @Test(arguments: ["gateway.example.com", "ftp://x/y", "https://:80/", "https://host:0/", "https://host:99999/"])
+    func rejectsMalformed(_ text: String) {
+        #expect(throws: UpstreamURL.Invalid.self) { try UpstreamURL(text) }
+    }
+}
+
+@Suite struct BridgeConfigurationTests {
+    @Test func parsesHeaders() throws {
+        let header = try BridgeConfiguration.parseHeader("X-Team:  platform ")
+        #expect(header == HTTPHeader("X-Team", "platform"))
+        #expect(throws: ConfigurationError.self) { try BridgeConfiguration.parseHeader("NoColon") }
+        #expect(throws: ConfigurationError.self) { try BridgeConfiguration.parseHeader("Bad Name: x") }
+        #expect(throws: ConfigurationError.self) { try BridgeConfiguration.parseHeader("X: a\r\nInjected: b") }
+    }
+
+    @Test func headerSafeNamesUseTheBase64Sentinel() {
+        #expect(StreamableHTTPUpstream.headerSafe("get_weather") == "get_weather")
+        #expect(StreamableHTTPUpstream.headerSafe("météo") == "=?base64?bcOpdMOpbw==?=")
+    }
+}
+
+@Suite struct IncomingMessageTests {
+    @Test func classifiesRequestsNotificationsAndMistakes() throws {
+        func classify(_ text: String) throws -> String {
+            switch IncomingMessage(try JSONValue(parsing: text)) {
+            case .request(let id, let method, _): return "request \(id.text) \(method)"
+            case .notification(let method, _): return "notification \(method)"
+            case .response: return "response"
+            case .invalid(let id, _): return "invalid \(id.jsonText)"
+            case .invalidParams(let id, _): return "invalid-params \(id.text)"
+            }
+        }
+        #expect(try classify(#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#) == #"request "a" ping"#)
+        #expect(try classify(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#) == "notification notifications/initialized")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1,"result":{}}"#) == "response")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#) == "invalid 3")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":4,"method":"x","params":[1]}"#) == "invalid-params 4")
+        #expect(try classify(#"[1]"#) == "invalid null")
+    }
+}
