@@ -29,9 +29,11 @@ struct HandshakeTests {
     func unknownVersionNegotiatesDown() async throws {
         let fixture = try await FixtureServer.start()
         let sidecar = try SidecarUnderTest(arguments: ["--upstream", fixture.url], revision: "2025-11-25")
-        let response = try await sidecar.call(1, "initialize", ["protocolVersion": "1999-01-01", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]])
+        let response = try await sidecar.call(
+            1, "initialize", ["protocolVersion": "1999-01-01", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]])
         #expect(response["result"]?["protocolVersion"]?.stringValue == "2025-11-25")
-        let again = try await sidecar.call(2, "initialize", ["protocolVersion": "2025-11-25", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]])
+        let again = try await sidecar.call(
+            2, "initialize", ["protocolVersion": "2025-11-25", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]])
         #expect(again["error"]?["code"]?.intValue == -32600)
         try sidecar.validateAgainstSchema()
     }

@@ -51,7 +51,8 @@ struct ProtocolErrorTests {
     func oversizedLine() async throws {
         let fixture = try await FixtureServer.start()
         let sidecar = try await SidecarUnderTest.legacy(upstream: fixture.url, extra: ["--max-message-bytes", "4096"])
-        let huge = #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":""# + String(repeating: "x", count: 100_000)
+        let huge =
+            #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":""# + String(repeating: "x", count: 100_000)
             + #""}}}"#
         sidecar.write(raw: huge)
         let refused = try await sidecar.child.nextMessage()

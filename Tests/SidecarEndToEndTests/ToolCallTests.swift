@@ -94,9 +94,11 @@ struct ToolCallTests {
         // Let the sidecar open its notification stream to the upstream.
         try await Task.sleep(for: .milliseconds(500))
         var others: [JSONValue] = []
-        _ = try await sidecar.child.response(to: .int(1), timeout: .seconds(15), others: &others, sending: {
-            sidecar.send(["jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ["name": "change_tools", "arguments": [:]]])
-        })
+        _ = try await sidecar.child.response(
+            to: .int(1), timeout: .seconds(15), others: &others,
+            sending: {
+                sidecar.send(["jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ["name": "change_tools", "arguments": [:]]])
+            })
         var changed = others.contains { $0["method"]?.stringValue == "notifications/tools/list_changed" }
         let deadline = ContinuousClock.now + .seconds(5)
         while !changed, ContinuousClock.now < deadline {

@@ -413,7 +413,9 @@ public struct JSONObjectLayout: Sendable {
 
     /// Scans `bytes`, which must hold exactly one JSON object (whitespace around it is allowed),
     /// validating every nested value.
-    public static func scan(_ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONParser.defaultMaximumDepth) throws(JSONParseError) -> JSONObjectLayout {
+    public static func scan(
+        _ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONParser.defaultMaximumDepth
+    ) throws(JSONParseError) -> JSONObjectLayout {
         var parser = JSONParser(buffer: bytes, maximumDepth: maximumDepth)
         parser.skipWhitespace()
         guard parser.index < bytes.count else { throw parser.fail(.unexpectedEnd) }

@@ -1,3 +1,5 @@
+import AgentWire
+
 /// The MCP revisions the sidecar speaks, to its client and to its upstream.
 public enum ProtocolRevision: String, CaseIterable, Sendable, Comparable {
     case v2024_11_05 = "2024-11-05"
@@ -40,5 +42,3 @@ public enum SidecarIdentity {
     public static let version = "0.1.0"
     public static var implementation: JSONValue { ["name": .string(name), "version": .string(version)] }
 }
-
-import AgentWire

@@ -178,7 +178,9 @@ public final class MCPStdioServer: Sendable {
             send(
                 JSONRPC.error(
                     id: .null, code: JSONRPCErrorCode.invalidRequest,
-                    message: "message of \(count) bytes exceeds the limit of \(options.maximumMessageBytes) bytes; send smaller messages or raise --max-message-bytes"))
+                    message:
+                        "message of \(count) bytes exceeds the limit of \(options.maximumMessageBytes) bytes; send smaller messages or raise --max-message-bytes"
+                ))
         case .line(let bytes):
             guard state.withLock({ $0.acceptingInput }) else { return }
             receiveLine(bytes)
@@ -275,8 +277,11 @@ public final class MCPStdioServer: Sendable {
         }
         if duplicate {
             deliver(
-                JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidRequest, message: "request id \(id.text) is already in use by a call in flight; use unique ids")
-                    .serialized(), batch: batch)
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.invalidRequest,
+                    message: "request id \(id.text) is already in use by a call in flight; use unique ids"
+                )
+                .serialized(), batch: batch)
             return
         }
         let context: RequestContext
@@ -380,10 +385,13 @@ public final class MCPStdioServer: Sendable {
     /// that follow `initialize` on the same stream see it. Returns an error reply, or nil.
     func negotiate(id: RequestKey, params: JSONObject?) -> Reply? {
         guard let params, let requested = params["protocolVersion"]?.stringValue else {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: initialize needs a string \"protocolVersion\""))
+            return .value(
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: initialize needs a string \"protocolVersion\""))
         }
         if let capabilities = params["capabilities"], capabilities.objectValue == nil {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"capabilities\" must be an object"))
+            return .value(
+                JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"capabilities\" must be an object"))
         }
         // Echo a legacy version we speak; otherwise offer our latest legacy one (the client decides).
         let revision = ProtocolRevision(rawValue: requested).flatMap { $0.isModern ? nil : $0 } ?? .latestLegacy
@@ -393,7 +401,8 @@ public final class MCPStdioServer: Sendable {
             return false
         }
         if alreadyInitialized {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: the session is already initialized"))
+            return .value(
+                JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: the session is already initialized"))
         }
         return nil
     }
@@ -461,7 +470,8 @@ public final class MCPStdioServer: Sendable {
         guard let level = params?["level"]?.stringValue, levels.contains(level) else {
             return .value(
                 JSONRPC.error(
-                    id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"level\" must be one of \(levels.joined(separator: ", "))"))
+                    id: id.id, code: JSONRPCErrorCode.invalidParams,
+                    message: "Invalid params: \"level\" must be one of \(levels.joined(separator: ", "))"))
         }
         Task { [upstream] in
             guard let handshake = try? await upstream.handshake(), handshake.capabilities["logging"] != nil else { return }
@@ -474,7 +484,10 @@ public final class MCPStdioServer: Sendable {
 
     func listen(id: RequestKey, params: JSONObject?) -> Reply {
         guard let filter = params?["notifications"]?.objectValue else {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: subscriptions/listen needs a \"notifications\" object"))
+            return .value(
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: subscriptions/listen needs a \"notifications\" object")
+            )
         }
         let wantsTools = filter["toolsListChanged"]?.boolValue == true
         state.withLock { state in
@@ -543,7 +556,8 @@ public final class MCPStdioServer: Sendable {
 
     func callTool(id: RequestKey, params: JSONObject?, context: RequestContext) async -> Reply {
         guard let params, let name = params["name"]?.stringValue else {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: tools/call needs a string \"name\""))
+            return .value(
+                JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: tools/call needs a string \"name\""))
         }
         if let arguments = params["arguments"], arguments.objectValue == nil, !arguments.isNull {
             return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"arguments\" must be an object"))
@@ -626,7 +640,9 @@ public final class MCPStdioServer: Sendable {
         let capability = method.hasPrefix("resources/") ? "resources" : method.hasPrefix("prompts/") ? "prompts" : "completions"
         let handshake = await upstreamHandshake(waitingAtMost: .seconds(10))
         guard handshake?.capabilities[capability] != nil else {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.methodNotFound, message: "Method not found: \(method) (the upstream offers no \(capability))"))
+            return .value(
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.methodNotFound, message: "Method not found: \(method) (the upstream offers no \(capability))"))
         }
         do {
             let response = try await upstream.request(method: method, params: forwardedParams(params))
@@ -656,10 +672,14 @@ public final class MCPStdioServer: Sendable {
             return .frame(compose(id: id, member: "error", value: error))
         }
         guard let result = response.raw("result") else {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "the upstream sent a response with neither result nor error"))
+            return .value(
+                JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "the upstream sent a response with neither result nor error"))
         }
         guard result.first == UInt8(ascii: "{") else {
-            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "the upstream's result is not an object; report it to the upstream's operator"))
+            return .value(
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.internalError,
+                    message: "the upstream's result is not an object; report it to the upstream's operator"))
         }
         let hasResultType = containsTopLevelKey("resultType", in: result)
         if context.isModern, !hasResultType {
@@ -675,7 +695,9 @@ public final class MCPStdioServer: Sendable {
             return .value(
                 JSONRPC.error(
                     id: id.id, code: JSONRPCErrorCode.internalError,
-                    message: "the upstream needs more input to finish this call, which this client's protocol revision cannot carry; use a 2026-07-28 client"))
+                    message:
+                        "the upstream needs more input to finish this call, which this client's protocol revision cannot carry; use a 2026-07-28 client"
+                ))
         }
         return .frame(compose(id: id, member: "result", value: result))
     }

@@ -22,11 +22,13 @@ func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) {
     #else
     var thread: pthread_t?
     #endif
-    let result = pthread_create(&thread, &attributes, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
+    let result = pthread_create(
+        &thread, &attributes,
+        { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
     pthread_attr_destroy(&attributes)
     precondition(result == 0, "could not start thread \(name): error \(result)")
 }

@@ -175,7 +175,9 @@ public final class StreamableHTTPUpstream: Sendable {
         if let error = message.value("error") {
             throw UpstreamFailure(
                 code: .rejected,
-                message: "the upstream refused to initialize: \(error["message"]?.stringValue ?? "no reason given"); check that --upstream points at an MCP endpoint")
+                message:
+                    "the upstream refused to initialize: \(error["message"]?.stringValue ?? "no reason given"); check that --upstream points at an MCP endpoint"
+            )
         }
         guard let result = message.value("result")?.objectValue, let version = result["protocolVersion"]?.stringValue else {
             throw UpstreamFailure(code: .badResponse, message: "the upstream's initialize result has no protocolVersion; it does not speak MCP")
@@ -271,7 +273,8 @@ public final class StreamableHTTPUpstream: Sendable {
             switch outcome {
             case .response(let response): return response
             case .accepted:
-                throw UpstreamFailure(code: .badResponse, message: "the upstream accepted the request but sent no response; it may not speak MCP over HTTP")
+                throw UpstreamFailure(
+                    code: .badResponse, message: "the upstream accepted the request but sent no response; it may not speak MCP over HTTP")
             case .httpFailure(let status, let headers, let body):
                 let failure = failure(status: status, headers: headers, body: body)
                 if status == 404, case .legacy(_, let session?) = handshake.era, !reinitialized {
@@ -336,7 +339,8 @@ public final class StreamableHTTPUpstream: Sendable {
             case .legacy(_, let sessionID):
                 guard sessionID != nil else { return }
                 headers.append(HTTPHeader("Accept", "text/event-stream"))
-                request = HTTPRequest(method: "GET", url: settings.url.text, headers: headers, timeout: .seconds(86_400 * 365), streamsEventStreams: true)
+                request = HTTPRequest(
+                    method: "GET", url: settings.url.text, headers: headers, timeout: .seconds(86_400 * 365), streamsEventStreams: true)
             case .modern(let version):
                 let id = allocateRequestID()
                 headers.append(HTTPHeader("Accept", "application/json, text/event-stream"))
@@ -366,7 +370,9 @@ public final class StreamableHTTPUpstream: Sendable {
                         failures = 0
                     case .body(let bytes):
                         try decoder.feed(bytes) { event in
-                            guard event.event == "message", let message = try? UpstreamMessage(bytes: event.data), message.isNotification else { return }
+                            guard event.event == "message", let message = try? UpstreamMessage(bytes: event.data), message.isNotification else {
+                                return
+                            }
                             onNotification(message)
                         }
                     }
@@ -455,11 +461,14 @@ public final class StreamableHTTPUpstream: Sendable {
                     let message: UpstreamMessage
                     do { message = try UpstreamMessage(bytes: event.data) } catch {
                         throw UpstreamFailure(
-                            code: .badResponse, message: "the upstream sent an event that is not valid JSON (\(error)); report it to the upstream's operator")
+                            code: .badResponse,
+                            message: "the upstream sent an event that is not valid JSON (\(error)); report it to the upstream's operator")
                     }
                     if message.isResponse {
                         guard let requestID, message.value("id")?.intValue == requestID else {
-                            throw UpstreamFailure(code: .badResponse, message: "the upstream answered a request the sidecar did not send; report it to the upstream's operator")
+                            throw UpstreamFailure(
+                                code: .badResponse,
+                                message: "the upstream answered a request the sidecar did not send; report it to the upstream's operator")
                         }
                         response = message
                     } else if message.isRequest {
@@ -479,16 +488,20 @@ public final class StreamableHTTPUpstream: Sendable {
         }
         if head.status == 202 || collected.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             if requestID == nil { return .accepted }
-            throw UpstreamFailure(code: .badResponse, message: "the upstream answered HTTP \(head.status) with no JSON-RPC response; it may not speak MCP")
+            throw UpstreamFailure(
+                code: .badResponse, message: "the upstream answered HTTP \(head.status) with no JSON-RPC response; it may not speak MCP")
         }
         let message: UpstreamMessage
         do { message = try UpstreamMessage(bytes: collected) } catch {
             throw UpstreamFailure(
-                code: .badResponse, message: "the upstream sent a response that is not valid JSON (\(error)); check that --upstream is an MCP endpoint")
+                code: .badResponse,
+                message: "the upstream sent a response that is not valid JSON (\(error)); check that --upstream is an MCP endpoint")
         }
         guard let requestID else { return .accepted }
         guard message.isResponse, message.value("id")?.intValue == requestID else {
-            throw UpstreamFailure(code: .badResponse, message: "the upstream's response does not answer the request the sidecar sent; report it to the upstream's operator")
+            throw UpstreamFailure(
+                code: .badResponse,
+                message: "the upstream's response does not answer the request the sidecar sent; report it to the upstream's operator")
         }
         return .response(message)
     }
@@ -518,7 +531,8 @@ public final class StreamableHTTPUpstream: Sendable {
             var headers = await baseHeaders(era: era, method: nil, toolName: nil)
             headers.append(HTTPHeader("Content-Type", "application/json"))
             headers.append(HTTPHeader("Accept", "application/json, text/event-stream"))
-            _ = try? await http.send(HTTPRequest(method: "POST", url: settings.url.text, headers: headers, body: reply.serialized(), timeout: .seconds(5)))
+            _ = try? await http.send(
+                HTTPRequest(method: "POST", url: settings.url.text, headers: headers, body: reply.serialized(), timeout: .seconds(5)))
         }
     }
 
@@ -536,7 +550,8 @@ public final class StreamableHTTPUpstream: Sendable {
         switch status {
         case 401:
             return UpstreamFailure(
-                code: .unauthorized, message: say("the upstream rejected the credentials", "check the token given with --bearer-env, or run `agent-sidecar setup` again"),
+                code: .unauthorized,
+                message: say("the upstream rejected the credentials", "check the token given with --bearer-env, or run `agent-sidecar setup` again"),
                 httpStatus: status, gatewayCode: gatewayCode)
         case 403:
             return UpstreamFailure(
@@ -555,7 +570,8 @@ public final class StreamableHTTPUpstream: Sendable {
             let jsonRPCMessage = parsed?["error"]?["message"]?.stringValue.map(Self.oneLine)
             return UpstreamFailure(
                 code: .rejected,
-                message: "the upstream rejected the request (HTTP \(status)\(codeSuffix)): \(gatewayMessage ?? jsonRPCMessage ?? "check --upstream and the sidecar's flags")",
+                message:
+                    "the upstream rejected the request (HTTP \(status)\(codeSuffix)): \(gatewayMessage ?? jsonRPCMessage ?? "check --upstream and the sidecar's flags")",
                 httpStatus: status, gatewayCode: gatewayCode)
         }
     }
@@ -567,7 +583,9 @@ public final class StreamableHTTPUpstream: Sendable {
     func asFailure(_ error: any Error) -> UpstreamFailure {
         if let failure = error as? UpstreamFailure { return failure }
         if error is CancellationError { return UpstreamFailure(code: .cancelled, message: "the call was cancelled") }
-        if let httpError = error as? HTTPClientError { return UpstreamFailure.from(httpError, upstream: settings.url.text, timeout: settings.requestTimeout) }
+        if let httpError = error as? HTTPClientError {
+            return UpstreamFailure.from(httpError, upstream: settings.url.text, timeout: settings.requestTimeout)
+        }
         if error is ServerSentEventDecoder.EventTooLarge {
             return UpstreamFailure(code: .tooLarge, message: "the upstream sent an event larger than the size limit; raise --max-message-bytes")
         }

@@ -36,11 +36,14 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     static func from(_ error: HTTPClientError, upstream: String, timeout: Duration) -> UpstreamFailure {
         switch error.code {
         case .connectionRefused:
-            return UpstreamFailure(code: .unreachable, message: "cannot reach the upstream at \(upstream) (connection refused); check that it is running, then retry")
+            return UpstreamFailure(
+                code: .unreachable, message: "cannot reach the upstream at \(upstream) (connection refused); check that it is running, then retry")
         case .hostNotFound:
-            return UpstreamFailure(code: .unreachable, message: "cannot resolve the upstream host of \(upstream); check the URL and your network, then retry")
+            return UpstreamFailure(
+                code: .unreachable, message: "cannot resolve the upstream host of \(upstream); check the URL and your network, then retry")
         case .connectTimedOut:
-            return UpstreamFailure(code: .unreachable, message: "could not connect to the upstream at \(upstream) in time; check your network, then retry")
+            return UpstreamFailure(
+                code: .unreachable, message: "could not connect to the upstream at \(upstream) in time; check your network, then retry")
         case .timedOut:
             return UpstreamFailure(
                 code: .timedOut,
@@ -51,7 +54,8 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
         case .connectionLost:
             return UpstreamFailure(code: .unreachable, message: "the connection to the upstream broke mid-response (\(error.detail)); retry")
         case .responseTooLarge:
-            return UpstreamFailure(code: .tooLarge, message: "the upstream's response exceeded the size limit; ask for less, or raise --max-message-bytes")
+            return UpstreamFailure(
+                code: .tooLarge, message: "the upstream's response exceeded the size limit; ask for less, or raise --max-message-bytes")
         case .invalidURL:
             return UpstreamFailure(code: .configuration, message: "the upstream URL \(upstream) is not usable (\(error.detail)); fix --upstream")
         case .transport:

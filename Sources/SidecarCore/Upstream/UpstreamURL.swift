@@ -29,7 +29,9 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
             host = rest[rest.index(after: rest.startIndex)..<close]
             let after = rest[rest.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let value = Int(after.dropFirst()), (1...65535).contains(value) else { throw Invalid(description: "'\(text)' has an invalid port") }
+                guard let value = Int(after.dropFirst()), (1...65535).contains(value) else {
+                    throw Invalid(description: "'\(text)' has an invalid port")
+                }
                 port = value
             }
         } else if let colon = rest.lastIndex(of: ":") {
@@ -70,7 +72,8 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public func requireSecureTransport() throws(Invalid) {
         if scheme == "http", !isLoopback {
             throw Invalid(
-                description: "refusing plain http:// to \(host): tokens would cross the network unencrypted; use https:// (http:// is allowed only to loopback)"
+                description:
+                    "refusing plain http:// to \(host): tokens would cross the network unencrypted; use https:// (http:// is allowed only to loopback)"
             )
         }
     }

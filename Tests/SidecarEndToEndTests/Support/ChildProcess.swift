@@ -49,10 +49,15 @@ final class ChildProcess: @unchecked Sendable {
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         try process.run()
-        startReading(stdoutPipe.fileHandleForReading) { [self] line in self.stdoutLines.withLock { $0.append(line) } } onClose: { [self] in
+        startReading(stdoutPipe.fileHandleForReading) { [self] line in
+            self.stdoutLines.withLock { $0.append(line) }
+        } onClose: { [self] in
             self.stdoutClosed.withLock { $0 = true }
         }
-        startReading(stderrPipe.fileHandleForReading) { [self] line in self.stderrText.withLock { $0 += line + "\n" } } onClose: {}
+        startReading(stderrPipe.fileHandleForReading) { [self] line in
+            self.stderrText.withLock { $0 += line + "\n" }
+        } onClose: {
+        }
     }
 
     private func startReading(_ handle: FileHandle, onLine: @escaping @Sendable (String) -> Void, onClose: @escaping @Sendable () -> Void) {

@@ -1,9 +1,10 @@
 import AgentWire
 import Foundation
+import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
 
 /// The real `mcp-fixture-server` on a loopback port: the sidecar's upstream in these tests.
 final class FixtureServer: @unchecked Sendable {
@@ -69,7 +70,9 @@ final class SidecarUnderTest: @unchecked Sendable {
         self.revision = revision
     }
 
-    static func legacy(upstream: String, revision: String = "2025-06-18", extra: [String] = [], environment: [String: String] = [:]) async throws
+    static func legacy(
+        upstream: String, revision: String = "2025-06-18", extra: [String] = [], environment: [String: String] = [:]
+    ) async throws
         -> SidecarUnderTest
     {
         let sidecar = try SidecarUnderTest(arguments: ["--upstream", upstream] + extra, revision: revision, environment: environment)
@@ -107,7 +110,9 @@ final class SidecarUnderTest: @unchecked Sendable {
         return try await child.response(to: .int(id), timeout: timeout)
     }
 
-    func callTool(_ id: Int, _ name: String, _ arguments: JSONValue = [:], meta: JSONValue? = nil, timeout: Duration = .seconds(15)) async throws
+    func callTool(
+        _ id: Int, _ name: String, _ arguments: JSONValue = [:], meta: JSONValue? = nil, timeout: Duration = .seconds(15)
+    ) async throws
         -> JSONValue
     {
         var params: JSONObject = ["name": .string(name), "arguments": arguments]
