@@ -46,6 +46,12 @@ public enum JSONValue: Sendable, Hashable {
         objectValue?[key]
     }
 
+    /// Element lookup on an array; `nil` out of range or for any other kind of value.
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let items) = self, items.indices.contains(index) else { return nil }
+        return items[index]
+    }
+
     /// The same value with every object's members sorted by key, recursively: the canonical form
     /// used for fingerprints and hashes.
     public func canonicalized() -> JSONValue {

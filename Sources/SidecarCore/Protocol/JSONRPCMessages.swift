@@ -1,0 +1,100 @@
+import AgentWire
+
+/// Builds the JSON-RPC messages the sidecar writes itself.
+public enum JSONRPC {
+    public static func result(id: JSONValue, _ result: JSONValue) -> JSONValue {
+        ["jsonrpc": "2.0", "id": id, "result": result]
+    }
+
+    public static func error(id: JSONValue, code: Int, message: String, data: JSONValue? = nil) -> JSONValue {
+        var error: JSONObject = ["code": .int(code), "message": .string(message)]
+        if let data { error["data"] = data }
+        return ["jsonrpc": "2.0", "id": id, "error": .object(error)]
+    }
+
+    public static func notification(method: String, params: JSONValue? = nil) -> JSONValue {
+        var message: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]
+        if let params { message["params"] = params }
+        return .object(message)
+    }
+
+    /// A tool result that reports a failure to the model instead of the protocol: the spec's way
+    /// for errors the model can act on.
+    public static func toolError(_ message: String) -> JSONValue {
+        ["content": [["type": "text", "text": .string(message)]], "isError": true]
+    }
+}
+
+/// A request id as the client sent it: a string or a number (JSON-RPC forbids null for requests).
+struct RequestKey: Hashable, Sendable {
+    let id: JSONValue
+    let text: String
+    init?(_ id: JSONValue) {
+        switch id {
+        case .string, .number:
+            self.id = id
+            self.text = id.jsonText
+        default:
+            return nil
+        }
+    }
+}
+
+/// What the stdin side classified a message as.
+enum IncomingMessage {
+    case request(id: RequestKey, method: String, params: JSONObject?)
+    case notification(method: String, params: JSONObject?)
+    case response
+    case invalid(id: JSONValue, reason: String)
+    case invalidParams(id: RequestKey, reason: String)
+
+    init(_ value: JSONValue) {
+        guard let object = value.objectValue else {
+            self = .invalid(id: .null, reason: "a JSON-RPC message must be an object")
+            return
+        }
+        let rawID = object["id"]
+        let usableID = rawID.flatMap(RequestKey.init)
+        guard object["jsonrpc"]?.stringValue == "2.0" else {
+            self = .invalid(id: usableID?.id ?? .null, reason: "\"jsonrpc\" must be \"2.0\"")
+            return
+        }
+        guard let methodValue = object["method"] else {
+            if rawID != nil, object["result"] != nil || object["error"] != nil {
+                self = .response
+            } else {
+                self = .invalid(id: usableID?.id ?? .null, reason: "a request needs a \"method\"")
+            }
+            return
+        }
+        guard let method = methodValue.stringValue else {
+            self = .invalid(id: usableID?.id ?? .null, reason: "\"method\" must be a string")
+            return
+        }
+        var params: JSONObject?
+        if let paramsValue = object["params"] {
+            switch paramsValue {
+            case .object(let object): params = object
+            case .array:
+                if let usableID {
+                    self = .invalidParams(id: usableID, reason: "MCP params must be an object, not an array")
+                    return
+                }
+                self = .notification(method: method, params: nil)
+                return
+            default:
+                self = .invalid(id: usableID?.id ?? .null, reason: "\"params\" must be an object")
+                return
+            }
+        }
+        guard rawID != nil else {
+            self = .notification(method: method, params: params)
+            return
+        }
+        guard let usableID else {
+            self = .invalid(id: .null, reason: "\"id\" must be a string or a number")
+            return
+        }
+        self = .request(id: usableID, method: method, params: params)
+    }
+}

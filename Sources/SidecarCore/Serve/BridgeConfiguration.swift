@@ -1,0 +1,71 @@
+import Logging
+
+/// A configuration mistake found before serving, said in one line with what to do next.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Everything `serve` needs in generic mode (`--upstream URL`), gathered from flags and the
+/// environment, and turned into a ready server.
+public struct BridgeConfiguration: Sendable {
+    public var upstreamURL: String
+    /// `Name: value` strings from `--header`.
+    public var headers: [String] = []
+    /// The bearer token, already read from the environment variable `--bearer-env` named.
+    public var bearerToken: String?
+    public var caFile: String?
+    public var connectTimeout: Duration = .seconds(5)
+    public var requestTimeout: Duration = .seconds(120)
+    public var serveOptions = ServeOptions()
+
+    public init(upstreamURL: String) { self.upstreamURL = upstreamURL }
+
+    /// Parses a `Name: value` header, refusing what would corrupt the request.
+    public static func parseHeader(_ text: String) throws(ConfigurationError) -> HTTPHeader {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw ConfigurationError("--header '\(text)' has no colon; write it as 'Name: value'")
+        }
+        let name = String(text[..<colon]).trimmingSpaces()
+        let value = String(text[text.index(after: colon)...]).trimmingSpaces()
+        let tokenCharacters = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        guard !name.isEmpty, name.allSatisfy({ tokenCharacters.contains($0) }) else {
+            throw ConfigurationError("--header name '\(name)' is not a valid HTTP header name")
+        }
+        guard !value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+            throw ConfigurationError("--header \(name) has a line break in its value; remove it")
+        }
+        return HTTPHeader(name, value)
+    }
+
+    /// The HTTP client settings for this upstream (shared by generic and paired mode).
+    public func httpConfiguration() throws(ConfigurationError) -> HTTPClientConfiguration {
+        var http = HTTPClientConfiguration()
+        http.connectTimeout = connectTimeout
+        http.requestTimeout = requestTimeout
+        http.maximumResponseBytes = serveOptions.maximumMessageBytes
+        if let caFile {
+            do { http.additionalCertificateAuthorities = try readWholeFile(path: caFile) } catch {
+                throw ConfigurationError("\(error); check --ca-file")
+            }
+        }
+        return http
+    }
+
+    public func makeServer(logger: Logger, credentials: (any UpstreamCredentialSource)? = nil) throws(ConfigurationError) -> MCPStdioServer {
+        let url: UpstreamURL
+        do {
+            url = try UpstreamURL(upstreamURL)
+            try url.requireSecureTransport()
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+        var settings = UpstreamSettings(url: url)
+        for header in headers { settings.extraHeaders.append(try Self.parseHeader(header)) }
+        settings.requestTimeout = requestTimeout
+        let http = CurlHTTPClient(configuration: try httpConfiguration())
+        let upstream = StreamableHTTPUpstream(
+            settings: settings, http: http, credentials: credentials ?? StaticCredentials(bearerToken: bearerToken), logger: logger)
+        return MCPStdioServer(options: serveOptions, upstream: upstream, logger: logger)
+    }
+}

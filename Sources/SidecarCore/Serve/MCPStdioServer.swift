@@ -1,0 +1,742 @@
+import AgentWire
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `agent-sidecar serve`: an MCP server on stdin/stdout that bridges every call to one upstream.
+///
+/// Threads and tasks: a reader thread frames stdin and classifies each message in arrival order;
+/// cheap requests (initialize, ping, discover) are answered right there, the rest run as one task
+/// each, so a slow call never delays another; one writer thread owns stdout; the curl engine
+/// thread drives every upstream transfer. See docs/architecture.md.
+public final class MCPStdioServer: Sendable {
+    enum Reply: Sendable {
+        case value(JSONValue)
+        /// A complete message, already serialized with the client's id.
+        case frame([UInt8])
+        /// Nothing to send now (an open subscription).
+        case deferred
+    }
+
+    /// Where the replies of one message go: straight to stdout, or into a batch's array.
+    final class BatchCollector: Sendable {
+        let pending: Mutex<(expected: Int, frames: [[UInt8]])>
+        let writer: StdoutWriter
+        init(expected: Int, writer: StdoutWriter) {
+            self.pending = Mutex((expected, []))
+            self.writer = writer
+        }
+        func deliver(_ frame: [UInt8]?) {
+            let complete: [[UInt8]]? = pending.withLock { state in
+                if let frame { state.frames.append(frame) }
+                state.expected -= 1
+                return state.expected == 0 ? state.frames : nil
+            }
+            guard let complete, !complete.isEmpty else { return }
+            var line: [UInt8] = [UInt8(ascii: "[")]
+            for (index, frame) in complete.enumerated() {
+                if index > 0 { line.append(UInt8(ascii: ",")) }
+                line.append(contentsOf: frame)
+            }
+            line.append(UInt8(ascii: "]"))
+            writer.send(line)
+        }
+    }
+
+    struct InFlight {
+        var task: Task<Void, Never>?
+        var batch: BatchCollector?
+        var isSubscription = false
+    }
+
+    struct Subscription {
+        let id: JSONValue
+        let toolsListChanged: Bool
+    }
+
+    struct State {
+        var legacyRevision: ProtocolRevision?
+        var initialized = false
+        var inFlight: [RequestKey: InFlight] = [:]
+        var subscriptions: [RequestKey: Subscription] = [:]
+        var acceptingInput = true
+        var shutdownReason: String?
+        var readOnlyHints: [String: Bool?] = [:]
+        var listenerStarted = false
+    }
+
+    let options: ServeOptions
+    let upstream: StreamableHTTPUpstream
+    let logger: Logger
+    let writer: StdoutWriter
+    let reader: StdinLineReader
+    let state = Mutex(State())
+    let shutdownSignal = ShutdownLatch()
+
+    public init(options: ServeOptions, upstream: StreamableHTTPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
+        self.options = options
+        self.upstream = upstream
+        self.logger = logger
+        let latch = shutdownSignal
+        self.writer = StdoutWriter(fileDescriptor: output) { latch.trigger("stdout closed") }
+        self.reader = StdinLineReader(fileDescriptor: input, maximumLineBytes: options.maximumMessageBytes)
+    }
+
+    // MARK: Lifecycle
+
+    /// Serves until stdin closes or SIGTERM/SIGINT arrives, then shuts down gracefully.
+    /// Returns the process exit code.
+    public func run() async -> Int32 {
+        let signalSources = installSignalHandlers()
+        // Meet the upstream while the client starts: initialize can then pass on its instructions.
+        Task { [self] in
+            if let handshake = try? await upstream.handshake() { startChangeListener(handshake) }
+        }
+        reader.start { [self] event in self.receive(event) }
+        let reason = await shutdownSignal.wait()
+        _ = signalSources
+        await shutDown(reason: reason)
+        return 0
+    }
+
+    func installSignalHandlers() -> [any DispatchSourceSignal] {
+        signal(SIGPIPE, SIG_IGN)
+        return [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            let latch = shutdownSignal
+            source.setEventHandler { latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
+            source.resume()
+            return source
+        }
+    }
+
+    func shutDown(reason: String) async {
+        logger.debug("shutting down: \(reason)")
+        state.withLock { $0.acceptingInput = false }
+        let deadline = ContinuousClock.now + options.shutdownGrace
+        while ContinuousClock.now < deadline {
+            let busy = state.withLock { state in state.inFlight.values.contains { !$0.isSubscription } }
+            if !busy { break }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        // Past the grace: cancel what is left; end open subscriptions with their completion result.
+        let (leftover, subscriptions) = state.withLock { state -> ([Task<Void, Never>], [Subscription]) in
+            let tasks = state.inFlight.values.compactMap { $0.isSubscription ? nil : $0.task }
+            let subscriptions = Array(state.subscriptions.values)
+            state.inFlight = [:]
+            state.subscriptions = [:]
+            return (tasks, subscriptions)
+        }
+        if !leftover.isEmpty { logger.info("cancelling \(leftover.count) call(s) still running after the grace period") }
+        for task in leftover { task.cancel() }
+        for subscription in subscriptions {
+            let result: JSONValue = ["resultType": "complete", "_meta": [ModernMetaKey.subscriptionID: subscription.id]]
+            writer.send(JSONRPC.result(id: subscription.id, result).serialized())
+        }
+        listener.withLock { $0?.cancel() }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.upstream.close(timeout: .milliseconds(150)) }
+            group.addTask { try? await Task.sleep(for: .milliseconds(250)) }
+            await group.next()
+            group.cancelAll()
+        }
+        writer.close()
+        writer.flush(timeoutNanoseconds: 1_000_000_000)
+    }
+
+    let listener = Mutex<Task<Void, Never>?>(nil)
+
+    func startChangeListener(_ handshake: UpstreamHandshake) {
+        guard handshake.offersToolListChanges else { return }
+        let start = state.withLock { state -> Bool in
+            defer { state.listenerStarted = true }
+            return !state.listenerStarted
+        }
+        guard start else { return }
+        let task = Task { [self] in
+            await upstream.listenForChanges { message in self.relayUnsolicited(message) }
+        }
+        listener.withLock { $0 = task }
+    }
+
+    // MARK: Input
+
+    func receive(_ event: StdinEvent) {
+        switch event {
+        case .endOfInput:
+            shutdownSignal.trigger("end of input")
+        case .oversized(let count):
+            guard state.withLock({ $0.acceptingInput }) else { return }
+            logger.warning("skipped a \(count)-byte message over the \(options.maximumMessageBytes)-byte limit")
+            send(
+                JSONRPC.error(
+                    id: .null, code: JSONRPCErrorCode.invalidRequest,
+                    message: "message of \(count) bytes exceeds the limit of \(options.maximumMessageBytes) bytes; send smaller messages or raise --max-message-bytes"))
+        case .line(let bytes):
+            guard state.withLock({ $0.acceptingInput }) else { return }
+            receiveLine(bytes)
+        }
+    }
+
+    func receiveLine(_ bytes: [UInt8]) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            send(JSONRPC.error(id: .null, code: JSONRPCErrorCode.parseError, message: "Parse error: \(error)"))
+            return
+        }
+        if case .array(let items) = value {
+            receiveBatch(items)
+            return
+        }
+        receiveMessage(value, batch: nil)
+    }
+
+    func receiveBatch(_ items: [JSONValue]) {
+        let revision = state.withLock { $0.legacyRevision }
+        guard let revision, revision.allowsBatches else {
+            let named = revision.map { "revision \($0.rawValue)" } ?? "this session"
+            send(
+                JSONRPC.error(
+                    id: .null, code: JSONRPCErrorCode.invalidRequest,
+                    message: "JSON-RPC batches are not allowed in \(named) (only 2025-03-26 has them); send one message per line"))
+            return
+        }
+        guard !items.isEmpty else {
+            send(JSONRPC.error(id: .null, code: JSONRPCErrorCode.invalidRequest, message: "an empty batch is not a valid request"))
+            return
+        }
+        // Count the members that will produce a reply, so the collector knows when the array is whole.
+        let expected = items.reduce(0) { count, item in
+            switch IncomingMessage(item) {
+            case .notification, .response: return count
+            default: return count + 1
+            }
+        }
+        let collector = expected > 0 ? BatchCollector(expected: expected, writer: writer) : nil
+        for item in items { receiveMessage(item, batch: collector) }
+    }
+
+    func receiveMessage(_ value: JSONValue, batch: BatchCollector?) {
+        switch IncomingMessage(value) {
+        case .invalid(let id, let reason):
+            deliver(JSONRPC.error(id: id, code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: \(reason)").serialized(), batch: batch)
+        case .invalidParams(let id, let reason):
+            deliver(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \(reason)").serialized(), batch: batch)
+        case .response:
+            logger.debug("ignored a response from the client: the sidecar sends no requests")
+        case .notification(let method, let params):
+            receiveNotification(method: method, params: params)
+        case .request(let id, let method, let params):
+            receiveRequest(id: id, method: method, params: params, batch: batch)
+        }
+    }
+
+    func deliver(_ frame: [UInt8], batch: BatchCollector?) {
+        if let batch { batch.deliver(frame) } else { writer.send(frame) }
+    }
+
+    func send(_ message: JSONValue) { writer.send(message.serialized()) }
+
+    func receiveNotification(method: String, params: JSONObject?) {
+        switch method {
+        case "notifications/initialized":
+            state.withLock { $0.initialized = true }
+        case "notifications/cancelled":
+            guard let requestID = params?["requestId"], let key = RequestKey(requestID) else { return }
+            let entry = state.withLock { state -> InFlight? in
+                state.subscriptions[key] = nil
+                return state.inFlight.removeValue(forKey: key)
+            }
+            guard let entry else { return }
+            logger.debug("client cancelled request \(key.text)")
+            entry.task?.cancel()
+            entry.batch?.deliver(nil)
+        default:
+            break  // progress, roots and unknown notifications need no action
+        }
+    }
+
+    // MARK: Requests
+
+    func receiveRequest(id: RequestKey, method: String, params: JSONObject?, batch: BatchCollector?) {
+        let duplicate = state.withLock { state -> Bool in
+            if state.inFlight[id] != nil { return true }
+            state.inFlight[id] = InFlight(batch: batch)
+            return false
+        }
+        if duplicate {
+            deliver(
+                JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidRequest, message: "request id \(id.text) is already in use by a call in flight; use unique ids")
+                    .serialized(), batch: batch)
+            return
+        }
+        let context: RequestContext
+        switch requestContext(params: params) {
+        case .success(let found): context = found
+        case .failure(let error):
+            finish(id, .value(JSONRPC.error(id: id.id, code: error.code, message: error.message, data: error.data)))
+            return
+        }
+        // Local, cheap methods are answered on this thread: no hop, lowest latency.
+        switch method {
+        case "ping" where context.revision.hasPing:
+            finish(id, .value(JSONRPC.result(id: id.id, [:])))
+            return
+        case "server/discover":
+            finish(id, .value(JSONRPC.result(id: id.id, discoverResult())))
+            return
+        case "logging/setLevel" where context.revision.hasLoggingSetLevel:
+            finish(id, setLogLevel(id: id, params: params))
+            return
+        case "initialize":
+            if let refusal = negotiate(id: id, params: params) {
+                finish(id, refusal)
+                return
+            }
+        default:
+            break
+        }
+        let task = Task { [self] in
+            let reply = await handle(id: id, method: method, params: params, context: context)
+            finish(id, reply)
+        }
+        state.withLock { state in
+            if state.inFlight[id] != nil { state.inFlight[id]?.task = task }
+        }
+    }
+
+    /// Sends the reply of a request unless it was cancelled: every request is answered at most once.
+    func finish(_ id: RequestKey, _ reply: Reply) {
+        if case .deferred = reply { return }
+        let entry = state.withLock { $0.inFlight.removeValue(forKey: id) }
+        guard let entry else { return }
+        let frame: [UInt8]
+        switch reply {
+        case .value(let value): frame = value.serialized()
+        case .frame(let bytes): frame = bytes
+        case .deferred: return
+        }
+        deliver(frame, batch: entry.batch)
+    }
+
+    struct RequestContext: Sendable {
+        let revision: ProtocolRevision
+        var isModern: Bool { revision.isModern }
+    }
+
+    struct ProtocolError: Error {
+        let code: Int
+        let message: String
+        var data: JSONValue? = nil
+    }
+
+    /// Which revision governs a request: the one in its modern `_meta`, else the one negotiated by
+    /// `initialize`, else (a client that skipped the handshake) the latest legacy revision.
+    func requestContext(params: JSONObject?) -> Result<RequestContext, ProtocolError> {
+        let negotiated = state.withLock { $0.legacyRevision }
+        if let requested = params?["_meta"]?[ModernMetaKey.protocolVersion]?.stringValue {
+            if let revision = ProtocolRevision(rawValue: requested), revision.isModern {
+                return .success(RequestContext(revision: revision))
+            }
+            if let negotiated { return .success(RequestContext(revision: negotiated)) }
+            return .failure(
+                ProtocolError(
+                    code: JSONRPCErrorCode.unsupportedProtocolVersion, message: "Unsupported protocol version",
+                    data: ["supported": .array(ProtocolRevision.supportedNewestFirst.map(JSONValue.string)), "requested": .string(requested)]))
+        }
+        return .success(RequestContext(revision: negotiated ?? .latestLegacy))
+    }
+
+    func handle(id: RequestKey, method: String, params: JSONObject?, context: RequestContext) async -> Reply {
+        switch method {
+        case "initialize":
+            return await initializeResult(id: id)
+        case "tools/list":
+            return await listTools(id: id, params: params, context: context)
+        case "tools/call":
+            return await callTool(id: id, params: params, context: context)
+        case "subscriptions/listen" where context.isModern:
+            return listen(id: id, params: params)
+        case "resources/list", "resources/read", "resources/templates/list", "resources/subscribe", "resources/unsubscribe",
+            "prompts/list", "prompts/get", "completion/complete":
+            return await forwardIfOffered(id: id, method: method, params: params, context: context)
+        default:
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.methodNotFound, message: "Method not found: \(method)"))
+        }
+    }
+
+    // MARK: Handshake and discovery
+
+    /// Validates and records the negotiated revision at once, on the reader thread, so messages
+    /// that follow `initialize` on the same stream see it. Returns an error reply, or nil.
+    func negotiate(id: RequestKey, params: JSONObject?) -> Reply? {
+        guard let params, let requested = params["protocolVersion"]?.stringValue else {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: initialize needs a string \"protocolVersion\""))
+        }
+        if let capabilities = params["capabilities"], capabilities.objectValue == nil {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"capabilities\" must be an object"))
+        }
+        // Echo a legacy version we speak; otherwise offer our latest legacy one (the client decides).
+        let revision = ProtocolRevision(rawValue: requested).flatMap { $0.isModern ? nil : $0 } ?? .latestLegacy
+        let alreadyInitialized = state.withLock { state -> Bool in
+            if state.legacyRevision != nil { return true }
+            state.legacyRevision = revision
+            return false
+        }
+        if alreadyInitialized {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: the session is already initialized"))
+        }
+        return nil
+    }
+
+    func initializeResult(id: RequestKey) async -> Reply {
+        let revision = state.withLock { $0.legacyRevision } ?? .latestLegacy
+        let handshake = await upstreamHandshake(waitingAtMost: options.initializeWaitForUpstream)
+        var result: JSONObject = [
+            "protocolVersion": .string(revision.rawValue),
+            "capabilities": .object(advertisedCapabilities(handshake: handshake, modern: false)),
+            "serverInfo": SidecarIdentity.implementation,
+        ]
+        if let instructions = instructions(handshake: handshake) { result["instructions"] = .string(instructions) }
+        return .value(JSONRPC.result(id: id.id, .object(result)))
+    }
+
+    func discoverResult() -> JSONValue {
+        let handshake = upstream.currentHandshake
+        var result: JSONObject = [
+            "resultType": "complete",
+            "supportedVersions": .array(ProtocolRevision.supportedNewestFirst.map(JSONValue.string)),
+            "capabilities": .object(advertisedCapabilities(handshake: handshake, modern: true)),
+            "_meta": [ModernMetaKey.serverInfo: SidecarIdentity.implementation],
+            "ttlMs": 0,
+            "cacheScope": "private",
+        ]
+        if let instructions = instructions(handshake: handshake) { result["instructions"] = .string(instructions) }
+        return .object(result)
+    }
+
+    func advertisedCapabilities(handshake: UpstreamHandshake?, modern: Bool) -> JSONObject {
+        var capabilities: JSONObject = ["tools": ["listChanged": true]]
+        if !modern { capabilities["logging"] = [:] }
+        // Pass on what else the upstream offers; the sidecar forwards those methods unchanged.
+        if let upstreamCapabilities = handshake?.capabilities.objectValue {
+            for key in ["resources", "prompts", "completions"] {
+                if let value = upstreamCapabilities[key] { capabilities[key] = value }
+            }
+        }
+        return capabilities
+    }
+
+    func instructions(handshake: UpstreamHandshake?) -> String? {
+        let parts = [handshake?.instructions, options.extraInstructions].compactMap { $0 }.filter { !$0.isEmpty }
+        return parts.isEmpty ? nil : parts.joined(separator: "\n\n")
+    }
+
+    /// The upstream handshake, waiting a bounded time; nil if the upstream is not (yet) reachable.
+    func upstreamHandshake(waitingAtMost limit: Duration) async -> UpstreamHandshake? {
+        if let handshake = upstream.currentHandshake { return handshake }
+        return await withTaskGroup(of: UpstreamHandshake?.self) { group in
+            group.addTask { [upstream] in try? await upstream.handshake() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    func setLogLevel(id: RequestKey, params: JSONObject?) -> Reply {
+        let levels = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+        guard let level = params?["level"]?.stringValue, levels.contains(level) else {
+            return .value(
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"level\" must be one of \(levels.joined(separator: ", "))"))
+        }
+        Task { [upstream] in
+            guard let handshake = try? await upstream.handshake(), handshake.capabilities["logging"] != nil else { return }
+            _ = try? await upstream.request(method: "logging/setLevel", params: ["level": .string(level)])
+        }
+        return .value(JSONRPC.result(id: id.id, [:]))
+    }
+
+    // MARK: Subscriptions (2026-07-28)
+
+    func listen(id: RequestKey, params: JSONObject?) -> Reply {
+        guard let filter = params?["notifications"]?.objectValue else {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: subscriptions/listen needs a \"notifications\" object"))
+        }
+        let wantsTools = filter["toolsListChanged"]?.boolValue == true
+        state.withLock { state in
+            state.subscriptions[id] = Subscription(id: id.id, toolsListChanged: wantsTools)
+            state.inFlight[id]?.isSubscription = true
+        }
+        var acknowledged = JSONObject()
+        if wantsTools { acknowledged["toolsListChanged"] = true }
+        send(
+            JSONRPC.notification(
+                method: "notifications/subscriptions/acknowledged",
+                params: ["_meta": [ModernMetaKey.subscriptionID: id.id], "notifications": .object(acknowledged)]))
+        return .deferred
+    }
+
+    /// Relays a notification the upstream sent outside any call (tools/list_changed and friends).
+    func relayUnsolicited(_ message: UpstreamMessage) {
+        guard let method = message.method else { return }
+        if method == "notifications/tools/list_changed" {
+            state.withLock { $0.readOnlyHints = [:] }
+        }
+        let (legacyClient, subscribers) = state.withLock { state in
+            (state.legacyRevision != nil, state.subscriptions.values.filter { $0.toolsListChanged })
+        }
+        if legacyClient {
+            writer.send(compacted(message.bytes[...]))
+        }
+        if method == "notifications/tools/list_changed" {
+            for subscription in subscribers {
+                send(
+                    JSONRPC.notification(
+                        method: "notifications/tools/list_changed", params: ["_meta": [ModernMetaKey.subscriptionID: subscription.id]]))
+            }
+        }
+    }
+
+    // MARK: Tools
+
+    func listTools(id: RequestKey, params: JSONObject?, context: RequestContext) async -> Reply {
+        let response: UpstreamMessage
+        do {
+            response = try await upstream.request(method: "tools/list", params: forwardedParams(params))
+        } catch {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "tools/list failed: \(error.message)"))
+        }
+        guard var result = response.value("result")?.objectValue else {
+            return relayResponse(response, to: id, context: context)
+        }
+        let tools = result["tools"]?.arrayValue ?? []
+        var hints: [String: Bool?] = [:]
+        let visible = tools.filter { tool in
+            guard let name = tool["name"]?.stringValue else { return false }
+            let readOnly = tool["annotations"]?["readOnlyHint"]?.boolValue
+            hints[name] = readOnly
+            return !options.hides(toolNamed: name, readOnlyHint: readOnly)
+        }
+        state.withLock { state in state.readOnlyHints.merge(hints) { _, new in new } }
+        if visible.count != tools.count { result["tools"] = .array(visible) }
+        if context.isModern {
+            if result["resultType"] == nil { result["resultType"] = "complete" }
+            if result["ttlMs"] == nil { result["ttlMs"] = 0 }
+            if result["cacheScope"] == nil { result["cacheScope"] = "private" }
+        }
+        return .value(JSONRPC.result(id: id.id, .object(result)))
+    }
+
+    func callTool(id: RequestKey, params: JSONObject?, context: RequestContext) async -> Reply {
+        guard let params, let name = params["name"]?.stringValue else {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: tools/call needs a string \"name\""))
+        }
+        if let arguments = params["arguments"], arguments.objectValue == nil, !arguments.isNull {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \"arguments\" must be an object"))
+        }
+        if let refusal = await narrowingRefusal(toolName: name) {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: refusal))
+        }
+        let idempotencyKey = ULID().text
+        let wantsProgress = params["_meta"]?["progressToken"] != nil
+        let response: UpstreamMessage
+        do {
+            response = try await upstream.request(
+                method: "tools/call", params: forwardedParams(params), toolName: name, idempotencyKey: idempotencyKey
+            ) { [self] notification in
+                relayDuringCall(notification, wantsProgress: wantsProgress)
+            }
+        } catch {
+            if error.code == .cancelled || Task.isCancelled { return .deferred }
+            logger.notice("tools/call \(name) failed: \(error.code.rawValue)")
+            var result = JSONRPC.toolError(error.message)
+            if context.isModern, case .object(var object) = result {
+                object["resultType"] = "complete"
+                result = .object(object)
+            }
+            return .value(JSONRPC.result(id: id.id, result))
+        }
+        return relayResponse(response, to: id, context: context)
+    }
+
+    /// Why narrowing forbids calling this tool, or nil when it may be called.
+    func narrowingRefusal(toolName name: String) async -> String? {
+        if options.excludedTools.contains(name) {
+            return "Unknown tool: \(name) (hidden by --exclude-tool on this sidecar)"
+        }
+        guard options.readOnly else { return nil }
+        var hint = state.withLock { $0.readOnlyHints[name] }
+        if hint == nil {
+            await refreshToolHints()
+            hint = state.withLock { $0.readOnlyHints[name] }
+        }
+        switch hint {
+        case .some(.some(true)): return nil
+        case .none: return "Unknown tool: \(name)"
+        default: return "tool \(name) is not read-only, and this sidecar runs with --read-only; ask for a sidecar without it to write"
+        }
+    }
+
+    /// Reads every page of the upstream's tool list to learn which tools are read-only.
+    func refreshToolHints() async {
+        var cursor: String?
+        var hints: [String: Bool?] = [:]
+        for _ in 0..<50 {
+            var params = JSONObject()
+            if let cursor { params["cursor"] = .string(cursor) }
+            guard let response = try? await upstream.request(method: "tools/list", params: params),
+                let result = response.value("result")
+            else { return }
+            for tool in result["tools"]?.arrayValue ?? [] {
+                if let name = tool["name"]?.stringValue { hints[name] = tool["annotations"]?["readOnlyHint"]?.boolValue }
+            }
+            cursor = result["nextCursor"]?.stringValue
+            if cursor == nil { break }
+        }
+        state.withLock { state in state.readOnlyHints.merge(hints) { _, new in new } }
+    }
+
+    func relayDuringCall(_ notification: UpstreamMessage, wantsProgress: Bool) {
+        switch notification.method {
+        case "notifications/progress":
+            if wantsProgress { writer.send(compacted(notification.bytes[...])) }
+        case "notifications/tools/list_changed":
+            relayUnsolicited(notification)
+        default:
+            // notifications/message and the like belong to this call's client.
+            writer.send(compacted(notification.bytes[...]))
+        }
+    }
+
+    func forwardIfOffered(id: RequestKey, method: String, params: JSONObject?, context: RequestContext) async -> Reply {
+        let capability = method.hasPrefix("resources/") ? "resources" : method.hasPrefix("prompts/") ? "prompts" : "completions"
+        let handshake = await upstreamHandshake(waitingAtMost: .seconds(10))
+        guard handshake?.capabilities[capability] != nil else {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.methodNotFound, message: "Method not found: \(method) (the upstream offers no \(capability))"))
+        }
+        do {
+            let response = try await upstream.request(method: method, params: forwardedParams(params))
+            return relayResponse(response, to: id, context: context)
+        } catch {
+            if error.code == .cancelled || Task.isCancelled { return .deferred }
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "\(method) failed: \(error.message)"))
+        }
+    }
+
+    /// The client's params minus the protocol `_meta` keys the sidecar sets itself upstream.
+    func forwardedParams(_ params: JSONObject?) -> JSONObject? {
+        guard var params else { return nil }
+        if var meta = params["_meta"]?.objectValue {
+            meta[ModernMetaKey.protocolVersion] = nil
+            meta[ModernMetaKey.clientCapabilities] = nil
+            meta[ModernMetaKey.clientInfo] = nil
+            params["_meta"] = meta.isEmpty ? nil : .object(meta)
+        }
+        return params
+    }
+
+    /// Builds the client's response from the upstream's, touching only what must change: the id,
+    /// and the fields a revision requires that the other era's upstream does not send.
+    func relayResponse(_ response: UpstreamMessage, to id: RequestKey, context: RequestContext) -> Reply {
+        if let error = response.raw("error") {
+            return .frame(compose(id: id, member: "error", value: error))
+        }
+        guard let result = response.raw("result") else {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "the upstream sent a response with neither result nor error"))
+        }
+        guard result.first == UInt8(ascii: "{") else {
+            return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "the upstream's result is not an object; report it to the upstream's operator"))
+        }
+        let hasResultType = containsTopLevelKey("resultType", in: result)
+        if context.isModern, !hasResultType {
+            var spliced: [UInt8] = Array(#"{"resultType":"complete""#.utf8)
+            let rest = result.dropFirst()
+            if rest.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) != UInt8(ascii: "}") {
+                spliced.append(UInt8(ascii: ","))
+            }
+            spliced.append(contentsOf: rest)
+            return .frame(compose(id: id, member: "result", value: spliced[...]))
+        }
+        if !context.isModern, hasResultType, let value = try? JSONParser.parse(Array(result)), value["resultType"]?.stringValue == "input_required" {
+            return .value(
+                JSONRPC.error(
+                    id: id.id, code: JSONRPCErrorCode.internalError,
+                    message: "the upstream needs more input to finish this call, which this client's protocol revision cannot carry; use a 2026-07-28 client"))
+        }
+        return .frame(compose(id: id, member: "result", value: result))
+    }
+
+    func containsTopLevelKey(_ key: String, in object: ArraySlice<UInt8>) -> Bool {
+        let bytes = Array(object)
+        guard let layout = try? bytes.withUnsafeBufferPointer({ try JSONObjectLayout.scan($0) }) else { return false }
+        return layout.member(key) != nil
+    }
+
+    func compose(id: RequestKey, member: String, value: ArraySlice<UInt8>) -> [UInt8] {
+        var frame: [UInt8] = []
+        frame.reserveCapacity(value.count + id.text.utf8.count + 40)
+        frame.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
+        frame.append(contentsOf: id.text.utf8)
+        frame.append(contentsOf: ",\"\(member)\":".utf8)
+        appendCompacted(value, to: &frame)
+        frame.append(UInt8(ascii: "}"))
+        return frame
+    }
+
+    func compacted(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        appendCompacted(bytes, to: &output)
+        return output
+    }
+
+    /// Appends JSON without raw CR/LF bytes. In valid JSON (the upstream's messages are validated
+    /// on arrival) those bytes can only be whitespace between tokens, so dropping them is safe.
+    func appendCompacted(_ bytes: ArraySlice<UInt8>, to output: inout [UInt8]) {
+        guard bytes.contains(where: { $0 == 0x0A || $0 == 0x0D }) else {
+            output.append(contentsOf: bytes)
+            return
+        }
+        for byte in bytes where byte != 0x0A && byte != 0x0D { output.append(byte) }
+    }
+}
+
+/// Fires once; later triggers are ignored. `wait` returns the first reason.
+final class ShutdownLatch: Sendable {
+    let state = Mutex<(reason: String?, waiter: CheckedContinuation<String, Never>?)>((nil, nil))
+
+    func trigger(_ reason: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<String, Never>? in
+            guard state.reason == nil else { return nil }
+            state.reason = reason
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: reason)
+    }
+
+    func wait() async -> String {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> String? in
+                if let reason = state.reason { return reason }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}

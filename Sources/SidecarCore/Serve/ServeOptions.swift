@@ -1,0 +1,24 @@
+/// How `agent-sidecar serve` behaves toward its client.
+public struct ServeOptions: Sendable {
+    /// The largest line accepted on stdin; longer ones are answered with an error and skipped.
+    public var maximumMessageBytes = 64 * 1024 * 1024
+    /// How long in-flight calls may finish after stdin closes or a signal arrives.
+    public var shutdownGrace: Duration = .seconds(2)
+    /// How long `initialize` waits for the upstream handshake, to pass on its instructions.
+    public var initializeWaitForUpstream: Duration = .seconds(3)
+    /// Only tools whose `readOnlyHint` is true are listed or callable.
+    public var readOnly = false
+    /// Tools that are neither listed nor callable.
+    public var excludedTools: Set<String> = []
+    /// Instructions for the model, added after the upstream's own.
+    public var extraInstructions: String?
+
+    public init() {}
+
+    /// Whether narrowing hides this tool (nil `readOnlyHint` counts as not read-only).
+    func hides(toolNamed name: String, readOnlyHint: Bool?) -> Bool {
+        if excludedTools.contains(name) { return true }
+        if readOnly, readOnlyHint != true { return true }
+        return false
+    }
+}

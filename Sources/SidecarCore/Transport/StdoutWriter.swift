@@ -1,0 +1,154 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one and only writer of stdout. Every message is queued as a whole frame (JSON + newline)
+/// and written by a dedicated thread with blocking writes, so frames never interleave, however
+/// large, and a client that reads slowly only makes the queue wait, never a caller.
+public final class StdoutWriter: Sendable {
+    struct State {
+        var queue: [[UInt8]] = []
+        var queueHead = 0
+        var closed = false
+        var failed = false
+        var writing = false
+    }
+
+    let fileDescriptor: Int32
+    let state = Mutex(State())
+    let condition = ConditionSignal()
+    let onBrokenPipe: @Sendable () -> Void
+
+    /// - Parameters:
+    ///   - onBrokenPipe: called once if the reader of stdout goes away.
+    public init(fileDescriptor: Int32 = STDOUT_FILENO, onBrokenPipe: @escaping @Sendable () -> Void = {}) {
+        self.fileDescriptor = fileDescriptor
+        self.onBrokenPipe = onBrokenPipe
+        startDetachedThread(name: "stdout-writer") { [self] in self.run() }
+    }
+
+    /// Queues one message; a newline is appended. `frame` must not contain a raw newline.
+    public func send(_ frame: [UInt8]) {
+        var framed = frame
+        framed.append(0x0A)
+        let accepted = state.withLock { state -> Bool in
+            guard !state.closed, !state.failed else { return false }
+            state.queue.append(framed)
+            return true
+        }
+        if accepted { condition.signal() }
+    }
+
+    /// Waits until everything queued so far is written, at most `timeoutNanoseconds`.
+    /// Returns false when the deadline passed first.
+    @discardableResult
+    public func flush(timeoutNanoseconds: UInt64) -> Bool {
+        let deadline = monotonicNanoseconds() + timeoutNanoseconds
+        while true {
+            let done = state.withLock { $0.failed || ($0.queueHead >= $0.queue.count && !$0.writing) }
+            if done { return true }
+            if monotonicNanoseconds() >= deadline { return false }
+            usleep(1_000)
+        }
+    }
+
+    /// Stops accepting messages; already queued ones are still written.
+    public func close() {
+        state.withLock { $0.closed = true }
+        condition.signal()
+    }
+
+    func run() {
+        while true {
+            let next: [UInt8]? = state.withLock { state in
+                if state.queueHead < state.queue.count {
+                    let frame = state.queue[state.queueHead]
+                    state.queue[state.queueHead] = []
+                    state.queueHead += 1
+                    if state.queueHead > 64, state.queueHead * 2 > state.queue.count {
+                        state.queue.removeFirst(state.queueHead)
+                        state.queueHead = 0
+                    }
+                    state.writing = true
+                    return frame
+                }
+                return nil
+            }
+            guard let frame = next else {
+                let finished = state.withLock { $0.closed || $0.failed }
+                if finished { return }
+                condition.wait()
+                continue
+            }
+            let ok = writeAll(frame)
+            state.withLock {
+                $0.writing = false
+                if !ok { $0.failed = true }
+            }
+            if !ok {
+                onBrokenPipe()
+                return
+            }
+        }
+    }
+
+    func writeAll(_ frame: [UInt8]) -> Bool {
+        frame.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0, errno == EINTR {
+                    continue
+                } else if written < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                    // The parent gave us a non-blocking stdout: wait for room without changing its flags.
+                    var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&descriptor, 1, 1000)
+                } else {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+}
+
+/// A counting wake-up signal for one waiting thread (a pthread condition with a pending count,
+/// so a signal sent before the wait is not lost).
+final class ConditionSignal: @unchecked Sendable {
+    // Heap-allocated: pthread objects must not move in memory.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var pending = 0
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func signal() {
+        pthread_mutex_lock(mutex)
+        pending += 1
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func wait() {
+        pthread_mutex_lock(mutex)
+        while pending == 0 { pthread_cond_wait(condition, mutex) }
+        pending = 0
+        pthread_mutex_unlock(mutex)
+    }
+}

@@ -1,0 +1,307 @@
+import CCurl
+import CurlShim
+import Synchronization
+
+/// Runs every HTTP transfer of one client on a single libcurl multi handle, driven by one
+/// dedicated thread. The multi handle keeps the connection cache, so connections are reused
+/// (keep-alive, HTTP/2 multiplexing where the server offers it). Callers submit transfers and
+/// cancel them from any thread; all curl calls happen on the engine thread.
+final class CurlTransferEngine: @unchecked Sendable {
+    private struct Commands {
+        var submitted: [CurlTransfer] = []
+        var cancelled: [ObjectIdentifier] = []
+    }
+
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    }()
+
+    private let multi: UnsafeMutableRawPointer
+    private let commands = Mutex(Commands())
+    private let configuration: HTTPClientConfiguration
+    // Engine-thread state.
+    private var active: [ObjectIdentifier: CurlTransfer] = [:]
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+    private let caBundle: [UInt8]?
+
+    init(configuration: HTTPClientConfiguration) {
+        _ = Self.globalInit
+        self.configuration = configuration
+        self.multi = curl_multi_init()!
+        curlshim_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+        curlshim_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0)
+        if let extra = configuration.additionalCertificateAuthorities {
+            // CURLOPT_CAINFO_BLOB replaces the bundle, so add the system's own first.
+            var bundle = (try? readWholeFile(path: systemCertificateBundlePath)) ?? []
+            bundle.append(0x0A)
+            bundle.append(contentsOf: extra)
+            self.caBundle = bundle
+        } else {
+            self.caBundle = nil
+        }
+        startDetachedThread(name: "curl-engine") { [self] in self.run() }
+    }
+
+    func submit(_ transfer: CurlTransfer) {
+        commands.withLock { $0.submitted.append(transfer) }
+        curl_multi_wakeup(multi)
+    }
+
+    func cancel(_ transfer: CurlTransfer) {
+        commands.withLock { $0.cancelled.append(ObjectIdentifier(transfer)) }
+        curl_multi_wakeup(multi)
+    }
+
+    private func run() {
+        var running: Int32 = 0
+        while true {
+            let pending = commands.withLock { commands -> Commands in
+                let taken = commands
+                commands = Commands()
+                return taken
+            }
+            for transfer in pending.submitted { start(transfer) }
+            for identifier in pending.cancelled {
+                guard let transfer = active.removeValue(forKey: identifier) else { continue }
+                curl_multi_remove_handle(multi, transfer.easy)
+                recycle(transfer)
+                transfer.finish(throwing: CancellationError())
+            }
+            curl_multi_perform(multi, &running)
+            var remaining: Int32 = 0
+            while let message = curl_multi_info_read(multi, &remaining) {
+                guard message.pointee.msg == CURLMSG_DONE else { continue }
+                let easy = message.pointee.easy_handle
+                let result = message.pointee.data.result
+                var privatePointer: UnsafeMutableRawPointer?
+                curlshim_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
+                guard let privatePointer else { continue }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(privatePointer).takeUnretainedValue()
+                active.removeValue(forKey: ObjectIdentifier(transfer))
+                curl_multi_remove_handle(multi, easy)
+                transfer.complete(result: result)
+                recycle(transfer)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+
+    private func start(_ transfer: CurlTransfer) {
+        let easy: UnsafeMutableRawPointer
+        if let reused = idleHandles.popLast() {
+            curl_easy_reset(reused)
+            easy = reused
+        } else {
+            easy = curl_easy_init()
+        }
+        transfer.easy = easy
+        let request = transfer.request
+        curlshim_easy_setopt_pointer(easy, CURLOPT_PRIVATE, Unmanaged.passUnretained(transfer).toOpaque())
+        _ = request.url.withCString { curlshim_easy_setopt_pointer(easy, CURLOPT_URL, $0) }
+        _ = "http,https".withCString { curlshim_easy_setopt_pointer(easy, CURLOPT_PROTOCOLS_STR, $0) }
+        curlshim_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        curlshim_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+        curlshim_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
+        curlshim_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1)
+        curlshim_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2)
+        curlshim_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        curlshim_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        curlshim_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 256 * 1024)
+        curlshim_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, configuration.connectTimeout.milliseconds)
+        curlshim_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, (request.timeout ?? configuration.requestTimeout).milliseconds)
+        if let caBundle {
+            caBundle.withUnsafeBytes { _ = curlshim_easy_setopt_blob(easy, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }
+        }
+        curlshim_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
+        switch request.method {
+        case "GET": curlshim_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+        case "POST":
+            curlshim_easy_setopt_long(easy, CURLOPT_POST, 1)
+        default:
+            _ = request.method.withCString { curlshim_easy_setopt_pointer(easy, CURLOPT_CUSTOMREQUEST, $0) }
+        }
+        if request.method != "GET" {
+            curlshim_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
+            request.body.withUnsafeBytes { bytes in
+                // COPYPOSTFIELDS copies, so the body need not outlive this call.
+                _ = curlshim_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
+            }
+        }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers {
+            list = "\(header.name): \(header.value)".withCString { curl_slist_append(list, $0) }
+        }
+        // curl adds "Expect: 100-continue" to large POSTs; it only costs a round trip here.
+        list = "Expect:".withCString { curl_slist_append(list, $0) }
+        transfer.headerList = list
+        curlshim_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, list)
+        curlshim_easy_setopt_write_function(easy, curlWriteCallback)
+        curlshim_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(transfer).toOpaque())
+        curlshim_easy_setopt_header_function(easy, curlHeaderCallback)
+        curlshim_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, Unmanaged.passUnretained(transfer).toOpaque())
+        transfer.maximumResponseBytes = configuration.maximumResponseBytes
+        active[ObjectIdentifier(transfer)] = transfer
+        curl_multi_add_handle(multi, easy)
+    }
+
+    private func recycle(_ transfer: CurlTransfer) {
+        if let list = transfer.headerList {
+            curl_slist_free_all(list)
+            transfer.headerList = nil
+        }
+        if let easy = transfer.easy {
+            if idleHandles.count < 64 { idleHandles.append(easy) } else { curl_easy_cleanup(easy) }
+            transfer.easy = nil
+        }
+    }
+}
+
+let systemCertificateBundlePath = "/etc/ssl/certs/ca-certificates.crt"
+
+extension Duration {
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+private let curlWriteCallback: curl_write_callback = { data, size, count, userData in
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData!).takeUnretainedValue()
+    let length = size * count
+    guard let data else { return length }
+    return transfer.receiveBody(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+}
+
+private let curlHeaderCallback: curl_write_callback = { data, size, count, userData in
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData!).takeUnretainedValue()
+    let length = size * count
+    guard let data else { return length }
+    transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: length))
+    return length
+}
+
+/// One exchange in flight. Created on any thread; after `submit` it is touched only by the
+/// engine thread, which is why it is `@unchecked Sendable`.
+final class CurlTransfer: @unchecked Sendable {
+    let request: HTTPRequest
+    let continuation: AsyncThrowingStream<HTTPResponsePart, any Error>.Continuation
+    var easy: UnsafeMutableRawPointer?
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    var maximumResponseBytes = Int.max
+
+    private var status = 0
+    private var headers: [HTTPHeader] = []
+    private var headDelivered = false
+    private var streaming = false
+    private var buffered: [UInt8] = []
+    private var receivedBytes = 0
+    private var exceededLimit = false
+    private var finished = false
+
+    init(request: HTTPRequest, continuation: AsyncThrowingStream<HTTPResponsePart, any Error>.Continuation) {
+        self.request = request
+        self.continuation = continuation
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit { errorBuffer.deallocate() }
+
+    func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
+        var text = String(decoding: line, as: UTF8.self)
+        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        if text.hasPrefix("HTTP/") {
+            // A new status line: after a 1xx, headers start over.
+            let parts = text.split(separator: " ", maxSplits: 2)
+            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            headers = []
+            return
+        }
+        if text.isEmpty {
+            guard status >= 200, !headDelivered else { return }
+            headDelivered = true
+            let head = HTTPResponseHead(status: status, headers: headers)
+            streaming = request.streamsEventStreams && head.isEventStream && (200..<300).contains(status)
+            continuation.yield(.head(head))
+            return
+        }
+        guard let colon = text.firstIndex(of: ":") else { return }
+        let name = String(text[..<colon]).trimmingSpaces()
+        let value = String(text[text.index(after: colon)...]).trimmingSpaces()
+        headers.append(HTTPHeader(name, value))
+    }
+
+    /// Returns false to abort the transfer.
+    func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        receivedBytes += bytes.count
+        if receivedBytes > maximumResponseBytes {
+            exceededLimit = true
+            return false
+        }
+        if streaming {
+            continuation.yield(.body([UInt8](bytes)))
+        } else {
+            buffered.append(contentsOf: bytes)
+        }
+        return true
+    }
+
+    func complete(result: CURLcode) {
+        guard !finished else { return }
+        if result == CURLE_OK {
+            if !headDelivered {
+                headDelivered = true
+                continuation.yield(.head(HTTPResponseHead(status: status, headers: headers)))
+            }
+            if !buffered.isEmpty {
+                continuation.yield(.body(buffered))
+                buffered = []
+            }
+            finished = true
+            continuation.finish()
+            return
+        }
+        finish(throwing: error(for: result))
+    }
+
+    func finish(throwing error: any Error) {
+        guard !finished else { return }
+        finished = true
+        buffered = []
+        continuation.finish(throwing: error)
+    }
+
+    private func error(for result: CURLcode) -> HTTPClientError {
+        var sentBytes: Int = 0
+        if let easy { curlshim_easy_getinfo_long(easy, CURLINFO_REQUEST_SIZE, &sentBytes) }
+        let sent = sentBytes > 0 || headDelivered
+        let detail = errorBuffer.pointee != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(result))
+        let code: HTTPClientError.Code
+        switch result {
+        case CURLE_COULDNT_CONNECT: code = .connectionRefused
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: code = .hostNotFound
+        case CURLE_OPERATION_TIMEDOUT:
+            var connectTime: Int = 0
+            if let easy { curlshim_easy_getinfo_long(easy, CURLINFO_CONNECT_TIME_T, &connectTime) }
+            code = (connectTime == 0 && !headDelivered) ? .connectTimedOut : .timedOut
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+            CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            code = .tlsFailure
+        case CURLE_WRITE_ERROR where exceededLimit: code = .responseTooLarge
+        case CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+            code = .connectionLost
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: code = .invalidURL
+        default: code = .transport
+        }
+        return HTTPClientError(code: code, detail: detail, requestWasSent: sent && code != .connectionRefused)
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var scalars = Substring(self)
+        while scalars.first == " " || scalars.first == "\t" { scalars.removeFirst() }
+        while scalars.last == " " || scalars.last == "\t" { scalars.removeLast() }
+        return String(scalars)
+    }
+}

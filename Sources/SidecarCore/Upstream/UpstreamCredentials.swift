@@ -1,0 +1,26 @@
+/// Supplies the `Authorization` header of upstream requests. Generic mode uses a fixed bearer
+/// token from the environment; paired mode mints and refreshes short-lived session tokens.
+public protocol UpstreamCredentialSource: Sendable {
+    /// The full value of the `Authorization` header, or `nil` to send none. Throws an
+    /// `UpstreamFailure` when no credential can be had (for example, the device was revoked).
+    func authorizationHeader() async throws -> String?
+    /// Called when the upstream answered 401. Returns true when a fresh credential is ready and the
+    /// request should be sent once more.
+    func credentialRejected(status: Int, errorCode: String?) async -> Bool
+    /// Ends whatever the source holds (a session at the gateway); the caller bounds the time.
+    func close() async
+}
+
+/// A bearer token that never changes, read once from an environment variable (`--bearer-env`),
+/// so it never appears in argv or `ps`.
+public struct StaticCredentials: UpstreamCredentialSource {
+    let header: String?
+
+    public init(bearerToken: String?) {
+        self.header = bearerToken.map { "Bearer \($0)" }
+    }
+
+    public func authorizationHeader() async throws -> String? { header }
+    public func credentialRejected(status: Int, errorCode: String?) async -> Bool { false }
+    public func close() async {}
+}

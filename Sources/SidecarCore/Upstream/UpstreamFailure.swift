@@ -1,0 +1,61 @@
+/// Why a call to the upstream failed, as the client will read it: `message` is one line that says
+/// what happened and what to do next. Tests assert on `code`.
+public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case unreachable
+        case timedOut = "timed_out"
+        case tls
+        case unauthorized
+        case forbidden
+        case rateLimited = "rate_limited"
+        case upstreamError = "upstream_error"
+        case rejected
+        case badResponse = "bad_response"
+        case tooLarge = "too_large"
+        case cancelled
+        case configuration
+    }
+
+    public let code: Code
+    public let message: String
+    public var httpStatus: Int? = nil
+    /// The gateway's own error code (`{"error":{"code":…}}`), when it sent one.
+    public var gatewayCode: String? = nil
+    public var retryAfterSeconds: Int? = nil
+
+    public init(code: Code, message: String, httpStatus: Int? = nil, gatewayCode: String? = nil, retryAfterSeconds: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.httpStatus = httpStatus
+        self.gatewayCode = gatewayCode
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    public var description: String { message }
+
+    static func from(_ error: HTTPClientError, upstream: String, timeout: Duration) -> UpstreamFailure {
+        switch error.code {
+        case .connectionRefused:
+            return UpstreamFailure(code: .unreachable, message: "cannot reach the upstream at \(upstream) (connection refused); check that it is running, then retry")
+        case .hostNotFound:
+            return UpstreamFailure(code: .unreachable, message: "cannot resolve the upstream host of \(upstream); check the URL and your network, then retry")
+        case .connectTimedOut:
+            return UpstreamFailure(code: .unreachable, message: "could not connect to the upstream at \(upstream) in time; check your network, then retry")
+        case .timedOut:
+            return UpstreamFailure(
+                code: .timedOut,
+                message: "the upstream did not answer within \(timeout.milliseconds / 1000) s; retry later, or raise --request-timeout")
+        case .tlsFailure:
+            return UpstreamFailure(
+                code: .tls, message: "TLS with the upstream failed (\(error.detail)); check its certificate, or pass its CA with --ca-file")
+        case .connectionLost:
+            return UpstreamFailure(code: .unreachable, message: "the connection to the upstream broke mid-response (\(error.detail)); retry")
+        case .responseTooLarge:
+            return UpstreamFailure(code: .tooLarge, message: "the upstream's response exceeded the size limit; ask for less, or raise --max-message-bytes")
+        case .invalidURL:
+            return UpstreamFailure(code: .configuration, message: "the upstream URL \(upstream) is not usable (\(error.detail)); fix --upstream")
+        case .transport:
+            return UpstreamFailure(code: .unreachable, message: "the request to the upstream failed (\(error.detail)); retry")
+        }
+    }
+}
