@@ -6,6 +6,7 @@ public struct SetupError: Error, Hashable, Sendable, CustomStringConvertible {
             case unparseableConfig = "unparseable_config"
             case malformedMarkers = "malformed_markers"
             case template = "template"
+            case invalidInput = "invalid_input"
         }
         private let kind: Kind
         private init(_ kind: Kind) { self.kind = kind }
@@ -19,6 +20,8 @@ public struct SetupError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let malformedMarkers = Code(.malformedMarkers)
         /// A template asked for a value nobody supplied (a bug).
         public static let template = Code(.template)
+        /// A flag or argument is unusable (not a pairing code, not a URL, missing the gateway).
+        public static let invalidInput = Code(.invalidInput)
 
         public var description: String { kind.rawValue }
     }
