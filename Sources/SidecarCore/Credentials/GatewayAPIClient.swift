@@ -1,0 +1,239 @@
+import AgentWire
+import CSodium
+
+/// Sends one HTTP request and returns the whole response. `CurlHTTPClient` is the real one;
+/// tests plug in their own.
+public protocol GatewayTransport: Sendable {
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse
+}
+
+extension CurlHTTPClient: GatewayTransport {}
+
+/// What the gateway said when a device claimed a pairing code.
+public struct PairingClaim: Sendable, Equatable {
+    public let deviceID: String
+    public let agent: SidecarProfile.Party
+    public let owner: SidecarProfile.Party
+    public let grants: [SidecarProfile.Grant]
+}
+
+/// A freshly minted session. The token is in secure memory; it never goes to a log or a file.
+public struct MintedSession: Sendable {
+    public let token: SecretBytes
+    public let sessionID: String
+    /// As the gateway wrote it (ISO 8601), for display.
+    public let expiresAt: String
+    /// The lifetime the gateway granted; the sidecar counts it on its own monotonic clock, so a
+    /// skewed wall clock cannot make it hold a token too long.
+    public let expiresInSeconds: Int
+}
+
+/// The gateway's setup data (`GET /api/v1/agent-session/setup`): who the agent is and what it may do.
+public struct GatewaySetupData: Sendable, Equatable {
+    public let agent: SidecarProfile.Party
+    public let owner: SidecarProfile.Party
+    public let grants: [SidecarProfile.Grant]
+    public let tools: [AgentsMarkdown.Tool]
+    /// The policy object as sent (read-only mode, rate limits…); kept whole, shown as is.
+    public let policy: JSONValue
+}
+
+/// The gateway's REST endpoints for pairing and sessions (docs: the gateway contract).
+///
+/// Errors are `UpstreamFailure` values whose message says what happened and what to do next,
+/// with the gateway's own code in `gatewayCode` (for example `device_revoked`). No request or
+/// error message carries a token, a key or a pairing code.
+public struct GatewayAPIClient: Sendable {
+    public let gateway: GatewayOrigin
+    let transport: any GatewayTransport
+    /// Time allowed for each call.
+    public var timeout: Duration = .seconds(30)
+
+    /// - Parameters:
+    ///   - gateway: The gateway. Plain `http://` is refused unless it points at loopback.
+    ///   - transport: The HTTP client.
+    public init(gateway: GatewayOrigin, transport: any GatewayTransport) throws(UpstreamFailure) {
+        do {
+            try UpstreamURL(gateway.origin).requireSecureTransport()
+        } catch {
+            throw UpstreamFailure(code: .configuration, message: error.description)
+        }
+        self.gateway = gateway
+        self.transport = transport
+    }
+
+    /// `POST /api/v1/pairing/claim`: registers the device's public key for the agent the code names.
+    ///
+    /// - Parameters:
+    ///   - code: The pairing code in its canonical `XXXX-XXXX` form.
+    ///   - publicKey: The device's Ed25519 public key.
+    ///   - deviceName: A name for the device the owner will see (the host name).
+    public func claimPairing(code: String, publicKey: [UInt8], deviceName: String) async throws(UpstreamFailure) -> PairingClaim {
+        let body: JSONValue = [
+            "code": .string(code), "publicKey": .string(StandardBase64.encode(publicKey)), "deviceName": .string(deviceName),
+        ]
+        let response = try await call("POST", "/api/v1/pairing/claim", body: body, token: nil, expecting: [200, 201])
+        let json = try parse(response, "/api/v1/pairing/claim")
+        guard let deviceID = json["deviceId"]?.stringValue, let agent = party(json["agent"]), let owner = party(json["owner"]) else {
+            throw malformed("/api/v1/pairing/claim")
+        }
+        return PairingClaim(deviceID: deviceID, agent: agent, owner: owner, grants: grants(json["grants"]))
+    }
+
+    /// `POST /api/v1/sessions`: signs a fresh challenge with the device key and receives a session token.
+    ///
+    /// - Parameters:
+    ///   - deviceKey: The device key.
+    ///   - deviceID: The device id from pairing.
+    ///   - now: The Unix time to sign (the gateway accepts five minutes of skew).
+    public func mintSession(
+        deviceKey: DeviceKey, deviceID: String, now: Int64 = Timestamp.nowSeconds()
+    ) async throws(UpstreamFailure)
+        -> MintedSession
+    {
+        let nonce = StandardBase64.encode((try? Sodium.randomBytes(16)) ?? [])
+        let message = SessionChallenge.message(origin: gateway.origin, deviceID: deviceID, timestamp: now, nonce: nonce)
+        let body: JSONValue = [
+            "deviceId": .string(deviceID), "timestamp": .number(JSONNumber(Int(now))), "nonce": .string(nonce),
+            "signature": .string(StandardBase64.encode(deviceKey.sign(message))),
+        ]
+        var response = try await call("POST", "/api/v1/sessions", body: body, token: nil, expecting: [200, 201])
+        defer { response.body.withUnsafeMutableBytes { if let base = $0.baseAddress { sodium_memzero(base, $0.count) } } }
+        let json = try parse(response, "/api/v1/sessions")
+        guard let token = json["token"]?.stringValue, !token.isEmpty, let sessionID = json["sessionId"]?.stringValue,
+            let lifetime = json["expiresInSeconds"]?.intValue, lifetime > 0
+        else { throw malformed("/api/v1/sessions") }
+        return MintedSession(
+            token: SecretBytes(copying: Array(token.utf8)), sessionID: sessionID, expiresAt: json["expiresAt"]?.stringValue ?? "",
+            expiresInSeconds: lifetime)
+    }
+
+    /// `GET /api/v1/agent-session/setup`.
+    public func setupData(token: SecretBytes) async throws(UpstreamFailure) -> GatewaySetupData {
+        let response = try await call("GET", "/api/v1/agent-session/setup", body: nil, token: token, expecting: [200])
+        let json = try parse(response, "/api/v1/agent-session/setup")
+        guard let agent = party(json["agent"]), let owner = party(json["owner"]) else { throw malformed("/api/v1/agent-session/setup") }
+        let tools = (json["tools"]?.arrayValue ?? []).compactMap { tool -> AgentsMarkdown.Tool? in
+            guard let name = tool["name"]?.stringValue else { return nil }
+            return AgentsMarkdown.Tool(
+                name: name, title: tool["title"]?.stringValue ?? name, readOnly: tool["readOnly"]?.boolValue ?? false,
+                scope: tool["scope"]?.stringValue)
+        }
+        return GatewaySetupData(agent: agent, owner: owner, grants: grants(json["grants"]), tools: tools, policy: json["policy"] ?? .null)
+    }
+
+    /// `DELETE /api/v1/sessions/current`: ends the session (the token stops working at once).
+    public func endSession(token: SecretBytes) async throws(UpstreamFailure) {
+        _ = try await call("DELETE", "/api/v1/sessions/current", body: nil, token: token, expecting: [200, 204])
+    }
+
+    /// `POST /api/v1/devices/current/revoke`: revokes this device (logout from the device side).
+    public func revokeDevice(token: SecretBytes) async throws(UpstreamFailure) {
+        _ = try await call("POST", "/api/v1/devices/current/revoke", body: nil, token: token, expecting: [200, 204])
+    }
+
+    // MARK: - Plumbing
+
+    private func call(
+        _ method: String, _ path: String, body: JSONValue?, token: SecretBytes?, expecting: Set<Int>
+    )
+        async throws(UpstreamFailure) -> HTTPResponse
+    {
+        var headers = [HTTPHeader("Accept", "application/json")]
+        if body != nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
+        if let token { headers.append(HTTPHeader("Authorization", "Bearer " + token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })) }
+        let request = HTTPRequest(method: method, url: gateway.url(path), headers: headers, body: body?.serialized() ?? [], timeout: timeout)
+        let response: HTTPResponse
+        do {
+            response = try await transport.send(request)
+        } catch let error as HTTPClientError {
+            throw UpstreamFailure.from(error, upstream: gateway.baseURL, timeout: timeout)
+        } catch let error as UpstreamFailure {
+            throw error
+        } catch {
+            throw UpstreamFailure(code: .unreachable, message: "the request to the gateway failed (\(error)); retry")
+        }
+        guard expecting.contains(response.status) else { throw GatewayErrorMessage.failure(for: response, path: path) }
+        return response
+    }
+
+    private func parse(_ response: HTTPResponse, _ path: String) throws(UpstreamFailure) -> JSONValue {
+        guard let json = try? JSONValue(parsing: response.body), json.objectValue != nil else { throw malformed(path) }
+        return json
+    }
+
+    private func malformed(_ path: String) -> UpstreamFailure {
+        UpstreamFailure(
+            code: .badResponse,
+            message:
+                "the gateway's answer to \(path) is not what agent-sidecar expects; check that \(gateway.baseURL) is an Agent Gateway and that both are up to date"
+        )
+    }
+
+    private func party(_ value: JSONValue?) -> SidecarProfile.Party? {
+        guard let id = value?["id"]?.stringValue else { return nil }
+        return SidecarProfile.Party(id: id, name: value?["name"]?.stringValue ?? id)
+    }
+
+    private func grants(_ value: JSONValue?) -> [SidecarProfile.Grant] {
+        (value?.arrayValue ?? []).compactMap { grant in
+            guard let project = grant["project"]?.stringValue else { return nil }
+            return SidecarProfile.Grant(
+                project: project, name: grant["name"]?.stringValue, scopes: (grant["scopes"]?.arrayValue ?? []).compactMap(\.stringValue))
+        }
+    }
+}
+
+/// Turns a gateway error response into one line a person can act on.
+enum GatewayErrorMessage {
+    static func failure(for response: HTTPResponse, path: String) -> UpstreamFailure {
+        let error = (try? JSONValue(parsing: response.body))?["error"]
+        let gatewayCode = error?["code"]?.stringValue
+        let retryAfter = response.headers.value(for: "retry-after").flatMap { Int($0.trimmingWhitespace) }
+        let status = response.status
+        let code: UpstreamFailure.Code
+        switch status {
+        case 401: code = .unauthorized
+        case 403: code = .forbidden
+        case 429: code = .rateLimited
+        case 400, 404, 409, 422: code = .rejected
+        default: code = .upstreamError
+        }
+        let message: String
+        switch gatewayCode {
+        case "pairing_code_invalid":
+            message = "the gateway does not know this pairing code; check it, or ask the agent's owner for a new one"
+        case "pairing_code_expired":
+            message = "the pairing code has expired; ask the agent's owner for a new one and run `agent-sidecar setup` again"
+        case "pairing_code_used":
+            message = "the pairing code was already used; ask the agent's owner for a new one and run `agent-sidecar setup` again"
+        case "pairing_rate_limited":
+            message = "too many pairing attempts; wait \(retryAfter.map { "\($0) s" } ?? "a minute") and try again"
+        case "agent_revoked":
+            message =
+                "the owner revoked this agent at the gateway; ask the owner for a new agent and pairing code, then run `agent-sidecar setup` again"
+        case "device_revoked":
+            message = "this device was revoked at the gateway; get a new pairing code from the agent's owner and run `agent-sidecar setup` again"
+        case "owner_blocked":
+            message = "the agent's owner is blocked at the gateway, so the agent cannot act; the owner must contact the gateway's administrator"
+        case "signature_invalid", "timestamp_out_of_range", "nonce_reused":
+            message =
+                "the gateway refused this device's signature (\(gatewayCode!)); check the system clock, that the URL is the gateway you paired with, or run `agent-sidecar setup` again"
+        case "device_unknown", "device_not_found":
+            message = "the gateway does not know this device; run `agent-sidecar setup` again with a new pairing code"
+        case "token_expired":
+            message = "the session expired; the sidecar will start a new one, retry the call"
+        default:
+            let detail = error?["message"]?.stringValue.map { ": " + oneLine($0) } ?? ""
+            let retry = retryAfter.map { "; retry after \($0) s" } ?? "; retry later or check the gateway"
+            message = "the gateway answered \(status) to \(path)\(gatewayCode.map { " (\($0))" } ?? "")\(detail)\(retry)"
+        }
+        return UpstreamFailure(code: code, message: message, httpStatus: status, gatewayCode: gatewayCode, retryAfterSeconds: retryAfter)
+    }
+
+    /// Remote text, kept to one short line.
+    static func oneLine(_ text: String) -> String {
+        let flat = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        return flat.count > 200 ? String(flat.prefix(200)) + "…" : flat
+    }
+}

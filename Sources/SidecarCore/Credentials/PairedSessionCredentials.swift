@@ -1,0 +1,80 @@
+/// Session tokens for paired mode: the sidecar signs a challenge with the device key, holds the
+/// short-lived token it gets in secure memory, renews it shortly before it expires (or once when
+/// the gateway says `token_expired`), and ends the session at the gateway on close.
+///
+/// Concurrent callers share one mint: a burst of tool calls at start-up makes one session.
+public actor PairedSessionCredentials: UpstreamCredentialSource {
+    private let api: GatewayAPIClient
+    private let deviceKey: DeviceKey
+    private let deviceID: String
+    private let refreshMargin: Duration
+    private let clock = ContinuousClock()
+
+    private struct Session {
+        let token: SecretBytes
+        let id: String
+        let renewAt: ContinuousClock.Instant
+    }
+    private var session: Session?
+    private var minting: Task<Session, any Error>?
+    private var closed = false
+
+    /// - Parameters:
+    ///   - api: The gateway client.
+    ///   - deviceKey: The decrypted device key.
+    ///   - deviceID: The device id from the profile.
+    ///   - refreshMargin: How long before expiry to renew (capped at a third of the lifetime).
+    public init(api: GatewayAPIClient, deviceKey: DeviceKey, deviceID: String, refreshMargin: Duration = .seconds(60)) {
+        self.api = api
+        self.deviceKey = deviceKey
+        self.deviceID = deviceID
+        self.refreshMargin = refreshMargin
+    }
+
+    /// `Bearer <token>`, minting or renewing the session first when needed.
+    public func authorizationHeader() async throws -> String? {
+        let current = try await currentSession()
+        return "Bearer " + current.token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// On a 401 `token_expired` (or a 401 without a code), drops the token and mints a new one;
+    /// any other rejection (revoked, blocked) is final and is reported by the caller.
+    public func credentialRejected(status: Int, errorCode: String?) async -> Bool {
+        guard status == 401, errorCode == nil || errorCode == "token_expired", !closed else { return false }
+        session = nil
+        return (try? await currentSession()) != nil
+    }
+
+    /// Ends the session at the gateway (best effort) and forgets the token.
+    public func close() async {
+        closed = true
+        minting?.cancel()
+        guard let current = session else { return }
+        session = nil
+        try? await api.endSession(token: current.token)
+    }
+
+    /// The id of the current session, if there is one (for status output; not a secret).
+    public var sessionID: String? { session?.id }
+
+    private func currentSession() async throws -> Session {
+        if closed { throw UpstreamFailure(code: .cancelled, message: "the sidecar is shutting down") }
+        if let session, clock.now < session.renewAt { return session }
+        if let minting { return try await minting.value }
+        let task = Task { [api, deviceKey, deviceID, refreshMargin, clock] () throws -> Session in
+            let minted = try await api.mintSession(deviceKey: deviceKey, deviceID: deviceID)
+            let lifetime = Duration.seconds(minted.expiresInSeconds)
+            let margin = min(refreshMargin, lifetime / 3)
+            return Session(token: minted.token, id: minted.sessionID, renewAt: clock.now + lifetime - margin)
+        }
+        minting = task
+        defer { minting = nil }
+        let fresh = try await task.value
+        if closed {
+            try? await api.endSession(token: fresh.token)
+            throw UpstreamFailure(code: .cancelled, message: "the sidecar is shutting down")
+        }
+        session = fresh
+        return fresh
+    }
+}

@@ -1,0 +1,218 @@
+import AgentWire
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What `agent-sidecar setup` was asked to do.
+public struct SetupRequest: Sendable {
+    /// The profile name (`--profile`, default `default`).
+    public var profile: String = ProfileName.defaultName
+    /// The gateway URL (`--gateway`). Needed to pair; a re-run takes it from the profile.
+    public var gatewayURL: String?
+    /// The pairing code as typed. With a code the device is paired (again); without one an
+    /// existing profile's packet is refreshed.
+    public var pairingCode: String?
+    /// The name the owner sees for this device (default: the host name).
+    public var deviceName: String = SidecarSetup.hostName()
+    /// `--key-file PATH`: where the key-encryption key goes.
+    public var keyFile: String?
+    /// The files to produce.
+    public var targets: [SetupTarget] = [.codex, .agentsMarkdown]
+    /// Where they go.
+    public var locations: SetupLocations
+    /// The sidecar binary the MCP host should start (default: this process's executable).
+    public var executablePath: String = SidecarSetup.currentExecutablePath()
+    /// `--print`: compute and return the packet, write no config file (pairing state is still kept).
+    public var printOnly = false
+
+    public init(locations: SetupLocations) { self.locations = locations }
+}
+
+/// What setup did.
+public struct SetupOutcome: Sendable {
+    public let profile: SidecarProfile
+    /// Whether this run paired the device (false: refreshed an existing pairing).
+    public let paired: Bool
+    public let packet: SetupPacket
+    /// Empty in `--print` mode.
+    public let written: [SetupWriteResult]
+    /// Things that did not stop setup (the gateway's setup data was unavailable, AGENTS.md too big…).
+    public let warnings: [String]
+}
+
+/// What logout did.
+public struct LogoutOutcome: Sendable {
+    /// Whether the gateway confirmed the device revocation.
+    public let revoked: Bool
+    /// Why revocation did not happen, when it was attempted and failed.
+    public let revocationFailure: UpstreamFailure?
+    /// Config files changed or removed by `--purge-config`.
+    public let purged: [SetupWriteResult]
+    /// Local files deleted (key, default KEK, profile).
+    public let removedFiles: [String]
+}
+
+/// The `setup` and `logout` flows over the credential store, the gateway client and the packet
+/// writer, so the command line stays a thin layer of flags.
+public struct SidecarSetup: Sendable {
+    public let paths: SidecarPaths
+    public let environment: [String: String]
+    let transport: any GatewayTransport
+
+    /// - Parameters:
+    ///   - paths: The state layout.
+    ///   - environment: The process environment (for `AGENT_SIDECAR_KEY_FILE` and what the MCP host must pass on).
+    ///   - transport: The HTTP client (`CurlHTTPClient`).
+    public init(paths: SidecarPaths, environment: [String: String], transport: any GatewayTransport) {
+        self.paths = paths
+        self.environment = environment
+        self.transport = transport
+    }
+
+    var profiles: ProfileStore { ProfileStore(paths: paths) }
+    var credentials: CredentialStore { CredentialStore(paths: paths, environment: environment) }
+
+    /// Pairs the device (when a code is given) and writes, or with `printOnly` returns, the setup packet.
+    public func run(_ request: SetupRequest) async throws -> SetupOutcome {
+        try ProfileName.validate(request.profile)
+        let previous = profiles.exists(request.profile) ? try profiles.load(request.profile) : nil
+        var warnings: [String] = []
+        var profile: SidecarProfile
+        let deviceKey: DeviceKey
+        let api: GatewayAPIClient
+        let paired: Bool
+
+        if let typedCode = request.pairingCode {
+            guard let code = PairingCodeFormat.normalize(typedCode) else {
+                throw SetupError(.invalidInput, "that is not a pairing code (8 letters or digits, like ABCD-EFGH); check what the owner gave you")
+            }
+            guard let url = request.gatewayURL ?? previous?.gatewayURL else {
+                throw SetupError(.invalidInput, "pairing needs the gateway URL; pass --gateway https://…")
+            }
+            api = try Self.client(url, transport: transport)
+            if let previous {
+                // Best effort: retire the device this profile used before, so it does not linger.
+                if let oldKey = try? credentials.loadDeviceKey(for: previous, explicitKeyEncryptionKeyFile: request.keyFile),
+                    let oldAPI = try? Self.client(previous.gatewayURL, transport: transport),
+                    let session = try? await oldAPI.mintSession(deviceKey: oldKey, deviceID: previous.deviceID)
+                {
+                    try? await oldAPI.revokeDevice(token: session.token)
+                }
+            }
+            deviceKey = DeviceKey.generate()
+            let claim = try await api.claimPairing(code: code, publicKey: deviceKey.publicKey, deviceName: request.deviceName)
+            let kekPath = credentials.keyEncryptionKeyFile(profile: request.profile, explicitPath: request.keyFile)
+            try credentials.store(deviceKey, profile: request.profile, deviceID: claim.deviceID, keyEncryptionKeyFile: kekPath)
+            profile = SidecarProfile(
+                name: request.profile, gatewayURL: api.gateway.baseURL, deviceID: claim.deviceID, deviceName: request.deviceName,
+                agent: claim.agent, owner: claim.owner, publicKey: deviceKey.publicKeyBase64,
+                createdAt: Timestamp.iso8601(Timestamp.nowSeconds()), grants: claim.grants,
+                keyEncryptionKeyFile: kekPath == paths.defaultKeyEncryptionKeyFile(request.profile) ? nil : kekPath,
+                writtenFiles: previous?.writtenFiles ?? [])
+            try profiles.save(profile)
+            paired = true
+        } else {
+            guard let previous else {
+                throw CredentialError(
+                    .profileNotFound, "profile \(request.profile) is not paired yet; run `agent-sidecar setup --gateway URL --code CODE`")
+            }
+            profile = previous
+            api = try Self.client(previous.gatewayURL, transport: transport)
+            deviceKey = try credentials.loadDeviceKey(for: previous, explicitKeyEncryptionKeyFile: request.keyFile)
+            paired = false
+        }
+
+        // The gateway's setup data: current grants with project names, and the tool summary.
+        var tools: [AgentsMarkdown.Tool] = []
+        do {
+            let session = try await api.mintSession(deviceKey: deviceKey, deviceID: profile.deviceID)
+            let fetched: Result<GatewaySetupData, UpstreamFailure>
+            do { fetched = .success(try await api.setupData(token: session.token)) } catch { fetched = .failure(error) }
+            try? await api.endSession(token: session.token)
+            let data = try fetched.get()
+            profile.agent = data.agent
+            profile.owner = data.owner
+            profile.grants = data.grants
+            tools = data.tools
+        } catch {
+            if !paired { throw error }
+            warnings.append("paired, but could not read the gateway's setup data (\(error.message)); the instructions list no tools yet")
+        }
+
+        let writer = SetupPacketWriter(locations: request.locations)
+        let packet = try writer.plan(
+            targets: request.targets, profile: profile, executablePath: request.executablePath,
+            serverEnvironment: SetupPacketWriter.serverEnvironment(environment), tools: tools)
+        warnings += packet.warnings.map(\.message)
+        var written: [SetupWriteResult] = []
+        if !request.printOnly {
+            written = try writer.write(packet)
+            for file in packet.files where !profile.writtenFiles.contains(where: { $0.path == file.path && $0.kind == file.target }) {
+                profile.writtenFiles.append(.init(path: file.path, kind: file.target))
+            }
+        }
+        try profiles.save(profile)
+        return SetupOutcome(profile: profile, paired: paired, packet: packet, written: written, warnings: warnings)
+    }
+
+    /// Revokes the device at the gateway (when `revoke`), takes our entries out of the files setup
+    /// wrote (when `purgeConfig`), and deletes the local key and profile. Local state is wiped even
+    /// when the gateway cannot be reached; the outcome says so.
+    public func logout(
+        profile name: String, revoke: Bool = true, purgeConfig: Bool = false, keyFile: String? = nil
+    ) async throws
+        -> LogoutOutcome
+    {
+        let profile = try profiles.load(name)
+        var revoked = false
+        var failure: UpstreamFailure?
+        if revoke {
+            do {
+                let api = try Self.client(profile.gatewayURL, transport: transport)
+                let key = try credentials.loadDeviceKey(for: profile, explicitKeyEncryptionKeyFile: keyFile)
+                let session = try await api.mintSession(deviceKey: key, deviceID: profile.deviceID)
+                try await api.revokeDevice(token: session.token)
+                revoked = true
+            } catch let error as UpstreamFailure {
+                failure = error
+            } catch {
+                failure = UpstreamFailure(code: .configuration, message: "\(error)")
+            }
+        }
+        var purged: [SetupWriteResult] = []
+        if purgeConfig {
+            let writer = SetupPacketWriter(
+                locations: SetupLocations(codexHome: "/", projectDirectory: "/"))  // paths come from the profile's records
+            purged = try writer.write(try writer.planRemoval(profile: name, files: profile.writtenFiles))
+        }
+        var removed = try credentials.remove(profile: name)
+        if try profiles.remove(name) { removed.append(paths.profileFile(name)) }
+        return LogoutOutcome(revoked: revoked, revocationFailure: failure, purged: purged, removedFiles: removed)
+    }
+
+    static func client(_ url: String, transport: any GatewayTransport) throws -> GatewayAPIClient {
+        guard let gateway = GatewayOrigin(url) else {
+            throw SetupError(.invalidInput, "\(url) is not a gateway URL; give one like https://gateway.example.com")
+        }
+        return try GatewayAPIClient(gateway: gateway, transport: transport)
+    }
+
+    /// This machine's host name.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "device" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "device" : name
+    }
+
+    /// The absolute path of the running executable (what the MCP host should start).
+    public static func currentExecutablePath() -> String {
+        #if os(Linux)
+        if let path = FileSystem.realPath("/proc/self/exe") { return path }
+        #endif
+        return FileSystem.realPath(CommandLine.arguments.first ?? "agent-sidecar") ?? (CommandLine.arguments.first ?? "agent-sidecar")
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+
+@testable import SidecarCore
+
+@Suite struct SetupCodexConfigTests {
+    static let busyConfig = #"""
+        # My Codex settings
+        model = "gpt-5-codex"   # trailing comment
+        approval_policy = "on-request"
+        notify = ["bash", "-lc", "[not a header]"]
+        banner = """
+        [mcp_servers.agent-sidecar]
+        this is a multi-line string, not a table
+        """
+        literal = '''
+        [also = not a header]
+        '''
+        matrix = [
+          ["a", "b"],
+          [1, 2],
+        ]
+
+        [profiles.fast]
+        model = "o4-mini"
+        inline = { a = 1, "b.c" = "d" }
+
+        # the docs server
+        [mcp_servers.docs]
+        command = "npx"
+        args = ["-y", "mcp-remote", "https://docs.example.com/mcp"]
+
+        [mcp_servers.docs.env]
+        API_BASE = "https://docs.example.com"
+
+        [[hooks]]
+        name = "one"
+
+        [[hooks]]
+        name = "two"
+
+        """#
+
+    static func table(env: [(String, String)] = [], command: String = "/usr/local/bin/agent-sidecar") throws -> String {
+        try CodexConfig.renderTable(
+            serverName: "agent-sidecar", profile: "default", command: command, arguments: ["serve", "--profile", "default"],
+            environment: env)
+    }
+
+    func checkParses(_ bytes: [UInt8]) throws -> String {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try AtomicFile.write(bytes, to: directory.file("config.toml"), permissions: .ownerOnly)
+        let result = try pythonTOMLParses(directory.file("config.toml"))
+        #expect(result.ok, "tomllib rejected:\n\(String(decoding: bytes, as: UTF8.self))\n\(result.output)")
+        return result.output
+    }
+
+    @Test func rendersOnlyKeysCodexKnows() throws {
+        let table = try Self.table(env: [("AGENT_SIDECAR_HOME", "/srv/a \"b\"")])
+        #expect(
+            table == """
+                [mcp_servers.agent-sidecar]
+                # Written by `agent-sidecar setup` (profile default); `agent-sidecar logout --purge-config` removes it.
+                # No secret here: the sidecar signs in to the gateway with its own encrypted device key.
+                command = "/usr/local/bin/agent-sidecar"
+                args = ["serve", "--profile", "default"]
+                startup_timeout_sec = 20
+                tool_timeout_sec = 120
+
+                [mcp_servers.agent-sidecar.env]
+                AGENT_SIDECAR_HOME = "/srv/a \\"b\\""
+
+                """)
+        #expect(!(try Self.table()).contains(".env]"))
+        let parsed = try checkParses(Array(table.utf8))
+        let json = try JSONSerialization.jsonObject(with: Data(parsed.utf8)) as! [String: Any]
+        let server = (json["mcp_servers"] as! [String: Any])["agent-sidecar"] as! [String: Any]
+        #expect(Set(server.keys) == ["command", "args", "startup_timeout_sec", "tool_timeout_sec", "env"])
+        #expect((server["env"] as! [String: String])["AGENT_SIDECAR_HOME"] == "/srv/a \"b\"")
+    }
+
+    @Test func appendsToABusyFileAndKeepsEveryByte() throws {
+        let existing = Array(Self.busyConfig.utf8)
+        let merged = try CodexConfig.merge(existing: existing, serverName: "agent-sidecar", table: try Self.table())
+        #expect(Array(merged.prefix(existing.count)) == existing)
+        #expect(String(decoding: merged, as: UTF8.self).hasSuffix("\n\n" + (try Self.table())))
+        let parsed = try checkParses(merged)
+        #expect(parsed.contains("\"agent-sidecar\": {\"command\": \"/usr/local/bin/agent-sidecar\""))
+        #expect(parsed.contains("this is a multi-line string, not a table"))
+
+        // Idempotent: merging again gives the same bytes.
+        #expect(try CodexConfig.merge(existing: merged, serverName: "agent-sidecar", table: try Self.table()) == merged)
+        // Removal restores the original exactly.
+        #expect(CodexConfig.remove(existing: merged, serverName: "agent-sidecar") == existing)
+    }
+
+    @Test func replacesOurTablesInPlace() throws {
+        let before = """
+            model = "x"
+
+            [mcp_servers.before]
+            command = "a"
+
+            [mcp_servers."agent-sidecar"]   # quoted, as a user might write it
+            command = "/old/path"
+            args = ["serve"]
+            # a comment inside our table
+
+            [mcp_servers.agent-sidecar.env]
+            OLD = "1"
+
+            # comment introducing the next table
+            [mcp_servers.after]
+            command = "b"
+
+            """
+        let table = try Self.table(env: [("AGENT_SIDECAR_HOME", "/h")])
+        let merged = String(decoding: try CodexConfig.merge(existing: Array(before.utf8), serverName: "agent-sidecar", table: table), as: UTF8.self)
+        #expect(
+            merged == """
+                model = "x"
+
+                [mcp_servers.before]
+                command = "a"
+
+                \(table)
+                # comment introducing the next table
+                [mcp_servers.after]
+                command = "b"
+
+                """)
+        _ = try checkParses(Array(merged.utf8))
+
+        // Replacing with a table without env drops the old env subtable too.
+        let withoutEnv = String(
+            decoding: try CodexConfig.merge(existing: Array(merged.utf8), serverName: "agent-sidecar", table: try Self.table()), as: UTF8.self)
+        #expect(!withoutEnv.contains("AGENT_SIDECAR_HOME"))
+        #expect(withoutEnv.contains("[mcp_servers.after]"))
+        _ = try checkParses(Array(withoutEnv.utf8))
+    }
+
+    @Test func separatedSubtablesAreGatheredIntoOne() throws {
+        let before = """
+            [mcp_servers.agent-sidecar]
+            command = "/old"
+
+            [mcp_servers.other]
+            command = "b"
+
+            [mcp_servers.agent-sidecar.env]
+            X = "1"
+
+            """
+        let merged = try CodexConfig.merge(existing: Array(before.utf8), serverName: "agent-sidecar", table: try Self.table())
+        let text = String(decoding: merged, as: UTF8.self)
+        #expect(text == (try Self.table()) + "\n[mcp_servers.other]\ncommand = \"b\"\n")
+        _ = try checkParses(merged)
+    }
+
+    @Test func keepsWindowsLineEndings() throws {
+        let before = "a = 1\r\n\r\n[x]\r\nb = 2\r\n"
+        let merged = try CodexConfig.merge(existing: Array(before.utf8), serverName: "agent-sidecar", table: try Self.table())
+        let text = String(decoding: merged, as: UTF8.self)
+        #expect(text.hasPrefix(before + "\r\n[mcp_servers.agent-sidecar]\r\n"))
+        #expect(!text.replacing("\r\n", with: "").contains("\r"))
+        _ = try checkParses(merged)
+        #expect(CodexConfig.remove(existing: merged, serverName: "agent-sidecar") == Array(before.utf8))
+    }
+
+    @Test func handlesFilesWithoutTrailingNewlineAndEmptyFiles() throws {
+        let merged = try CodexConfig.merge(existing: Array("a = 1".utf8), serverName: "agent-sidecar", table: try Self.table())
+        #expect(String(decoding: merged, as: UTF8.self) == "a = 1\n\n" + (try Self.table()))
+        #expect(try CodexConfig.merge(existing: [], serverName: "agent-sidecar", table: try Self.table()) == Array((try Self.table()).utf8))
+    }
+
+    @Test(arguments: [
+        "[mcp_servers]\nagent-sidecar = { command = \"x\" }\n",
+        "mcp_servers.agent-sidecar.command = \"x\"\n",
+        "mcp_servers = { docs = { command = \"x\" } }\n",
+    ])
+    func refusesInlineDefinitions(_ text: String) {
+        #expect(throws: SetupError(.conflictingDefinition, "")) {
+            try CodexConfig.merge(existing: Array(text.utf8), serverName: "agent-sidecar", table: try Self.table())
+        }
+    }
+
+    @Test func otherProfilesHaveTheirOwnTable() throws {
+        let first = try CodexConfig.merge(existing: [], serverName: "agent-sidecar", table: try Self.table())
+        let workTable = try CodexConfig.renderTable(
+            serverName: "agent-sidecar-work", profile: "work", command: "/bin/agent-sidecar", arguments: ["serve", "--profile", "work"],
+            environment: [])
+        let both = try CodexConfig.merge(existing: first, serverName: "agent-sidecar-work", table: workTable)
+        _ = try checkParses(both)
+        // The prefix match is on whole key components: removing "agent-sidecar" keeps "agent-sidecar-work".
+        let onlyWork = CodexConfig.remove(existing: both, serverName: "agent-sidecar")
+        #expect(String(decoding: onlyWork, as: UTF8.self) == workTable)
+    }
+
+    @Test func locatorClassifiesLines() {
+        let lines = TOMLTableLocator.lines(Array("a = \"\"\"\n[x]\n\"\"\"\n[ 'q r' . \"s\\u0074\" ]  # c\n[[arr]]\n  # c\n".utf8))
+        #expect(
+            lines.map(\.kind) == [
+                .keyValue(keyPath: ["a"]), .continuation, .continuation, .header(path: ["q r", "st"], isArray: false),
+                .header(path: ["arr"], isArray: true), .blankOrComment,
+            ])
+    }
+}
