@@ -23,6 +23,12 @@ public struct GrantRecord: Codable, Sendable, Hashable {
     public var agentID: String
     public var projectKey: String
     public var scopes: [String]
+
+    public init(agentID: String, projectKey: String, scopes: [String]) {
+        self.agentID = agentID
+        self.projectKey = projectKey
+        self.scopes = scopes
+    }
 }
 
 public struct PairingCodeRecord: Codable, Sendable, Hashable {
@@ -176,4 +182,17 @@ public struct IssueQuery: Sendable, Hashable {
     /// Only issues with a number greater than this (the cursor).
     public var afterNumber: Int
     public var limit: Int
+
+    public init(
+        projectID: String, text: String? = nil, stateID: String? = nil, labelID: String? = nil, assigneeID: String? = nil, afterNumber: Int = 0,
+        limit: Int = 20
+    ) {
+        self.projectID = projectID
+        self.text = text
+        self.stateID = stateID
+        self.labelID = labelID
+        self.assigneeID = assigneeID
+        self.afterNumber = afterNumber
+        self.limit = limit
+    }
 }
