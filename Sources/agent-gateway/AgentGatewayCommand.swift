@@ -52,8 +52,13 @@ func printLine(_ text: String) {
     }
 }
 
+/// A failed admin command: ArgumentParser prints `Error: <message>` (one line, no usage) and exits 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
 func fail(_ error: any Error) -> any Error {
-    if let error = error as? AdminError { return ValidationError(error.message) }
+    if let error = error as? AdminError { return CommandFailure(description: error.message) }
     return error
 }
 

@@ -40,7 +40,7 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     /// The journal mode SQLite reports (`wal`).
     public func journalMode() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try pool.read { db in try String.fetchOne(try db.cachedStatement(sql: "PRAGMA journal_mode")) ?? "" }
     }
 
     static var migrator: DatabaseMigrator {
@@ -132,44 +132,47 @@ struct SQLiteTransaction: StoreWriter {
     let db: Database
 
     func setting(_ name: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = ?", arguments: [name])
+        try String.fetchOne(try db.cachedStatement(sql: "SELECT value FROM setting WHERE name = ?"), arguments: [name])
     }
     func user(id: String) throws -> UserRecord? { try UserRecord.fetchOne(db, key: id) }
-    func users() throws -> [UserRecord] { try UserRecord.fetchAll(db, sql: "SELECT * FROM user ORDER BY id") }
+    func users() throws -> [UserRecord] { try UserRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM user ORDER BY id")) }
     func agent(id: String) throws -> AgentRecord? { try AgentRecord.fetchOne(db, key: id) }
     func grants(agentID: String) throws -> [GrantRecord] {
-        try GrantRecord.fetchAll(db, sql: "SELECT * FROM \"grant\" WHERE agentID = ? ORDER BY projectKey", arguments: [agentID])
+        try GrantRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM \"grant\" WHERE agentID = ? ORDER BY projectKey"), arguments: [agentID])
     }
     func pairingCode(hash: String) throws -> PairingCodeRecord? { try PairingCodeRecord.fetchOne(db, key: hash) }
     func device(id: String) throws -> DeviceRecord? { try DeviceRecord.fetchOne(db, key: id) }
     func session(tokenHash: String) throws -> SessionRecord? {
-        try SessionRecord.fetchOne(db, sql: "SELECT * FROM session WHERE tokenHash = ?", arguments: [tokenHash])
+        try SessionRecord.fetchOne(try db.cachedStatement(sql: "SELECT * FROM session WHERE tokenHash = ?"), arguments: [tokenHash])
     }
     func session(id: String) throws -> SessionRecord? { try SessionRecord.fetchOne(db, key: id) }
     func nonceSeen(deviceID: String, nonce: String) throws -> Bool {
         try Bool.fetchOne(
-            db, sql: "SELECT EXISTS (SELECT 1 FROM sessionNonce WHERE deviceID = ? AND nonce = ?)", arguments: [deviceID, nonce]) ?? false
+            try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sessionNonce WHERE deviceID = ? AND nonce = ?)"), arguments: [deviceID, nonce])
+            ?? false
     }
 
-    func projects() throws -> [ProjectRecord] { try ProjectRecord.fetchAll(db, sql: "SELECT * FROM project ORDER BY key") }
+    func projects() throws -> [ProjectRecord] { try ProjectRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM project ORDER BY key")) }
     func project(key: String) throws -> ProjectRecord? {
-        try ProjectRecord.fetchOne(db, sql: "SELECT * FROM project WHERE key = ?", arguments: [key])
+        try ProjectRecord.fetchOne(try db.cachedStatement(sql: "SELECT * FROM project WHERE key = ?"), arguments: [key])
     }
     func project(id: String) throws -> ProjectRecord? { try ProjectRecord.fetchOne(db, key: id) }
     func states(projectID: String) throws -> [StateRecord] {
-        try StateRecord.fetchAll(db, sql: "SELECT * FROM state WHERE projectID = ? ORDER BY position", arguments: [projectID])
+        try StateRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM state WHERE projectID = ? ORDER BY position"), arguments: [projectID])
     }
     func labels(projectID: String) throws -> [LabelRecord] {
-        try LabelRecord.fetchAll(db, sql: "SELECT * FROM label WHERE projectID = ? ORDER BY name", arguments: [projectID])
+        try LabelRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM label WHERE projectID = ? ORDER BY name"), arguments: [projectID])
     }
     func members(projectID: String) throws -> [UserRecord] {
         try UserRecord.fetchAll(
-            db,
-            sql: "SELECT user.* FROM user JOIN projectMember ON projectMember.userID = user.id WHERE projectMember.projectID = ? ORDER BY user.id",
+            try db.cachedStatement(
+                sql: "SELECT user.* FROM user JOIN projectMember ON projectMember.userID = user.id WHERE projectMember.projectID = ? ORDER BY user.id"
+            ),
             arguments: [projectID])
     }
     func issue(projectID: String, number: Int) throws -> IssueRecord? {
-        try IssueRecord.fetchOne(db, sql: "SELECT * FROM issue WHERE projectID = ? AND number = ?", arguments: [projectID, number])
+        try IssueRecord.fetchOne(
+            try db.cachedStatement(sql: "SELECT * FROM issue WHERE projectID = ? AND number = ?"), arguments: [projectID, number])
     }
     func issue(id: String) throws -> IssueRecord? { try IssueRecord.fetchOne(db, key: id) }
     func searchIssues(_ query: IssueQuery) throws -> [IssueRecord] {
@@ -194,24 +197,25 @@ struct SQLiteTransaction: StoreWriter {
         }
         sql += " ORDER BY number LIMIT ?"
         _ = arguments.append(contentsOf: [query.limit])
-        return try IssueRecord.fetchAll(db, sql: sql, arguments: arguments)
+        return try IssueRecord.fetchAll(try db.cachedStatement(sql: sql), arguments: arguments)
     }
     func comments(issueID: String) throws -> [CommentRecord] {
-        try CommentRecord.fetchAll(db, sql: "SELECT * FROM comment WHERE issueID = ? ORDER BY createdAt, id", arguments: [issueID])
+        try CommentRecord.fetchAll(
+            try db.cachedStatement(sql: "SELECT * FROM comment WHERE issueID = ? ORDER BY createdAt, id"), arguments: [issueID])
     }
     func workSession(id: String) throws -> WorkSessionRecord? { try WorkSessionRecord.fetchOne(db, key: id) }
     func idempotencyRecord(agentID: String, keyHash: String) throws -> IdempotencyRecord? {
         try IdempotencyRecord.fetchOne(
-            db, sql: "SELECT * FROM idempotencyRecord WHERE agentID = ? AND keyHash = ?", arguments: [agentID, keyHash])
+            try db.cachedStatement(sql: "SELECT * FROM idempotencyRecord WHERE agentID = ? AND keyHash = ?"), arguments: [agentID, keyHash])
     }
     func auditEvents(agentID: String?, limit: Int) throws -> [AuditEventRecord] {
         if let agentID {
             return try AuditEventRecord.fetchAll(
-                db, sql: "SELECT * FROM auditEvent WHERE agentID = ? ORDER BY id LIMIT ?", arguments: [agentID, limit])
+                try db.cachedStatement(sql: "SELECT * FROM auditEvent WHERE agentID = ? ORDER BY id LIMIT ?"), arguments: [agentID, limit])
         }
-        return try AuditEventRecord.fetchAll(db, sql: "SELECT * FROM auditEvent ORDER BY id LIMIT ?", arguments: [limit])
+        return try AuditEventRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM auditEvent ORDER BY id LIMIT ?"), arguments: [limit])
     }
-    func auditEventCount() throws -> Int { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM auditEvent") ?? 0 }
+    func auditEventCount() throws -> Int { try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM auditEvent")) ?? 0 }
 
     // MARK: Writes
 
@@ -254,7 +258,7 @@ struct SQLiteTransaction: StoreWriter {
     func insertIssue(_ issue: IssueRecord) throws -> IssueRecord {
         guard
             let number = try Int.fetchOne(
-                db, sql: "UPDATE project SET nextIssueNumber = nextIssueNumber + 1 WHERE id = ? RETURNING nextIssueNumber - 1",
+                try db.cachedStatement(sql: "UPDATE project SET nextIssueNumber = nextIssueNumber + 1 WHERE id = ? RETURNING nextIssueNumber - 1"),
                 arguments: [issue.projectID])
         else { throw GatewayError.notFound("project \(issue.projectID) does not exist") }
         var numbered = issue
