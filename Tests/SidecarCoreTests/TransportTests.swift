@@ -125,3 +125,9 @@ import Testing
         #expect(try classify(#"[1]"#) == "invalid null")
     }
 }
+
+@Suite struct UpstreamMessageTextTests {
+    @Test func oneLineFlattensEveryLineBreak() {
+        #expect(StreamableHTTPUpstream.oneLine("a\r\nb\nc\rd") == "a  b c d")
+    }
+}

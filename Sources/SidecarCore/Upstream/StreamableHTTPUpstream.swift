@@ -391,8 +391,9 @@ public final class StreamableHTTPUpstream: Sendable {
     /// Ends the upstream session (`DELETE` with `Mcp-Session-Id`) and the credential's session.
     public func close(timeout: Duration) async {
         if let handshake = currentHandshake, case .legacy(_, let sessionID?) = handshake.era {
-            var headers = await baseHeaders(era: handshake.era, method: nil, toolName: nil)
-            headers.append(HTTPHeader("Mcp-Session-Id", sessionID))
+            // baseHeaders carries the Mcp-Session-Id of a legacy era.
+            let headers = await baseHeaders(era: handshake.era, method: nil, toolName: nil)
+            logger.debug("ending upstream session \(sessionID.prefix(8))…")
             _ = try? await http.send(HTTPRequest(method: "DELETE", url: settings.url.text, headers: headers, timeout: timeout))
         }
         await credentials.close()
@@ -577,7 +578,9 @@ public final class StreamableHTTPUpstream: Sendable {
     }
 
     static func oneLine(_ text: String) -> String {
-        String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 }.prefix(500))
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars.prefix(500) { scalars.append(scalar == "\n" || scalar == "\r" ? " " : scalar) }
+        return String(scalars)
     }
 
     func asFailure(_ error: any Error) -> UpstreamFailure {
