@@ -208,8 +208,11 @@ final class CurlTransfer: @unchecked Sendable {
     deinit { errorBuffer.deallocate() }
 
     func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
-        var text = String(decoding: line, as: UTF8.self)
-        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        // Strip the line ending byte-wise: "\r\n" is one Character in Swift, so `text.last == "\r"`
+        // would never match it and every header value would keep its CRLF.
+        var bytes = line[...]
+        while let last = bytes.last, last == 0x0A || last == 0x0D { bytes = bytes.dropLast() }
+        let text = String(decoding: bytes, as: UTF8.self)
         if text.hasPrefix("HTTP/") {
             // A new status line: after a 1xx, headers start over.
             let parts = text.split(separator: " ", maxSplits: 2)
