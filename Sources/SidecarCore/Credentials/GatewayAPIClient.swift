@@ -147,7 +147,7 @@ public struct GatewayAPIClient: Sendable {
         do {
             response = try await transport.send(request)
         } catch let error as HTTPClientError {
-            throw UpstreamFailure.from(error, upstream: gateway.baseURL, timeout: timeout)
+            throw UpstreamFailure.from(error, upstream: gateway.baseURL, timeout: timeout, peer: "gateway")
         } catch let error as UpstreamFailure {
             throw error
         } catch {

@@ -38,8 +38,8 @@ public struct StatusReport: Sendable {
         if let problem {
             lines.append(("session", "refused: \(problem.message)"))
         } else if let sessionLifetimeSeconds {
-            let expiry = sessionExpiresAt.map { "expires \($0), " } ?? ""
-            lines.append(("session", "ok (a session minted now \(expiry)after \(sessionLifetimeSeconds) s; ended again)"))
+            let until = sessionExpiresAt.map { ", until \($0)" } ?? ""
+            lines.append(("session", "ok: minted one valid for \(sessionLifetimeSeconds) s\(until), and ended it"))
         }
         if let toolCount { lines.append(("tools", "\(toolCount)")) }
         return CommandReport.aligned(lines)
