@@ -1,0 +1,232 @@
+import AgentWire
+
+/// Why an admin command failed: a code and a one-line message saying what to do next.
+public struct AdminError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let code: String
+    public let message: String
+    public var description: String { message }
+    public static func == (lhs: AdminError, rhs: AdminError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}
+
+/// The owner-side operations of the reference gateway (its admin CLI calls these): demo data,
+/// agents and grants, pairing codes, revocation, blocking owners, reading the audit log.
+public struct GatewayAdmin: Sendable {
+    public let store: any GatewayStore
+    public let hashKey: [UInt8]
+    public let clock: GatewayClock
+
+    public init(store: any GatewayStore, hashKey: [UInt8], clock: GatewayClock = .system) {
+        Sodium.ensureInitialized()
+        self.store = store
+        self.hashKey = hashKey
+        self.clock = clock
+    }
+
+    /// The keyed-hash secret: from `hashKeyFile` (32 raw bytes or 64 hex digits) if given, else the
+    /// one stored in the database, generated on first use.
+    public static func loadHashKey(store: any GatewayStore, hashKeyFile: String?) async throws -> [UInt8] {
+        if let hashKeyFile {
+            guard let bytes = readFile(hashKeyFile) else {
+                throw AdminError(
+                    code: "hash_key_unreadable", message: "cannot read the hash key file \(hashKeyFile); check the path and its permissions")
+            }
+            if bytes.count == 32 { return bytes }
+            let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces().filter { !$0.isNewline }
+            if let decoded = Sodium.unhex(text), decoded.count == 32 { return decoded }
+            throw AdminError(code: "hash_key_invalid", message: "the hash key file must hold 32 raw bytes or 64 hex digits")
+        }
+        let stored = try await store.write { store -> String in
+            if let existing = try store.setting("hash_key") { return existing }
+            let created = Sodium.hex(Sodium.randomBytes(32))
+            try store.setSetting("hash_key", value: created)
+            return created
+        }
+        guard let key = Sodium.unhex(stored), key.count == 32 else {
+            throw AdminError(code: "hash_key_invalid", message: "the database's stored hash key is damaged; restore the database from a backup")
+        }
+        return key
+    }
+
+    /// Creates the demo workspace: owner `alice`, members `bob` and `carol`, projects WEB and OPS.
+    /// Running it again changes nothing.
+    public func seedDemo() async throws -> JSONValue {
+        let now = clock.nowMilliseconds()
+        return try await store.write { store -> JSONValue in
+            if try store.project(key: "WEB") != nil { return ["seeded": false, "projects": ["WEB", "OPS"]] }
+            for (id, name) in [("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol"), ("dave", "Dave")] where try store.user(id: id) == nil {
+                try store.insertUser(UserRecord(id: id, name: name, blockedAt: nil, createdAt: now))
+            }
+            let demo:
+                [(
+                    key: String, name: String, description: String, members: [String], labels: [(String, String)],
+                    issues: [(String, String, String, String, [String], [String])]
+                )] = [
+                    (
+                        "WEB", "Website", "The public website and its build.", ["alice", "bob", "carol"],
+                        [("bug", "#d73a4a"), ("feature", "#a2eeef"), ("frontend", "#7057ff"), ("docs", "#0075ca")],
+                        [
+                            (
+                                "Fix the broken signup link", "The signup link in the footer returns 404.", "high", "Todo", ["bug", "frontend"],
+                                ["bob"]
+                            ),
+                            ("Add dark mode", "Respect prefers-color-scheme.", "medium", "Backlog", ["feature", "frontend"], []),
+                            ("Document the release process", "Write down how a release is cut.", "low", "In Progress", ["docs"], ["carol"]),
+                            ("Speed up the landing page", "LCP is 4 s on mobile.", "medium", "Done", ["frontend"], ["alice"]),
+                        ]
+                    ),
+                    (
+                        "OPS", "Operations", "Servers, deploys and on-call.", ["alice", "carol"],
+                        [("incident", "#b60205"), ("maintenance", "#fbca04"), ("automation", "#0e8a16")],
+                        [
+                            ("Rotate the TLS certificates", "Certificates expire next month.", "urgent", "Todo", ["maintenance"], ["carol"]),
+                            ("Automate database backups", "Nightly backups with a restore test.", "high", "Backlog", ["automation"], []),
+                            ("Postmortem for the March outage", "Collect the timeline.", "medium", "Done", ["incident"], ["alice"]),
+                        ]
+                    ),
+                ]
+            for project in demo {
+                let projectID = "prj_\(ULID())"
+                try store.insertProject(
+                    ProjectRecord(
+                        id: projectID, key: project.key, name: project.name, description: project.description, nextIssueNumber: 1, createdAt: now))
+                var stateIDs: [String: String] = [:]
+                for (position, state) in [("Backlog", "backlog"), ("Todo", "unstarted"), ("In Progress", "started"), ("Done", "completed")]
+                    .enumerated()
+                {
+                    let id = "sta_\(ULID())"
+                    stateIDs[state.0] = id
+                    try store.insertState(StateRecord(id: id, projectID: projectID, name: state.0, category: state.1, position: position))
+                }
+                var labelIDs: [String: String] = [:]
+                for label in project.labels {
+                    let id = "lbl_\(ULID())"
+                    labelIDs[label.0] = id
+                    try store.insertLabel(LabelRecord(id: id, projectID: projectID, name: label.0, color: label.1))
+                }
+                for member in project.members {
+                    try store.insertProjectMember(ProjectMemberRecord(projectID: projectID, userID: member, addedAt: now, addedByAgentID: nil))
+                }
+                for issue in project.issues {
+                    _ = try store.insertIssue(
+                        IssueRecord(
+                            id: "iss_\(ULID())", projectID: projectID, number: 0, title: issue.0, description: issue.1, priority: issue.2,
+                            stateID: stateIDs[issue.3]!, labelIDs: issue.4.compactMap { labelIDs[$0] }, assigneeIDs: issue.5,
+                            blocks: [IssueBlock(name: "Acceptance criteria", text: "- [ ] " + issue.0)], createdByUserID: "alice",
+                            createdByAgentID: nil, createdAt: now, updatedAt: now))
+                }
+            }
+            return ["seeded": true, "projects": ["WEB", "OPS"]]
+        }
+    }
+
+    /// Creates an agent for `ownerID` holding `scopes` on each of `projects`; returns its id.
+    public func createAgent(ownerID: String, name: String, projects: [String], scopes: [String]) async throws -> String {
+        guard !name.isEmpty, name.count <= 100 else {
+            throw AdminError(code: "validation_failed", message: "the agent name must have 1 to 100 characters")
+        }
+        guard !projects.isEmpty else { throw AdminError(code: "validation_failed", message: "give at least one --project KEY") }
+        guard !scopes.isEmpty else {
+            throw AdminError(code: "validation_failed", message: "give at least one --scope SCOPE (\(Scope.all.joined(separator: ", ")))")
+        }
+        for scope in scopes where !Scope.all.contains(scope) {
+            throw AdminError(code: "unknown_scope", message: "unknown scope \(scope); valid scopes: \(Scope.all.joined(separator: ", "))")
+        }
+        let id = "agt_\(ULID())"
+        let now = clock.nowMilliseconds()
+        let orderedScopes = Scope.all.filter { scopes.contains($0) }
+        let keys = projects.map { $0.uppercased() }
+        try await store.write { store in
+            guard let owner = try store.user(id: ownerID) else {
+                let known = try store.users().map(\.id).joined(separator: ", ")
+                throw AdminError(
+                    code: "unknown_owner", message: "unknown owner \(ownerID); known people: \(known.isEmpty ? "none (run seed-demo)" : known)")
+            }
+            if owner.blockedAt != nil { throw AdminError(code: "owner_blocked", message: "owner \(ownerID) is blocked; unblock the owner first") }
+            for key in keys where try store.project(key: key) == nil {
+                let known = try store.projects().map(\.key).joined(separator: ", ")
+                throw AdminError(
+                    code: "unknown_project", message: "unknown project \(key); projects: \(known.isEmpty ? "none (run seed-demo)" : known)")
+            }
+            try store.insertAgent(AgentRecord(id: id, ownerID: ownerID, name: name, createdAt: now, revokedAt: nil))
+            for key in Set(keys).sorted() { try store.insertGrant(GrantRecord(agentID: id, projectKey: key, scopes: orderedScopes)) }
+        }
+        return id
+    }
+
+    /// A fresh one-time pairing code for the agent (`XXXX-XXXX`); only its keyed hash is stored.
+    public func createPairingCode(agentID: String, ttlSeconds: Int = 600) async throws -> String {
+        let random = Sodium.randomBytes(5)
+        let value = random.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let raw = CrockfordBase32.encode(value, count: 8)
+        let code = PairingCodeFormat.normalize(raw)!
+        let hash = Sodium.hex(Sodium.keyedHash(Array("pairing-code\n\(code)".utf8), key: hashKey))
+        let now = clock.nowMilliseconds()
+        try await store.write { store in
+            guard let agent = try store.agent(id: agentID) else {
+                throw AdminError(code: "unknown_agent", message: "unknown agent \(agentID); create one with `agent-gateway agent create`")
+            }
+            if agent.revokedAt != nil { throw AdminError(code: "agent_revoked", message: "agent \(agentID) is revoked; create a new agent") }
+            try store.insertPairingCode(
+                PairingCodeRecord(codeHash: hash, agentID: agentID, createdAt: now, expiresAt: now + Int64(ttlSeconds) * 1000, usedAt: nil))
+        }
+        return code
+    }
+
+    /// Revokes the agent: its very next call fails with `agent_revoked`.
+    public func revokeAgent(id: String) async throws {
+        let now = clock.nowMilliseconds()
+        try await store.write { store in
+            guard try store.agent(id: id) != nil else {
+                throw AdminError(code: "unknown_agent", message: "unknown agent \(id); check the id printed by `agent create`")
+            }
+            try store.setAgentRevoked(id: id, at: now)
+        }
+    }
+
+    /// Blocks (or unblocks) an owner: every agent of a blocked owner fails with `owner_blocked`.
+    public func setOwnerBlocked(id: String, blocked: Bool) async throws {
+        let now = clock.nowMilliseconds()
+        try await store.write { store in
+            guard try store.user(id: id) != nil else { throw AdminError(code: "unknown_owner", message: "unknown owner \(id)") }
+            try store.setUserBlocked(id: id, at: blocked ? now : nil)
+        }
+    }
+
+    /// Audit events, oldest first.
+    public func auditEvents(agentID: String?, limit: Int = 100_000) async throws -> [AuditEventRecord] {
+        try await store.read { try $0.auditEvents(agentID: agentID, limit: limit) }
+    }
+
+    /// The JSON form of an audit event.
+    public static func json(_ event: AuditEventRecord) -> JSONValue {
+        func optional(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+        return [
+            "id": .string(event.id), "at": .string(Timestamp.rfc3339(milliseconds: event.at, fractional: true)), "agent": optional(event.agentID),
+            "owner": optional(event.ownerID), "device": optional(event.deviceID), "session": optional(event.sessionID), "tool": .string(event.tool),
+            "project": optional(event.project), "targets": .array(event.targetIDs.map { .string($0) }),
+            "argumentsSha256": .string(event.argumentsSHA256),
+            "outcome": .string(event.outcome), "errorCode": optional(event.errorCode), "idempotencyKeyHash": optional(event.idempotencyKeyHash),
+            "replayed": .bool(event.replayed), "latencyMicroseconds": .int(Int(event.latencyMicroseconds)),
+        ]
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count <= 0 { break }
+        bytes.append(contentsOf: buffer[0..<count])
+    }
+    return bytes
+}

@@ -1,0 +1,242 @@
+import AgentWire
+import NIOConcurrencyHelpers
+
+/// The gateway's behaviour, independent of HTTP: pairing, sessions, authentication and tool calls
+/// with grants, scopes, rate limits, idempotency and audit.
+public final class Gateway: Sendable {
+    public let store: any GatewayStore
+    public let configuration: GatewayConfiguration
+    let hashKey: [UInt8]
+    let rateLimiter: AgentRateLimiter
+    let pairingLimiter: PairingAttemptLimiter
+    let inFlight = IdempotencyInFlight()
+    private let origins = NIOLockedValueBox<[String]>([])
+
+    public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) {
+        Sodium.ensureInitialized()
+        self.store = store
+        self.hashKey = hashKey
+        self.configuration = configuration
+        self.rateLimiter = AgentRateLimiter(readsPerMinute: configuration.readsPerMinute, writesPerMinute: configuration.writesPerMinute)
+        self.pairingLimiter = PairingAttemptLimiter(limit: configuration.pairingFailuresPerMinute)
+        origins.withLockedValue { $0 = configuration.publicOrigins }
+    }
+
+    /// Origins a session signature may name.
+    public var acceptedOrigins: [String] { origins.withLockedValue { $0 } }
+
+    /// Sets the accepted origins once the listening address is known (unless configured explicitly).
+    public func adoptListenOrigins(_ derived: [String]) {
+        origins.withLockedValue { if $0.isEmpty { $0 = derived } }
+    }
+
+    var now: Int64 { configuration.clock.nowMilliseconds() }
+
+    // MARK: Hashing
+
+    func keyedHash(_ purpose: String, _ secret: String) -> String {
+        Sodium.hex(Sodium.keyedHash(Array("\(purpose)\n\(secret)".utf8), key: hashKey))
+    }
+    func tokenHash(_ token: String) -> String { keyedHash("session-token", token) }
+    func pairingCodeHash(_ code: String) -> String { keyedHash("pairing-code", code) }
+    func idempotencyKeyHash(agentID: String, key: String) -> String { keyedHash("idempotency-key", "\(agentID)\n\(key)") }
+
+    // MARK: Pairing
+
+    /// `POST /api/v1/pairing/claim`.
+    public func claimPairingCode(_ body: JSONValue, clientAddress: String) async throws(GatewayError) -> JSONValue {
+        let startedAt = now
+        if let wait = pairingLimiter.retryAfter(address: clientAddress, now: startedAt) { throw .pairingRateLimited(retryAfter: wait) }
+        guard let typed = body["code"]?.stringValue else { throw .validationFailed("code is required (the XXXX-XXXX pairing code)") }
+        guard let publicKeyText = body["publicKey"]?.stringValue, let publicKey = Sodium.base64Decode(publicKeyText), publicKey.count == 32
+        else { throw .validationFailed("publicKey must be the standard base64 of a 32-byte Ed25519 public key") }
+        let deviceName = body["deviceName"]?.stringValue ?? "device"
+        guard !deviceName.isEmpty, deviceName.count <= 100 else { throw .validationFailed("deviceName must have 1 to 100 characters") }
+
+        guard let code = PairingCodeFormat.normalize(typed) else {
+            pairingLimiter.recordFailure(address: clientAddress, now: startedAt)
+            throw .pairingCodeInvalid
+        }
+        let codeHash = pairingCodeHash(code)
+        let deviceID = "dev_\(ULID())"
+        let result: Result<JSONValue, GatewayError>
+        do {
+            result = try await store.write { store -> Result<JSONValue, GatewayError> in
+                guard let record = try store.pairingCode(hash: codeHash) else { return .failure(.pairingCodeInvalid) }
+                guard record.usedAt == nil else { return .failure(.pairingCodeUsed) }
+                guard record.expiresAt > startedAt else { return .failure(.pairingCodeExpired) }
+                guard let agent = try store.agent(id: record.agentID), let owner = try store.user(id: agent.ownerID) else {
+                    return .failure(.pairingCodeInvalid)
+                }
+                if agent.revokedAt != nil { return .failure(.agentRevoked) }
+                if owner.blockedAt != nil { return .failure(.ownerBlocked) }
+                try store.markPairingCodeUsed(hash: codeHash, at: startedAt)
+                try store.insertDevice(
+                    DeviceRecord(
+                        id: deviceID, agentID: agent.id, name: deviceName, publicKey: Sodium.base64Encode(publicKey), createdAt: startedAt,
+                        revokedAt: nil))
+                let grants = try store.grants(agentID: agent.id)
+                return .success([
+                    "deviceId": .string(deviceID), "agent": ["id": .string(agent.id), "name": .string(agent.name)],
+                    "owner": ["id": .string(owner.id), "name": .string(owner.name)],
+                    "grants": .array(grants.map { ["project": .string($0.projectKey), "scopes": .array($0.scopes.map { .string($0) })] }),
+                ])
+            }
+        } catch {
+            throw Self.asGatewayError(error)
+        }
+        switch result {
+        case .success(let value): return value
+        case .failure(let error):
+            if [GatewayError.pairingCodeInvalid, .pairingCodeUsed, .pairingCodeExpired].contains(error) {
+                pairingLimiter.recordFailure(address: clientAddress, now: startedAt)
+            }
+            throw error
+        }
+    }
+
+    // MARK: Sessions
+
+    /// `POST /api/v1/sessions`: verifies the device's signature and mints a session token.
+    public func createSession(_ body: JSONValue) async throws(GatewayError) -> JSONValue {
+        let startedAt = now
+        guard let deviceID = body["deviceId"]?.stringValue, !deviceID.isEmpty else { throw .validationFailed("deviceId is required") }
+        guard case .number(let number) = body["timestamp"], let timestamp = Int64(number.literal) else {
+            throw .validationFailed("timestamp must be an integer number of Unix seconds")
+        }
+        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = Sodium.base64Decode(nonce), nonceBytes.count >= 16, nonce.count <= 256
+        else { throw .validationFailed("nonce must be the base64 of at least 16 random bytes") }
+        guard let signatureText = body["signature"]?.stringValue, let signature = Sodium.base64Decode(signatureText), signature.count == 64
+        else { throw .validationFailed("signature must be the base64 of a 64-byte Ed25519 signature") }
+
+        let device: DeviceRecord?
+        do { device = try await store.read { try $0.device(id: deviceID) } } catch { throw Self.asGatewayError(error) }
+        guard let device, let publicKey = Sodium.base64Decode(device.publicKey) else { throw .deviceUnknown }
+        guard abs(timestamp - startedAt / 1000) <= Int64(configuration.timestampSkewSeconds) else { throw .timestampOutOfRange }
+        let verified = acceptedOrigins.contains { origin in
+            Sodium.verifyEd25519(
+                signature: signature, message: SessionChallenge.message(origin: origin, deviceID: deviceID, timestamp: timestamp, nonce: nonce),
+                publicKey: publicKey)
+        }
+        guard verified else { throw .signatureInvalid }
+
+        let token = "ags_" + Sodium.base64Encode(Sodium.randomBytes(32), variant: .urlSafeNoPadding)
+        let session = SessionRecord(
+            id: "ses_\(ULID())", deviceID: deviceID, tokenHash: tokenHash(token), createdAt: startedAt,
+            expiresAt: startedAt + Int64(configuration.sessionTTLSeconds) * 1000, endedAt: nil)
+        let failure: GatewayError?
+        do {
+            failure = try await store.write { store -> GatewayError? in
+                guard let device = try store.device(id: deviceID), let agent = try store.agent(id: device.agentID),
+                    let owner = try store.user(id: agent.ownerID)
+                else { return .deviceUnknown }
+                if agent.revokedAt != nil { return .agentRevoked }
+                if device.revokedAt != nil { return .deviceRevoked }
+                if owner.blockedAt != nil { return .ownerBlocked }
+                if try store.nonceSeen(deviceID: deviceID, nonce: nonce) { return .nonceReused }
+                try store.insertNonce(deviceID: deviceID, nonce: nonce, at: startedAt)
+                try store.insertSession(session)
+                return nil
+            }
+        } catch { throw Self.asGatewayError(error) }
+        if let failure { throw failure }
+        return [
+            "token": .string(token), "sessionId": .string(session.id), "expiresAt": .string(Timestamp.rfc3339(milliseconds: session.expiresAt)),
+            "expiresInSeconds": .int(configuration.sessionTTLSeconds),
+        ]
+    }
+
+    /// Resolves `Authorization: Bearer ags_…` to the caller, checking on every call that the session,
+    /// device, agent and owner are all still in good standing.
+    public func authenticate(authorization: String?) async throws(GatewayError) -> Principal {
+        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { throw .tokenMissing }
+        let token = String(authorization.dropFirst(7)).trimmingSpaces()
+        guard token.hasPrefix("ags_"), token.count < 200 else { throw .tokenInvalid }
+        let hash = tokenHash(token)
+        let moment = now
+        let outcome: Result<Principal, GatewayError>
+        do {
+            outcome = try await store.read { store -> Result<Principal, GatewayError> in
+                guard let session = try store.session(tokenHash: hash),
+                    Sodium.constantTimeEqual(Array(session.tokenHash.utf8), Array(hash.utf8))
+                else { return .failure(.tokenInvalid) }
+                guard let device = try store.device(id: session.deviceID), let agent = try store.agent(id: device.agentID),
+                    let owner = try store.user(id: agent.ownerID)
+                else { return .failure(.tokenInvalid) }
+                if agent.revokedAt != nil { return .failure(.agentRevoked) }
+                if device.revokedAt != nil { return .failure(.deviceRevoked) }
+                if owner.blockedAt != nil { return .failure(.ownerBlocked) }
+                if session.endedAt != nil { return .failure(.sessionEnded) }
+                if session.expiresAt <= moment { return .failure(.tokenExpired) }
+                return .success(
+                    Principal(agent: agent, owner: owner, device: device, session: session, grants: try store.grants(agentID: agent.id)))
+            }
+        } catch { throw Self.asGatewayError(error) }
+        return try outcome.get()
+    }
+
+    /// `DELETE /api/v1/sessions/current`.
+    public func endSession(_ principal: Principal) async throws(GatewayError) {
+        let moment = now
+        do { try await store.write { try $0.endSession(id: principal.session.id, at: moment) } } catch { throw Self.asGatewayError(error) }
+    }
+
+    /// `POST /api/v1/devices/current/revoke`: revokes the device and ends its sessions.
+    public func revokeDevice(_ principal: Principal) async throws(GatewayError) -> JSONValue {
+        let moment = now
+        do {
+            try await store.write { store in
+                try store.setDeviceRevoked(id: principal.device.id, at: moment)
+                try store.endSessions(deviceID: principal.device.id, at: moment)
+            }
+        } catch { throw Self.asGatewayError(error) }
+        return ["revoked": true, "deviceId": .string(principal.device.id)]
+    }
+
+    /// The tools this caller may see: those whose scope some grant holds.
+    public func visibleTools(_ principal: Principal) -> [ToolDefinition] {
+        ToolCatalog.all.filter { principal.holdsAnywhere($0.scope) }
+    }
+
+    /// `GET /api/v1/agent-session/setup`.
+    public func setupPacket(_ principal: Principal) async throws(GatewayError) -> JSONValue {
+        let projects: [ProjectRecord]
+        do { projects = try await store.read { try $0.projects() } } catch { throw Self.asGatewayError(error) }
+        let names = Dictionary(uniqueKeysWithValues: projects.map { ($0.key, $0.name) })
+        return [
+            "agent": ["id": .string(principal.agent.id), "name": .string(principal.agent.name)],
+            "owner": ["id": .string(principal.owner.id), "name": .string(principal.owner.name)],
+            "device": ["id": .string(principal.device.id), "name": .string(principal.device.name)],
+            "grants": .array(
+                principal.grants.map {
+                    [
+                        "project": .string($0.projectKey), "name": .string(names[$0.projectKey] ?? $0.projectKey),
+                        "scopes": .array($0.scopes.map { .string($0) }),
+                    ]
+                }),
+            "tools": .array(
+                visibleTools(principal).map {
+                    ["name": .string($0.name), "title": .string($0.title), "readOnly": .bool($0.readOnly), "scope": .string($0.scope)]
+                }),
+            "policy": [
+                "noDelete": true, "sessionTTLSeconds": .int(configuration.sessionTTLSeconds), "readsPerMinute": .int(configuration.readsPerMinute),
+                "writesPerMinute": .int(configuration.writesPerMinute), "idempotencyReplayHours": .int(configuration.idempotencyReplaySeconds / 3600),
+            ],
+            "session": ["id": .string(principal.session.id), "expiresAt": .string(Timestamp.rfc3339(milliseconds: principal.session.expiresAt))],
+        ]
+    }
+
+    static func asGatewayError(_ error: any Error) -> GatewayError {
+        if let error = error as? GatewayError { return error }
+        return .internalError
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var view = Substring(self)
+        while view.first == " " || view.first == "\t" { view = view.dropFirst() }
+        while view.last == " " || view.last == "\t" { view = view.dropLast() }
+        return String(view)
+    }
+}

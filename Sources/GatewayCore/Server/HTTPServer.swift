@@ -1,0 +1,105 @@
+import AgentWire
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The request context of the gateway's routes: the standard one plus the client address.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let clientAddress: String
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+}
+
+/// The gateway's HTTP surface (Hummingbird 2): the REST contract, `/mcp` and `/healthz`.
+public struct GatewayHTTPServer: Sendable {
+    public let gateway: Gateway
+    let sessions = MCPSessions()
+    static let maximumBodySize = 1 << 20
+
+    public init(gateway: Gateway) { self.gateway = gateway }
+
+    /// An application listening on `host:port` (port 0 picks one); `onListening` gets the bound port.
+    public func makeApplication(
+        host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router(context: GatewayRequestContext.self)
+        router.get("healthz") { _, _ in Self.json(["ok": true]) }
+        router.post("api/v1/pairing/claim") { request, context in
+            await self.rest {
+                let body = try await Self.readJSON(request)
+                return Self.json(try await gateway.claimPairingCode(body, clientAddress: context.clientAddress), status: .created)
+            }
+        }
+        router.post("api/v1/sessions") { request, _ in
+            await self.rest {
+                let body = try await Self.readJSON(request)
+                return Self.json(try await gateway.createSession(body), status: .created)
+            }
+        }
+        router.delete("api/v1/sessions/current") { request, _ in
+            await self.rest {
+                let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
+                try await gateway.endSession(principal)
+                return Response(status: .noContent)
+            }
+        }
+        router.post("api/v1/devices/current/revoke") { request, _ in
+            await self.rest {
+                let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
+                return Self.json(try await gateway.revokeDevice(principal))
+            }
+        }
+        router.get("api/v1/agent-session/setup") { request, _ in
+            await self.rest {
+                let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
+                return Self.json(try await gateway.setupPacket(principal))
+            }
+        }
+        router.post("mcp") { request, _ in await self.handleMCPPost(request) }
+        router.delete("mcp") { request, _ in await self.handleMCPDelete(request) }
+        router.get("mcp") { _, _ in
+            var response = Self.json(
+                GatewayError(code: "method_not_allowed", status: 405, message: "this gateway offers no server-initiated SSE stream; POST to /mcp")
+                    .body, status: .methodNotAllowed)
+            response.headers[.allow] = "POST, DELETE"
+            return response
+        }
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "agent-gateway"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
+            logger: logger)
+        return app
+    }
+
+    /// Runs a REST handler, turning a thrown `GatewayError` into the error JSON.
+    func rest(_ body: () async throws -> Response) async -> Response {
+        do { return try await body() } catch { return Self.errorResponse(Gateway.asGatewayError(error)) }
+    }
+
+    static func readJSON(_ request: Request) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: maximumBodySize) } catch {
+            throw GatewayError.badRequest("the request body is larger than 1 MiB; send a smaller body")
+        }
+        do { return try JSONValue(parsing: Array(buffer.readableBytesView)) } catch {
+            throw GatewayError.badRequest("the request body is not valid JSON (\(error)); send a JSON object")
+        }
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized())))
+    }
+
+    static func errorResponse(_ error: GatewayError) -> Response {
+        var headers: HTTPFields = [:]
+        if let wait = error.retryAfterSeconds { headers[.retryAfter] = String(wait) }
+        return json(error.body, status: HTTPResponse.Status(code: error.status), headers: headers)
+    }
+}

@@ -1,0 +1,202 @@
+import AgentWire
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension HTTPField.Name {
+    static let mcpSessionID = HTTPField.Name("Mcp-Session-Id")!
+    static let mcpProtocolVersion = HTTPField.Name("MCP-Protocol-Version")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}
+
+/// `/mcp`: MCP Streamable HTTP (2025-03-26 through 2025-11-25) with initialize, ping, tools/list and tools/call.
+extension GatewayHTTPServer {
+    static func rpcError(id: JSONValue?, code: Int, message: String) -> JSONValue {
+        ["jsonrpc": "2.0", "id": id ?? .null, "error": ["code": .int(code), "message": .string(message)]]
+    }
+    static func rpcResult(id: JSONValue, result: JSONValue) -> JSONValue { ["jsonrpc": "2.0", "id": id, "result": result] }
+
+    func checkOrigin(_ request: Request) -> Response? {
+        guard let origin = request.headers[.origin] else { return nil }
+        if gateway.acceptedOrigins.contains(origin.lowercased()) { return nil }
+        return Self.json(
+            Self.rpcError(id: nil, code: JSONRPCErrorCode.invalidRequest, message: "Origin \(origin) is not allowed on this gateway"),
+            status: .forbidden)
+    }
+
+    func handleMCPPost(_ request: Request) async -> Response {
+        if let refusal = checkOrigin(request) { return refusal }
+        let principal: Principal
+        do { principal = try await gateway.authenticate(authorization: request.headers[.authorization]) } catch {
+            return Self.errorResponse(Gateway.asGatewayError(error))
+        }
+        if let version = request.headers[.mcpProtocolVersion], !MCPVersions.supported.contains(version) {
+            return Self.json(
+                Self.rpcError(
+                    id: nil, code: JSONRPCErrorCode.invalidRequest,
+                    message: "unsupported MCP-Protocol-Version \(version); this gateway supports \(MCPVersions.supported.joined(separator: ", "))"),
+                status: .badRequest)
+        }
+        let message: JSONValue
+        do { message = try await Self.readJSON(request) } catch {
+            return Self.json(Self.rpcError(id: nil, code: JSONRPCErrorCode.parseError, message: "the body is not valid JSON"), status: .badRequest)
+        }
+        if message.arrayValue != nil {
+            return Self.json(
+                Self.rpcError(
+                    id: nil, code: JSONRPCErrorCode.invalidRequest, message: "JSON-RPC batches are not supported; send one message per POST"),
+                status: .badRequest)
+        }
+        guard let object = message.objectValue, object["jsonrpc"]?.stringValue == "2.0" else {
+            return Self.json(
+                Self.rpcError(id: nil, code: JSONRPCErrorCode.invalidRequest, message: "not a JSON-RPC 2.0 message"), status: .badRequest)
+        }
+        guard let method = object["method"]?.stringValue else {
+            // A response from the client (we never send requests): accepted and ignored.
+            return Response(status: .accepted)
+        }
+        guard let id = object["id"], !id.isNull else {
+            return Response(status: .accepted)  // a notification (initialized, cancelled, …)
+        }
+        let params = object["params"]?.objectValue ?? [:]
+
+        if method == "initialize" {
+            let requested = params["protocolVersion"]?.stringValue ?? MCPVersions.latest
+            let version = MCPVersions.supported.contains(requested) ? requested : MCPVersions.latest
+            let sessionID = sessions.open(agentID: principal.agent.id, protocolVersion: version)
+            let result: JSONValue = [
+                "protocolVersion": .string(version),
+                "capabilities": ["tools": ["listChanged": false]],
+                "serverInfo": ["name": "agent-gateway", "title": "Agent Gateway", "version": "0.1.0"],
+                "instructions": .string(ServerInstructions.text),
+            ]
+            return Self.json(Self.rpcResult(id: id, result: result), headers: [.mcpSessionID: sessionID])
+        }
+
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            return Self.json(
+                Self.rpcError(
+                    id: id, code: JSONRPCErrorCode.invalidRequest,
+                    message: "no Mcp-Session-Id: send initialize first, then pass the Mcp-Session-Id it returns"),
+                status: .badRequest)
+        }
+        guard let session = sessions.find(sessionID, agentID: principal.agent.id) else {
+            return Self.json(
+                Self.rpcError(id: id, code: -32001, message: "unknown or ended MCP session; send initialize again"), status: .notFound)
+        }
+
+        switch method {
+        case "ping":
+            return Self.json(Self.rpcResult(id: id, result: [:]))
+        case "tools/list":
+            let tools = gateway.visibleTools(principal).map { $0.mcpDescription(protocolVersion: session.protocolVersion) }
+            return Self.json(Self.rpcResult(id: id, result: ["tools": .array(tools)]))
+        case "tools/call":
+            guard let name = params["name"]?.stringValue else {
+                return Self.json(Self.rpcError(id: id, code: JSONRPCErrorCode.invalidParams, message: "tools/call needs params.name"))
+            }
+            let progressToken = params["_meta"]?["progressToken"]
+            let acceptsStream = (request.headers[.accept] ?? "").contains("text/event-stream")
+            let headerKey = request.headers[.idempotencyKey]
+            if let progressToken, acceptsStream {
+                return await streamToolCall(
+                    id: id, name: name, arguments: params["arguments"], headerKey: headerKey, principal: principal, progressToken: progressToken)
+            }
+            do {
+                let result = try await gateway.callTool(
+                    name: name, arguments: params["arguments"], headerIdempotencyKey: headerKey, principal: principal)
+                return Self.json(Self.rpcResult(id: id, result: result))
+            } catch {
+                return toolCallFailure(error, id: id, name: name)
+            }
+        default:
+            return Self.json(
+                Self.rpcError(id: id, code: JSONRPCErrorCode.methodNotFound, message: "method \(method) is not supported by this gateway"))
+        }
+    }
+
+    func toolCallFailure(_ error: any Error, id: JSONValue, name: String) -> Response {
+        if error is UnknownToolError {
+            let names = ToolCatalog.all.map(\.name).joined(separator: ", ")
+            return Self.json(
+                Self.rpcError(id: id, code: JSONRPCErrorCode.invalidParams, message: "unknown tool \(name); tools of this gateway: \(names)"))
+        }
+        return Self.errorResponse(Gateway.asGatewayError(error))
+    }
+
+    enum StreamEvent: Sendable {
+        case progress(String)
+        case result(JSONValue)
+        case failure(GatewayError, unknownTool: Bool)
+    }
+
+    /// A tools/call whose client asked for progress: SSE with notifications/progress, then the response.
+    /// Failures that happen before any progress (rate limit, unknown tool) keep their plain HTTP answers.
+    func streamToolCall(
+        id: JSONValue, name: String, arguments: JSONValue?, headerKey: String?, principal: Principal, progressToken: JSONValue
+    ) async -> Response {
+        let (stream, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
+        let gateway = self.gateway
+        Task {
+            do {
+                let result = try await gateway.callTool(
+                    name: name, arguments: arguments, headerIdempotencyKey: headerKey, principal: principal,
+                    progress: { message in continuation.yield(.progress(message)) })
+                continuation.yield(.result(result))
+            } catch {
+                continuation.yield(.failure(Gateway.asGatewayError(error), unknownTool: error is UnknownToolError))
+            }
+            continuation.finish()
+        }
+        var iterator = stream.makeAsyncIterator()
+        guard let first = await iterator.next() else { return Self.errorResponse(.internalError) }
+        switch first {
+        case .result(let result): return Self.json(Self.rpcResult(id: id, result: result))
+        case .failure(let error, let unknownTool):
+            return unknownTool ? toolCallFailure(UnknownToolError(name: name), id: id, name: name) : Self.errorResponse(error)
+        case .progress(let message):
+            let body = ResponseBody { writer in
+                var step = 1
+                func event(_ value: JSONValue) -> ByteBuffer {
+                    ByteBuffer(bytes: Array("event: message\ndata: ".utf8) + value.serialized() + Array("\n\n".utf8))
+                }
+                func progress(_ text: String) -> JSONValue {
+                    [
+                        "jsonrpc": "2.0", "method": "notifications/progress",
+                        "params": ["progressToken": progressToken, "progress": .int(step), "total": 2, "message": .string(text)],
+                    ]
+                }
+                try await writer.write(event(progress(message)))
+                for await next in stream {
+                    switch next {
+                    case .progress(let text):
+                        step += 1
+                        try await writer.write(event(progress(text)))
+                    case .result(let result):
+                        try await writer.write(event(Self.rpcResult(id: id, result: result)))
+                    case .failure(let error, _):
+                        try await writer.write(event(Self.rpcResult(id: id, result: Gateway.errorResult(error))))
+                    }
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
+    }
+
+    func handleMCPDelete(_ request: Request) async -> Response {
+        if let refusal = checkOrigin(request) { return refusal }
+        let principal: Principal
+        do { principal = try await gateway.authenticate(authorization: request.headers[.authorization]) } catch {
+            return Self.errorResponse(Gateway.asGatewayError(error))
+        }
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            return Self.json(
+                Self.rpcError(id: nil, code: JSONRPCErrorCode.invalidRequest, message: "DELETE /mcp needs an Mcp-Session-Id"), status: .badRequest)
+        }
+        guard sessions.close(sessionID, agentID: principal.agent.id) else {
+            return Self.json(Self.rpcError(id: nil, code: -32001, message: "unknown or ended MCP session"), status: .notFound)
+        }
+        return Response(status: .noContent)
+    }
+}

@@ -1,0 +1,77 @@
+/// The gateway's storage, kept narrow so that a PostgreSQL backend can follow the SQLite one.
+///
+/// Everything goes through typed operations inside a transaction: `read` for a consistent
+/// snapshot, `write` for one atomic unit (a tracker change, its idempotency record and its audit
+/// event commit together or not at all). There is no delete and no archive operation anywhere in
+/// this interface: the gateway cannot destroy tracker data even by mistake.
+public protocol GatewayStore: Sendable {
+    func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T
+    func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T
+}
+
+/// Reads inside a transaction.
+public protocol StoreReader {
+    func setting(_ name: String) throws -> String?
+
+    func user(id: String) throws -> UserRecord?
+    func users() throws -> [UserRecord]
+
+    func agent(id: String) throws -> AgentRecord?
+    func grants(agentID: String) throws -> [GrantRecord]
+    func pairingCode(hash: String) throws -> PairingCodeRecord?
+    func device(id: String) throws -> DeviceRecord?
+    func session(tokenHash: String) throws -> SessionRecord?
+    func session(id: String) throws -> SessionRecord?
+    func nonceSeen(deviceID: String, nonce: String) throws -> Bool
+
+    func projects() throws -> [ProjectRecord]
+    func project(key: String) throws -> ProjectRecord?
+    func project(id: String) throws -> ProjectRecord?
+    func states(projectID: String) throws -> [StateRecord]
+    func labels(projectID: String) throws -> [LabelRecord]
+    func members(projectID: String) throws -> [UserRecord]
+    func issue(projectID: String, number: Int) throws -> IssueRecord?
+    func issue(id: String) throws -> IssueRecord?
+    func searchIssues(_ query: IssueQuery) throws -> [IssueRecord]
+    func comments(issueID: String) throws -> [CommentRecord]
+    func workSession(id: String) throws -> WorkSessionRecord?
+
+    func idempotencyRecord(agentID: String, keyHash: String) throws -> IdempotencyRecord?
+    func auditEvents(agentID: String?, limit: Int) throws -> [AuditEventRecord]
+    func auditEventCount() throws -> Int
+}
+
+/// Reads and writes inside a transaction. Inserts and updates only.
+public protocol StoreWriter: StoreReader {
+    func setSetting(_ name: String, value: String) throws
+
+    func insertUser(_ user: UserRecord) throws
+    func setUserBlocked(id: String, at: Int64?) throws
+
+    func insertAgent(_ agent: AgentRecord) throws
+    func insertGrant(_ grant: GrantRecord) throws
+    func setAgentRevoked(id: String, at: Int64) throws
+    func insertPairingCode(_ code: PairingCodeRecord) throws
+    func markPairingCodeUsed(hash: String, at: Int64) throws
+    func insertDevice(_ device: DeviceRecord) throws
+    func setDeviceRevoked(id: String, at: Int64) throws
+    func insertSession(_ session: SessionRecord) throws
+    func endSession(id: String, at: Int64) throws
+    func endSessions(deviceID: String, at: Int64) throws
+    func insertNonce(deviceID: String, nonce: String, at: Int64) throws
+
+    func insertProject(_ project: ProjectRecord) throws
+    func insertState(_ state: StateRecord) throws
+    func insertLabel(_ label: LabelRecord) throws
+    func insertProjectMember(_ member: ProjectMemberRecord) throws
+    /// Allocates the next issue number of the project and inserts the issue with it.
+    func insertIssue(_ issue: IssueRecord) throws -> IssueRecord
+    func updateIssue(_ issue: IssueRecord) throws
+    func insertComment(_ comment: CommentRecord) throws
+    func insertWorkSession(_ session: WorkSessionRecord) throws
+    func updateWorkSession(_ session: WorkSessionRecord) throws
+
+    /// Inserts or, once the previous record is past its replay window, replaces.
+    func saveIdempotencyRecord(_ record: IdempotencyRecord) throws
+    func insertAuditEvent(_ event: AuditEventRecord) throws
+}

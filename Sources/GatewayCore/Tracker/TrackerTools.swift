@@ -1,0 +1,551 @@
+import AgentWire
+
+/// Who is calling: the authenticated session, its device, agent, owner and grants.
+public struct Principal: Sendable {
+    public let agent: AgentRecord
+    public let owner: UserRecord
+    public let device: DeviceRecord
+    public let session: SessionRecord
+    public let grants: [GrantRecord]
+
+    /// The scopes held on `projectKey`, or `nil` when the project is not granted at all.
+    public func scopes(on projectKey: String) -> Set<String>? {
+        grants.first { $0.projectKey == projectKey }.map { Set($0.scopes) }
+    }
+
+    /// Whether any grant holds `scope` (decides which tools are listed).
+    public func holdsAnywhere(_ scope: String) -> Bool { grants.contains { $0.scopes.contains(scope) } }
+}
+
+/// What a tool returns: the structured result, its text rendering, the JSON pointers of
+/// untrusted text inside it, and the ids it touched (for the audit).
+public struct ToolOutput: Sendable {
+    public var structured: JSONValue
+    public var text: String
+    public var untrustedPointers: [String]
+    public var targetIDs: [String]
+    public var project: String?
+}
+
+/// The tools over the embedded tracker. Each runs inside one store transaction; writes read the
+/// stored record back and return it.
+struct TrackerTools {
+    let tool: ToolDefinition
+    let arguments: JSONObject
+    let principal: Principal
+    let now: Int64
+
+    // MARK: Argument access
+
+    func string(_ name: String) -> String? { arguments[name]?.stringValue }
+    func strings(_ name: String) -> [String]? { arguments[name]?.arrayValue?.compactMap(\.stringValue) }
+
+    /// Throws unless the agent holds this tool's scope on `projectKey`.
+    func authorize(_ projectKey: String) throws {
+        guard let scopes = principal.scopes(on: projectKey) else { throw GatewayError.projectNotGranted(projectKey) }
+        guard scopes.contains(tool.scope) else { throw GatewayError.scopeDenied(tool: tool.name, scope: tool.scope, project: projectKey) }
+    }
+
+    static func parseIssueKey(_ key: String) throws -> (project: String, number: Int) {
+        let upper = key.uppercased()
+        guard let dash = upper.lastIndex(of: "-"), let number = Int(upper[upper.index(after: dash)...]), number > 0,
+            dash != upper.startIndex
+        else { throw GatewayError.validationFailed("issue key \"\(key)\" must look like WEB-12") }
+        return (String(upper[..<dash]), number)
+    }
+
+    /// The project key an argument names (`project`, or the prefix of `issue`), for audit and checks.
+    static func projectHint(_ arguments: JSONObject) -> String? {
+        if let project = arguments["project"]?.stringValue { return project.uppercased() }
+        if let issue = arguments["issue"]?.stringValue, let parsed = try? parseIssueKey(issue) { return parsed.project }
+        return nil
+    }
+
+    func grantedProject(_ key: String, in store: any StoreReader) throws -> ProjectRecord {
+        let upper = key.uppercased()
+        try authorize(upper)
+        guard let project = try store.project(key: upper) else {
+            throw GatewayError.notFound("project \(upper) does not exist; use list_projects to see granted projects")
+        }
+        return project
+    }
+
+    func grantedIssue(_ key: String, in store: any StoreReader) throws -> (ProjectRecord, IssueRecord) {
+        let parsed = try Self.parseIssueKey(key)
+        let project = try grantedProject(parsed.project, in: store)
+        guard let issue = try store.issue(projectID: project.id, number: parsed.number) else {
+            throw GatewayError.notFound("issue \(parsed.project)-\(parsed.number) does not exist; use search_issues to find issues")
+        }
+        return (project, issue)
+    }
+
+    // MARK: Dispatch
+
+    func run(reader store: any StoreReader) throws -> ToolOutput {
+        switch tool.name {
+        case "list_projects": return try listProjects(store)
+        case "get_project_context": return try projectContext(store)
+        case "search_issues": return try searchIssues(store)
+        case "get_issue": return try getIssue(store)
+        default: throw GatewayError.internalError
+        }
+    }
+
+    func run(writer store: any StoreWriter) throws -> ToolOutput {
+        switch tool.name {
+        case "create_issue": return try createIssue(store)
+        case "update_issue": return try updateIssue(store)
+        case "update_issue_blocks": return try updateBlocks(store)
+        case "move_issue": return try moveIssue(store)
+        case "comment_issue": return try commentIssue(store)
+        case "set_issue_labels": return try setLabels(store)
+        case "assign_issue": return try assignIssue(store)
+        case "add_project_member": return try addProjectMember(store)
+        case "start_work_session": return try startWorkSession(store)
+        case "update_work_session": return try updateWorkSession(store)
+        case "finish_work_session": return try finishWorkSession(store)
+        default: return try run(reader: store)
+        }
+    }
+
+    // MARK: Reads
+
+    func listProjects(_ store: any StoreReader) throws -> ToolOutput {
+        var items: [JSONValue] = []
+        var untrusted: [String] = []
+        var lines: [String] = []
+        for project in try store.projects() {
+            guard let scopes = principal.scopes(on: project.key), scopes.contains(Scope.projectRead) else { continue }
+            let ordered = Scope.all.filter { scopes.contains($0) }
+            untrusted.append("/projects/\(items.count)/description")
+            items.append([
+                "key": .string(project.key), "name": .string(project.name), "description": .string(UntrustedText.sanitize(project.description)),
+                "scopes": .array(ordered.map { .string($0) }),
+            ])
+            lines.append(
+                "\(project.key) — \(project.name): \(UntrustedText.marked(project.description))\n  scopes: \(ordered.joined(separator: ", "))")
+        }
+        let text = lines.isEmpty ? "No projects are granted to this agent." : "Granted projects:\n" + lines.joined(separator: "\n")
+        return ToolOutput(structured: ["projects": .array(items)], text: text, untrustedPointers: untrusted, targetIDs: [], project: nil)
+    }
+
+    func projectContext(_ store: any StoreReader) throws -> ToolOutput {
+        let project = try grantedProject(string("project") ?? "", in: store)
+        let context = try ProjectView(project: project, store: store)
+        let members = try store.members(projectID: project.id)
+        let structured: JSONValue = [
+            "project": [
+                "key": .string(project.key), "name": .string(project.name), "description": .string(UntrustedText.sanitize(project.description)),
+            ],
+            "states": .array(context.orderedStates.map { ["id": .string($0.id), "name": .string($0.name), "category": .string($0.category)] }),
+            "labels": .array(context.orderedLabels.map { ["id": .string($0.id), "name": .string($0.name), "color": .string($0.color)] }),
+            "members": .array(members.map { ["id": .string($0.id), "name": .string($0.name)] }),
+            "priorities": .array(IssueVocabulary.priorities.map { .string($0) }),
+            "blockNames": .array(IssueVocabulary.blockNames.map { .string($0) }),
+        ]
+        let text = """
+            Project \(project.key) — \(project.name)
+            Description: \(UntrustedText.marked(project.description))
+            States: \(context.orderedStates.map(\.name).joined(separator: ", "))
+            Labels: \(context.orderedLabels.map(\.name).joined(separator: ", "))
+            Members: \(members.map { "\($0.id) (\($0.name))" }.joined(separator: ", "))
+            Priorities: \(IssueVocabulary.priorities.joined(separator: ", "))
+            Block names: \(IssueVocabulary.blockNames.joined(separator: ", "))
+            """
+        return ToolOutput(
+            structured: structured, text: text, untrustedPointers: ["/project/description"], targetIDs: [project.id], project: project.key)
+    }
+
+    func searchIssues(_ store: any StoreReader) throws -> ToolOutput {
+        let project = try grantedProject(string("project") ?? "", in: store)
+        let view = try ProjectView(project: project, store: store)
+        var query = IssueQuery(projectID: project.id, text: string("query"), afterNumber: 0, limit: arguments["limit"]?.intValue ?? 20)
+        if let state = string("state") { query.stateID = try view.resolveState(state).id }
+        if let label = string("label") { query.labelID = try view.resolveLabels([label]).first }
+        if let assignee = string("assignee") { query.assigneeID = try view.resolveMembers([assignee], store: store).first }
+        if let cursor = string("cursor") {
+            guard let bytes = Sodium.base64Decode(cursor, variant: .urlSafeNoPadding),
+                let text = String(validating: bytes, as: UTF8.self), text.hasPrefix("n:"), let number = Int(text.dropFirst(2))
+            else { throw GatewayError.validationFailed("cursor is not one this gateway issued; start again without cursor") }
+            query.afterNumber = number
+        }
+        let fetchLimit = query.limit
+        query.limit = fetchLimit + 1
+        var issues = try store.searchIssues(query)
+        var nextCursor: JSONValue = .null
+        if issues.count > fetchLimit {
+            issues.removeLast()
+            nextCursor = .string(Sodium.base64Encode(Array("n:\(issues.last!.number)".utf8), variant: .urlSafeNoPadding))
+        }
+        var untrusted: [String] = []
+        var items: [JSONValue] = []
+        for (index, issue) in issues.enumerated() {
+            items.append(view.render(issue, pointer: "/issues/\(index)", untrusted: &untrusted, includeBody: false))
+        }
+        var text = issues.isEmpty ? "No issues match." : issues.map { view.summaryLine($0) }.joined(separator: "\n")
+        if case .string(let cursor) = nextCursor { text += "\nMore results: call again with cursor \"\(cursor)\"." }
+        return ToolOutput(
+            structured: ["issues": .array(items), "nextCursor": nextCursor], text: text, untrustedPointers: untrusted,
+            targetIDs: issues.map(\.id), project: project.key)
+    }
+
+    func getIssue(_ store: any StoreReader) throws -> ToolOutput {
+        let (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        let view = try ProjectView(project: project, store: store)
+        var untrusted: [String] = []
+        let rendered = view.render(issue, pointer: "/issue", untrusted: &untrusted, includeBody: true)
+        let comments = try store.comments(issueID: issue.id)
+        var commentItems: [JSONValue] = []
+        var text = view.detailText(issue)
+        if !comments.isEmpty { text += "\nComments:" }
+        for (index, comment) in comments.enumerated() {
+            commentItems.append(view.render(comment, issueKey: view.key(issue), pointer: "/comments/\(index)", untrusted: &untrusted))
+            text += "\n- \(view.authorName(comment)) at \(Timestamp.rfc3339(milliseconds: comment.createdAt)): \(UntrustedText.marked(comment.body))"
+        }
+        return ToolOutput(
+            structured: ["issue": rendered, "comments": .array(commentItems)], text: text, untrustedPointers: untrusted, targetIDs: [issue.id],
+            project: project.key)
+    }
+
+    // MARK: Writes
+
+    func issueOutput(_ issue: IssueRecord, project: ProjectRecord, store: any StoreReader, verb: String) throws -> ToolOutput {
+        guard let stored = try store.issue(id: issue.id) else { throw GatewayError.internalError }
+        let view = try ProjectView(project: project, store: store)
+        var untrusted: [String] = []
+        let rendered = view.render(stored, pointer: "/issue", untrusted: &untrusted, includeBody: true)
+        return ToolOutput(
+            structured: ["issue": rendered], text: "\(verb) \(view.key(stored)).\n" + view.detailText(stored), untrustedPointers: untrusted,
+            targetIDs: [stored.id], project: project.key)
+    }
+
+    func createIssue(_ store: any StoreWriter) throws -> ToolOutput {
+        let project = try grantedProject(string("project") ?? "", in: store)
+        let view = try ProjectView(project: project, store: store)
+        let state = try string("state").map { try view.resolveState($0) } ?? view.defaultState()
+        let issue = IssueRecord(
+            id: "iss_\(ULID())", projectID: project.id, number: 0, title: string("title") ?? "", description: string("description") ?? "",
+            priority: string("priority") ?? "none", stateID: state.id, labelIDs: try view.resolveLabels(strings("labels") ?? []),
+            assigneeIDs: try view.resolveMembers(strings("assignees") ?? [], store: store),
+            blocks: IssueBlocks.merge([], with: blockArguments()), createdByUserID: principal.owner.id, createdByAgentID: principal.agent.id,
+            createdAt: now, updatedAt: now)
+        let stored = try store.insertIssue(issue)
+        return try issueOutput(stored, project: project, store: store, verb: "Created")
+    }
+
+    func blockArguments() -> [IssueBlock] {
+        (arguments["blocks"]?.arrayValue ?? []).compactMap { item in
+            guard let name = item["name"]?.stringValue, let text = item["text"]?.stringValue else { return nil }
+            return IssueBlock(name: name, text: text)
+        }
+    }
+
+    func updateIssue(_ store: any StoreWriter) throws -> ToolOutput {
+        var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        guard string("title") != nil || string("description") != nil || string("priority") != nil else {
+            throw GatewayError.validationFailed("nothing to update: pass title, description or priority")
+        }
+        if let title = string("title") { issue.title = title }
+        if let description = string("description") { issue.description = description }
+        if let priority = string("priority") { issue.priority = priority }
+        issue.updatedAt = now
+        try store.updateIssue(issue)
+        project = try store.project(id: project.id) ?? project
+        return try issueOutput(issue, project: project, store: store, verb: "Updated")
+    }
+
+    func updateBlocks(_ store: any StoreWriter) throws -> ToolOutput {
+        var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        issue.blocks = IssueBlocks.merge(issue.blocks, with: blockArguments())
+        issue.updatedAt = now
+        try store.updateIssue(issue)
+        project = try store.project(id: project.id) ?? project
+        return try issueOutput(issue, project: project, store: store, verb: "Updated blocks of")
+    }
+
+    func moveIssue(_ store: any StoreWriter) throws -> ToolOutput {
+        var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        let view = try ProjectView(project: project, store: store)
+        issue.stateID = try view.resolveState(string("state") ?? "").id
+        issue.updatedAt = now
+        try store.updateIssue(issue)
+        project = try store.project(id: project.id) ?? project
+        return try issueOutput(issue, project: project, store: store, verb: "Moved")
+    }
+
+    func setLabels(_ store: any StoreWriter) throws -> ToolOutput {
+        var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        let view = try ProjectView(project: project, store: store)
+        issue.labelIDs = try view.resolveLabels(strings("labels") ?? [])
+        issue.updatedAt = now
+        try store.updateIssue(issue)
+        project = try store.project(id: project.id) ?? project
+        return try issueOutput(issue, project: project, store: store, verb: "Set labels of")
+    }
+
+    func assignIssue(_ store: any StoreWriter) throws -> ToolOutput {
+        var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        let view = try ProjectView(project: project, store: store)
+        issue.assigneeIDs = try view.resolveMembers(strings("assignees") ?? [], store: store)
+        issue.updatedAt = now
+        try store.updateIssue(issue)
+        project = try store.project(id: project.id) ?? project
+        return try issueOutput(issue, project: project, store: store, verb: "Assigned")
+    }
+
+    func commentIssue(_ store: any StoreWriter) throws -> ToolOutput {
+        let (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
+        let comment = CommentRecord(
+            id: "cmt_\(ULID())", issueID: issue.id, authorUserID: principal.owner.id, authorAgentID: principal.agent.id,
+            body: string("body") ?? "", createdAt: now)
+        try store.insertComment(comment)
+        guard let stored = try store.comments(issueID: issue.id).first(where: { $0.id == comment.id }) else { throw GatewayError.internalError }
+        let view = try ProjectView(project: project, store: store)
+        var untrusted: [String] = []
+        let rendered = view.render(stored, issueKey: view.key(issue), pointer: "/comment", untrusted: &untrusted)
+        return ToolOutput(
+            structured: ["comment": rendered],
+            text: "Commented on \(view.key(issue)) as \(view.authorName(stored)): \(UntrustedText.marked(stored.body))",
+            untrustedPointers: untrusted, targetIDs: [issue.id, stored.id], project: project.key)
+    }
+
+    func addProjectMember(_ store: any StoreWriter) throws -> ToolOutput {
+        let project = try grantedProject(string("project") ?? "", in: store)
+        let wanted = string("member") ?? ""
+        let users = try store.users()
+        guard let user = users.first(where: { $0.id == wanted }) ?? users.first(where: { $0.name.lowercased() == wanted.lowercased() }) else {
+            throw GatewayError.validationFailed(
+                "\"\(wanted)\" is not a member of the workspace (this tool cannot invite anyone); valid members: \(users.map(\.id).joined(separator: ", "))"
+            )
+        }
+        let already = try store.members(projectID: project.id).contains { $0.id == user.id }
+        if !already {
+            try store.insertProjectMember(
+                ProjectMemberRecord(projectID: project.id, userID: user.id, addedAt: now, addedByAgentID: principal.agent.id))
+        }
+        guard try store.members(projectID: project.id).contains(where: { $0.id == user.id }) else { throw GatewayError.internalError }
+        return ToolOutput(
+            structured: [
+                "project": .string(project.key), "member": ["id": .string(user.id), "name": .string(user.name)], "alreadyMember": .bool(already),
+            ],
+            text: already
+                ? "\(user.id) (\(user.name)) was already a member of \(project.key)." : "Added \(user.id) (\(user.name)) to \(project.key).",
+            untrustedPointers: [], targetIDs: [project.id, user.id], project: project.key)
+    }
+
+    func workSessionOutput(_ id: String, project: ProjectRecord, store: any StoreReader, verb: String) throws -> ToolOutput {
+        guard let stored = try store.workSession(id: id) else { throw GatewayError.internalError }
+        var issueKeys: [String: String] = [:]
+        for issueID in Set([stored.issueID].compactMap { $0 } + stored.notes.compactMap(\.issueID)) {
+            if let issue = try store.issue(id: issueID) { issueKeys[issueID] = "\(project.key)-\(issue.number)" }
+        }
+        func key(_ id: String?) -> JSONValue { id.flatMap { issueKeys[$0] }.map { .string($0) } ?? .null }
+        var untrusted = ["/workSession/summary"]
+        if stored.result != nil { untrusted.append("/workSession/result") }
+        let notes: [JSONValue] = stored.notes.enumerated().map { index, note in
+            untrusted.append("/workSession/notes/\(index)/text")
+            return [
+                "at": .string(Timestamp.rfc3339(milliseconds: note.at)), "text": .string(UntrustedText.sanitize(note.text)),
+                "issue": key(note.issueID),
+            ]
+        }
+        let structured: JSONValue = [
+            "workSession": [
+                "id": .string(stored.id), "project": .string(project.key), "issue": key(stored.issueID),
+                "summary": .string(UntrustedText.sanitize(stored.summary)), "status": .string(stored.status), "notes": .array(notes),
+                "result": stored.result.map { .string(UntrustedText.sanitize($0)) } ?? .null,
+                "startedAt": .string(Timestamp.rfc3339(milliseconds: stored.startedAt)),
+                "updatedAt": .string(Timestamp.rfc3339(milliseconds: stored.updatedAt)),
+                "finishedAt": stored.finishedAt.map { .string(Timestamp.rfc3339(milliseconds: $0)) } ?? .null,
+            ]
+        ]
+        var text = "\(verb) work session \(stored.id) in \(project.key) (\(stored.status))."
+        if let issue = key(stored.issueID).stringValue { text += " Issue: \(issue)." }
+        text += "\nSummary: \(UntrustedText.marked(stored.summary))"
+        if let last = stored.notes.last { text += "\nLatest note: \(UntrustedText.marked(last.text))" }
+        if let result = stored.result { text += "\nResult: \(UntrustedText.marked(result))" }
+        return ToolOutput(structured: structured, text: text, untrustedPointers: untrusted, targetIDs: [stored.id], project: project.key)
+    }
+
+    func issueInProject(_ key: String?, project: ProjectRecord, store: any StoreReader) throws -> IssueRecord? {
+        guard let key else { return nil }
+        let (issueProject, issue) = try grantedIssue(key, in: store)
+        guard issueProject.id == project.id else {
+            throw GatewayError.validationFailed("issue \(key) belongs to project \(issueProject.key), not \(project.key)")
+        }
+        return issue
+    }
+
+    func startWorkSession(_ store: any StoreWriter) throws -> ToolOutput {
+        let project = try grantedProject(string("project") ?? "", in: store)
+        let issue = try issueInProject(string("issue"), project: project, store: store)
+        let session = WorkSessionRecord(
+            id: "wks_\(ULID())", agentID: principal.agent.id, projectID: project.id, issueID: issue?.id, summary: string("summary") ?? "",
+            status: "active", notes: [], result: nil, startedAt: now, updatedAt: now, finishedAt: nil)
+        try store.insertWorkSession(session)
+        return try workSessionOutput(session.id, project: project, store: store, verb: "Started")
+    }
+
+    func activeWorkSession(_ store: any StoreReader) throws -> (WorkSessionRecord, ProjectRecord) {
+        let id = string("workSession") ?? ""
+        guard let session = try store.workSession(id: id), session.agentID == principal.agent.id,
+            let project = try store.project(id: session.projectID)
+        else { throw GatewayError.notFound("work session \(id) does not exist for this agent; start one with start_work_session") }
+        try authorize(project.key)
+        guard session.status == "active" else {
+            throw GatewayError.validationFailed("work session \(id) is already \(session.status); start a new one with start_work_session")
+        }
+        return (session, project)
+    }
+
+    func updateWorkSession(_ store: any StoreWriter) throws -> ToolOutput {
+        var (session, project) = try activeWorkSession(store)
+        if let issue = try issueInProject(string("issue"), project: project, store: store) { session.issueID = issue.id }
+        session.notes.append(WorkSessionNote(at: now, text: string("note") ?? "", issueID: session.issueID))
+        session.updatedAt = now
+        try store.updateWorkSession(session)
+        return try workSessionOutput(session.id, project: project, store: store, verb: "Updated")
+    }
+
+    func finishWorkSession(_ store: any StoreWriter) throws -> ToolOutput {
+        var (session, project) = try activeWorkSession(store)
+        session.status = string("status") ?? "completed"
+        session.result = string("result")
+        session.finishedAt = now
+        session.updatedAt = now
+        try store.updateWorkSession(session)
+        return try workSessionOutput(session.id, project: project, store: store, verb: "Finished")
+    }
+}
+
+/// Structured block edits: set by name, empty text clears, order follows the vocabulary.
+enum IssueBlocks {
+    static func merge(_ existing: [IssueBlock], with changes: [IssueBlock]) -> [IssueBlock] {
+        var byName: [String: String] = [:]
+        for block in existing { byName[block.name] = block.text }
+        for change in changes { byName[change.name] = change.text }
+        return IssueVocabulary.blockNames.compactMap { name in
+            guard let text = byName[name], !text.isEmpty else { return nil }
+            return IssueBlock(name: name, text: text)
+        }
+    }
+}
+
+/// One project's states, labels and people, for resolving names and rendering issues.
+struct ProjectView {
+    let project: ProjectRecord
+    let orderedStates: [StateRecord]
+    let orderedLabels: [LabelRecord]
+    let states: [String: StateRecord]
+    let labels: [String: LabelRecord]
+    let users: [String: UserRecord]
+
+    init(project: ProjectRecord, store: any StoreReader) throws {
+        self.project = project
+        orderedStates = try store.states(projectID: project.id)
+        orderedLabels = try store.labels(projectID: project.id)
+        states = Dictionary(uniqueKeysWithValues: orderedStates.map { ($0.id, $0) })
+        labels = Dictionary(uniqueKeysWithValues: orderedLabels.map { ($0.id, $0) })
+        users = Dictionary(uniqueKeysWithValues: try store.users().map { ($0.id, $0) })
+    }
+
+    func key(_ issue: IssueRecord) -> String { "\(project.key)-\(issue.number)" }
+
+    func defaultState() throws -> StateRecord {
+        guard let state = orderedStates.first(where: { $0.category == "backlog" }) ?? orderedStates.first else {
+            throw GatewayError.validationFailed("project \(project.key) has no states; ask the owner to configure the project")
+        }
+        return state
+    }
+
+    func resolveState(_ name: String) throws -> StateRecord {
+        if let state = orderedStates.first(where: { $0.id == name || $0.name.lowercased() == name.lowercased() }) { return state }
+        throw GatewayError.validationFailed(
+            "unknown state \"\(name)\" in \(project.key); valid states: \(orderedStates.map(\.name).joined(separator: ", "))")
+    }
+
+    func resolveLabels(_ names: [String]) throws -> [String] {
+        var ids: [String] = []
+        for name in names {
+            guard let label = orderedLabels.first(where: { $0.id == name || $0.name.lowercased() == name.lowercased() }) else {
+                throw GatewayError.validationFailed(
+                    "unknown label \"\(name)\" in \(project.key); valid labels: \(orderedLabels.map(\.name).joined(separator: ", "))")
+            }
+            if !ids.contains(label.id) { ids.append(label.id) }
+        }
+        return ids
+    }
+
+    func resolveMembers(_ names: [String], store: any StoreReader) throws -> [String] {
+        let members = try store.members(projectID: project.id)
+        var ids: [String] = []
+        for name in names {
+            guard let member = members.first(where: { $0.id == name }) ?? members.first(where: { $0.name.lowercased() == name.lowercased() }) else {
+                throw GatewayError.validationFailed(
+                    "unknown member \"\(name)\" in \(project.key); valid members: \(members.map(\.id).joined(separator: ", "))")
+            }
+            if !ids.contains(member.id) { ids.append(member.id) }
+        }
+        return ids
+    }
+
+    func reference(id: String, name: String?) -> JSONValue { ["id": .string(id), "name": .string(name ?? id)] }
+
+    func render(_ issue: IssueRecord, pointer: String, untrusted: inout [String], includeBody: Bool) -> JSONValue {
+        var object: JSONObject = [
+            "id": .string(issue.id), "key": .string(key(issue)), "project": .string(project.key),
+            "title": .string(UntrustedText.sanitize(issue.title)),
+        ]
+        untrusted.append("\(pointer)/title")
+        if includeBody {
+            object["description"] = .string(UntrustedText.sanitize(issue.description))
+            untrusted.append("\(pointer)/description")
+        }
+        object["priority"] = .string(issue.priority)
+        object["state"] = reference(id: issue.stateID, name: states[issue.stateID]?.name)
+        object["labels"] = .array(issue.labelIDs.map { reference(id: $0, name: labels[$0]?.name) })
+        object["assignees"] = .array(issue.assigneeIDs.map { reference(id: $0, name: users[$0]?.name) })
+        if includeBody {
+            object["blocks"] = .array(
+                issue.blocks.enumerated().map { index, block in
+                    untrusted.append("\(pointer)/blocks/\(index)/text")
+                    return ["name": .string(block.name), "text": .string(UntrustedText.sanitize(block.text))]
+                })
+        }
+        object["createdBy"] = ["userId": .string(issue.createdByUserID), "agentId": issue.createdByAgentID.map { .string($0) } ?? .null]
+        object["createdAt"] = .string(Timestamp.rfc3339(milliseconds: issue.createdAt))
+        object["updatedAt"] = .string(Timestamp.rfc3339(milliseconds: issue.updatedAt))
+        return .object(object)
+    }
+
+    func render(_ comment: CommentRecord, issueKey: String, pointer: String, untrusted: inout [String]) -> JSONValue {
+        untrusted.append("\(pointer)/body")
+        return [
+            "id": .string(comment.id), "issue": .string(issueKey),
+            "author": ["userId": .string(comment.authorUserID), "agentId": comment.authorAgentID.map { .string($0) } ?? .null],
+            "body": .string(UntrustedText.sanitize(comment.body)), "createdAt": .string(Timestamp.rfc3339(milliseconds: comment.createdAt)),
+        ]
+    }
+
+    func authorName(_ comment: CommentRecord) -> String {
+        let owner = users[comment.authorUserID]?.name ?? comment.authorUserID
+        return comment.authorAgentID.map { "agent \($0) for \(owner)" } ?? owner
+    }
+
+    func summaryLine(_ issue: IssueRecord) -> String {
+        let state = states[issue.stateID]?.name ?? issue.stateID
+        return "\(key(issue)) [\(state)] \(issue.priority): \(UntrustedText.marked(issue.title))"
+    }
+
+    func detailText(_ issue: IssueRecord) -> String {
+        var lines = [summaryLine(issue)]
+        let labelNames = issue.labelIDs.map { labels[$0]?.name ?? $0 }
+        let assignees = issue.assigneeIDs.map { users[$0].map { "\($0.id) (\($0.name))" } ?? $0 }
+        lines.append(
+            "Labels: \(labelNames.isEmpty ? "none" : labelNames.joined(separator: ", ")) · Assignees: \(assignees.isEmpty ? "none" : assignees.joined(separator: ", "))"
+        )
+        if !issue.description.isEmpty { lines.append("Description: \(UntrustedText.marked(issue.description))") }
+        for block in issue.blocks { lines.append("\(block.name): \(UntrustedText.marked(block.text))") }
+        return lines.joined(separator: "\n")
+    }
+}

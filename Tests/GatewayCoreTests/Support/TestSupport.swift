@@ -1,0 +1,337 @@
+import AgentWire
+import CSodium
+import Foundation
+import GatewayCore
+import Logging
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// An HTTP answer as the tests look at it.
+struct HTTPAnswer: Sendable {
+    let status: Int
+    let headers: [String: String]
+    let body: [UInt8]
+
+    var json: JSONValue { (try? JSONValue(parsing: body)) ?? .null }
+    var errorCode: String? { json["error"]?["code"]?.stringValue }
+    func header(_ name: String) -> String? {
+        headers.first { $0.key.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// A plain HTTP client over URLSession, every request bounded by a timeout.
+enum HTTP {
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 15
+        configuration.httpMaximumConnectionsPerHost = 32
+        return URLSession(configuration: configuration)
+    }()
+
+    static func send(_ method: String, _ url: String, json: JSONValue? = nil, headers: [String: String] = [:]) async throws -> HTTPAnswer {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.timeoutInterval = 15
+        if let json {
+            request.httpBody = Data(json.serialized())
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        request.setValue("application/json, text/event-stream", forHTTPHeaderField: "Accept")
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await session.data(for: request)
+        let http = response as! HTTPURLResponse
+        var fields: [String: String] = [:]
+        for (name, value) in http.allHeaderFields { fields["\(name)"] = "\(value)" }
+        return HTTPAnswer(status: http.statusCode, headers: fields, body: Array(data))
+    }
+}
+
+/// An Ed25519 device key, made and used with libsodium like the sidecar does.
+struct DeviceKey: Sendable {
+    let publicKey: [UInt8]
+    let secretKey: [UInt8]
+
+    init() {
+        _ = sodium_init()
+        var publicKey = [UInt8](repeating: 0, count: 32)
+        var secretKey = [UInt8](repeating: 0, count: 64)
+        crypto_sign_keypair(&publicKey, &secretKey)
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
+
+    func sign(_ message: [UInt8]) -> [UInt8] {
+        var signature = [UInt8](repeating: 0, count: 64)
+        crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey)
+        return signature
+    }
+
+    var publicKeyBase64: String { Sodium.base64Encode(publicKey) }
+}
+
+/// A paired device with a session: what the sidecar holds.
+struct AgentClient: Sendable {
+    let baseURL: String
+    let deviceID: String
+    let key: DeviceKey
+    var token: String
+    var mcpSessionID: String?
+    var protocolVersion = "2025-11-25"
+
+    var authorization: [String: String] { ["Authorization": "Bearer \(token)"] }
+
+    static func sessionBody(
+        baseURL: String, origin: String? = nil, deviceID: String, key: DeviceKey, timestamp: Int64? = nil, nonce: String? = nil
+    )
+        -> JSONValue
+    {
+        let timestamp = timestamp ?? Int64(Date().timeIntervalSince1970)
+        let nonce = nonce ?? Sodium.base64Encode(Sodium.randomBytes(16))
+        let message = SessionChallenge.message(origin: origin ?? baseURL, deviceID: deviceID, timestamp: timestamp, nonce: nonce)
+        return [
+            "deviceId": .string(deviceID), "timestamp": .int(Int(timestamp)), "nonce": .string(nonce),
+            "signature": .string(Sodium.base64Encode(key.sign(message))),
+        ]
+    }
+
+    /// Claims `code`, mints a session and initialises MCP.
+    static func pair(baseURL: String, code: String, initialize: Bool = true) async throws -> AgentClient {
+        let key = DeviceKey()
+        let claim = try await HTTP.send(
+            "POST", baseURL + "/api/v1/pairing/claim", json: ["code": .string(code), "publicKey": .string(key.publicKeyBase64), "deviceName": "test"])
+        guard claim.status == 201, let deviceID = claim.json["deviceId"]?.stringValue else {
+            throw TestFailure("claim failed: \(claim.status) \(String(decoding: claim.body, as: UTF8.self))")
+        }
+        var client = AgentClient(baseURL: baseURL, deviceID: deviceID, key: key, token: "")
+        try await client.newSession()
+        if initialize { try await client.initialize() }
+        return client
+    }
+
+    mutating func newSession() async throws {
+        let answer = try await HTTP.send("POST", baseURL + "/api/v1/sessions", json: Self.sessionBody(baseURL: baseURL, deviceID: deviceID, key: key))
+        guard answer.status == 201, let token = answer.json["token"]?.stringValue else {
+            throw TestFailure("session failed: \(answer.status) \(String(decoding: answer.body, as: UTF8.self))")
+        }
+        self.token = token
+    }
+
+    mutating func initialize() async throws {
+        let answer = try await rpc(
+            "initialize",
+            params: ["protocolVersion": .string(protocolVersion), "capabilities": [:], "clientInfo": ["name": "tests", "version": "1"]])
+        guard answer.status == 200, let session = answer.header("Mcp-Session-Id") else { throw TestFailure("initialize failed: \(answer.status)") }
+        mcpSessionID = session
+    }
+
+    func rpc(_ method: String, params: JSONValue? = nil, id: Int = 1, headers: [String: String] = [:]) async throws -> HTTPAnswer {
+        var message: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
+        if let params { message["params"] = params }
+        var all = authorization
+        if let mcpSessionID { all["Mcp-Session-Id"] = mcpSessionID }
+        if method != "initialize" { all["MCP-Protocol-Version"] = protocolVersion }
+        for (name, value) in headers { all[name] = value }
+        return try await HTTP.send("POST", baseURL + "/mcp", json: .object(message), headers: all)
+    }
+
+    /// `tools/call`; returns the HTTP answer (for auth and rate-limit failures) and the result.
+    func call(_ name: String, _ arguments: JSONValue = [:], idempotencyKey: String? = nil) async throws -> (HTTPAnswer, JSONValue) {
+        let headers = idempotencyKey.map { ["Idempotency-Key": $0] } ?? [:]
+        let answer = try await rpc("tools/call", params: ["name": .string(name), "arguments": arguments], headers: headers)
+        return (answer, answer.json["result"] ?? .null)
+    }
+
+    func toolNames() async throws -> [String] {
+        let answer = try await rpc("tools/list")
+        return answer.json["result"]?["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+    }
+}
+
+extension JSONValue {
+    /// The error code of an `isError` tool result.
+    var toolErrorCode: String? {
+        guard self["isError"]?.boolValue == true else { return nil }
+        return self["structuredContent"]?["error"]?["code"]?.stringValue
+    }
+    var isToolSuccess: Bool { self["isError"]?.boolValue == false }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A fresh temporary directory.
+func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "gateway-tests-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// The `agent-gateway` binary built next to the test bundle.
+func gatewayBinaryPath() -> String {
+    var candidates: [String] = []
+    if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        var directory = (executable as NSString).deletingLastPathComponent
+        for _ in 0..<4 {
+            candidates.append(directory + "/agent-gateway")
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+    }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    candidates.append(root + "/.build/debug/agent-gateway")
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
+}
+
+/// Runs an admin command of the binary and returns its stdout.
+@discardableResult
+func runGatewayCommand(_ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+    process.arguments = arguments
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw TestFailure("agent-gateway \(arguments.first ?? "") failed: \(String(decoding: errorData, as: UTF8.self))")
+    }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// A real `agent-gateway serve --port 0` process on a temp database.
+final class GatewayProcess: @unchecked Sendable {
+    let directory: String
+    let database: String
+    let process = Process()
+    let url: String
+
+    init(extraArguments: [String] = [], database: String? = nil, seed: Bool = true) throws {
+        directory = temporaryDirectory()
+        self.database = database ?? directory + "/gateway.sqlite"
+        if seed { try runGatewayCommand(["seed-demo", "--db", self.database]) }
+        process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+        process.arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let handle = output.fileHandleForReading
+        // Bounded wait for the {"url": …} line.
+        let line = try Self.readLine(handle, timeoutSeconds: 20)
+        guard let url = (try? JSONValue(parsing: line))?["url"]?.stringValue else {
+            process.terminate()
+            throw TestFailure("serve did not print its URL: \(line)")
+        }
+        self.url = url
+    }
+
+    static func readLine(_ handle: FileHandle, timeoutSeconds: Double) throws -> String {
+        let box = LineBox()
+        let thread = Thread {
+            var bytes: [UInt8] = []
+            while true {
+                let chunk = handle.readData(ofLength: 1)
+                if chunk.isEmpty || chunk.first == 10 { break }
+                bytes.append(chunk.first!)
+            }
+            box.set(String(decoding: bytes, as: UTF8.self))
+        }
+        thread.start()
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if let line = box.get() { return line }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw TestFailure("timed out waiting for the gateway to listen")
+    }
+
+    @discardableResult
+    func admin(_ arguments: [String]) throws -> String {
+        guard let command = arguments.first else { return "" }
+        if command == "agent" || command == "owner" {
+            return try runGatewayCommand(Array(arguments.prefix(2)) + ["--db", database] + Array(arguments.dropFirst(2)))
+        }
+        return try runGatewayCommand([command, "--db", database] + Array(arguments.dropFirst()))
+    }
+
+    /// Creates an agent and returns (agent id, pairing code).
+    func newAgent(projects: [String] = ["WEB"], scopes: [String], owner: String = "alice") throws -> (String, String) {
+        let id = try admin(["agent", "create", "--owner", owner, "--name", "test agent", "--project"] + projects + ["--scope"] + scopes)
+        let code = try admin(["agent", "pair", id])
+        return (id, code)
+    }
+
+    func stop(signal: Int32 = SIGTERM) {
+        if process.isRunning {
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+final class LineBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var line: String?
+    func set(_ value: String) { lock.withLock { line = value } }
+    func get() -> String? { lock.withLock { line } }
+}
+
+/// A clock the test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+    func advance(seconds: Int64) { lock.withLock { milliseconds += seconds * 1000 } }
+    var gatewayClock: GatewayClock { GatewayClock { [self] in lock.withLock { milliseconds } } }
+}
+
+/// GatewayCore's server in this process on port 0, for tests that need to move the clock.
+final class InProcessGateway: @unchecked Sendable {
+    let store: SQLiteGatewayStore
+    let admin: GatewayAdmin
+    let gateway: Gateway
+    let url: String
+    let task: Task<Void, any Error>
+
+    init(clock: ManualClock, configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
+        let directory = temporaryDirectory()
+        store = try SQLiteGatewayStore(path: directory + "/gateway.sqlite")
+        let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: nil)
+        admin = GatewayAdmin(store: store, hashKey: key, clock: clock.gatewayClock)
+        _ = try await admin.seedDemo()
+        var configuration = GatewayConfiguration()
+        configuration.clock = clock.gatewayClock
+        configure(&configuration)
+        let gateway = Gateway(store: store, hashKey: key, configuration: configuration)
+        self.gateway = gateway
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        var logger = Logger(label: "gateway-tests")
+        logger.logLevel = .critical
+        let app = GatewayHTTPServer(gateway: gateway).makeApplication(host: "127.0.0.1", port: 0, logger: logger) { port in
+            gateway.adoptListenOrigins(OriginFormat.listenOrigins(host: "127.0.0.1", port: port))
+            continuation.yield(port)
+            continuation.finish()
+        }
+        task = Task { try await app.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestFailure("in-process gateway did not start") }
+        url = "http://127.0.0.1:\(port)"
+    }
+
+    func newAgent(projects: [String] = ["WEB"], scopes: [String]) async throws -> (String, String) {
+        let id = try await admin.createAgent(ownerID: "alice", name: "test agent", projects: projects, scopes: scopes)
+        return (id, try await admin.createPairingCode(agentID: id))
+    }
+
+    func stop() { task.cancel() }
+    deinit { task.cancel() }
+}
