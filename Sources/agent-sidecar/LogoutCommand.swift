@@ -5,8 +5,7 @@ struct Logout: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke this device at the gateway and delete its key and profile.",
         discussion: """
-            The local key is deleted even when the gateway cannot be reached; the command then says so
-            and exits 1, and the agent's owner should revoke the device at the gateway.
+            The local key is deleted even when the gateway cannot be reached; the command then says so and exits 1, and the agent's owner should revoke the device at the gateway.
             """
     )
 

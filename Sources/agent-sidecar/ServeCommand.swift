@@ -9,11 +9,14 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the MCP stdio server that your MCP client (Codex) launches.",
         discussion: """
-            Paired mode (what `agent-sidecar setup` writes into the MCP client config) serves a paired
-            gateway with short-lived session tokens minted by this device's key:
+            Paired mode (what `agent-sidecar setup` writes into the MCP client config) serves a paired gateway with short-lived session tokens minted by this device's key:
+
               agent-sidecar serve --profile default
+
             Generic mode bridges to any remote MCP server over Streamable HTTP:
+
               agent-sidecar serve --upstream https://mcp.example.com/mcp --bearer-env EXAMPLE_TOKEN
+
             stdout carries MCP messages only; logs go to stderr.
             """
     )

@@ -5,11 +5,11 @@ struct Setup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pair this device with an Agent Gateway and write the MCP client config and AGENTS.md block.",
         discussion: """
-            The agent's owner gives you a one-time pairing code. Pass it with --code, or in the
-            environment variable AGENT_SIDECAR_PAIRING_CODE, or type it when asked (it is not echoed):
+            The agent's owner gives you a one-time pairing code. Pass it with --code, or in the environment variable AGENT_SIDECAR_PAIRING_CODE, or type it when asked (it is not echoed):
+
               agent-sidecar setup --gateway https://gateway.example.com
-            Running setup again without a code refreshes the files of an already paired profile;
-            files whose content would not change are left alone. Nothing written contains a secret.
+
+            Running setup again without a code refreshes the files of an already paired profile; files whose content would not change are left alone. Nothing written contains a secret.
             """
     )
 
