@@ -465,10 +465,8 @@ final class FixtureServer: Sendable {
         if let firstFrame { continuation.yield(firstFrame) }
         let interval = options.keepaliveMilliseconds
         let state = self.state
-        var headers = Reply.streamHeaders
-        headers[.connection] = "close"
         return Response(
-            status: .ok, headers: headers,
+            status: .ok, headers: Self.closingStreamHeaders,
             body: ResponseBody { writer in
                 let keepalive = Task {
                     while !Task.isCancelled {
