@@ -19,6 +19,7 @@
 // on direct requests. --stderr FILE keeps the bridge's stderr (default /dev/null).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -491,6 +492,46 @@ static void reset_peak(pid_t pid) {
     close(fd);
 }
 
+// CPU time (user + system, all threads) of a process, in nanoseconds.
+static int64_t process_cpu_ns(pid_t pid) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *file = fopen(path, "r");
+    if (!file) return 0;
+    size_t count = fread(text, 1, sizeof text - 1, file);
+    fclose(file);
+    text[count] = 0;
+    char *after = strrchr(text, ')');  // the command name may hold spaces
+    if (!after) return 0;
+    unsigned long long user = 0, system = 0;
+    // Fields after the name: state(3) ... utime(14) stime(15).
+    if (sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &user, &system) != 2) return 0;
+    return (int64_t)(user + system) * (1000000000LL / sysconf(_SC_CLK_TCK));
+}
+
+// Voluntary context switches (a thread blocked and was woken) summed over a process's threads.
+static long process_voluntary_switches(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *tasks = opendir(path);
+    if (!tasks) return 0;
+    long total = 0;
+    struct dirent *entry;
+    while ((entry = readdir(tasks))) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+        char status[300], line[256];
+        snprintf(status, sizeof status, "/proc/%d/task/%s/status", pid, entry->d_name);
+        FILE *file = fopen(status, "r");
+        if (!file) continue;
+        while (fgets(line, sizeof line, file)) {
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) total += strtol(line + 24, NULL, 10);
+        }
+        fclose(file);
+    }
+    closedir(tasks);
+    return total;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statistics.
 
@@ -571,6 +612,8 @@ static void mode_latency(void) {
         http_exchange(&c, request, request_length);
         http_consume(&c);
     }
+    int64_t cpu_before = process_cpu_ns(bridge.pid);
+    long switches_before = process_voluntary_switches(bridge.pid);
     for (int done = 0; done < option_calls;) {
         int block = option_block < option_calls - done ? option_block : option_calls - done;
         for (int i = 0; i < block; i++) {
@@ -594,6 +637,9 @@ static void mode_latency(void) {
         }
         done += block;
     }
+    // The bridge idles while the direct blocks run, so its CPU time over the loop is that of its calls.
+    double cpu_per_call_us = (process_cpu_ns(bridge.pid) - cpu_before) / 1e3 / option_calls;
+    double switches_per_call = (double)(process_voluntary_switches(bridge.pid) - switches_before) / option_calls;
     long rss = tree_kb(bridge.pid, "VmRSS");
     bridge_stop(&bridge);
     connection_close(&c);
@@ -601,7 +647,9 @@ static void mode_latency(void) {
     print_distribution("bridge", via_bridge, (size_t)option_calls);
     printf(",");
     print_distribution("direct", direct, (size_t)option_calls);
-    printf(",\"bridgeFailures\":%d,\"directFailures\":%d,\"bridgeRssKB\":%ld}\n", bridge_failures, direct_failures, rss);
+    printf(",\"bridgeFailures\":%d,\"directFailures\":%d,\"bridgeRssKB\":%ld,\"bridgeCpuUsPerCall\":%.1f,"
+           "\"bridgeVoluntarySwitchesPerCall\":%.2f}\n",
+           bridge_failures, direct_failures, rss, cpu_per_call_us, switches_per_call);
 }
 
 // `inflight` calls always outstanding on the bridge's stdin for `seconds`.
@@ -615,7 +663,6 @@ static double bridge_throughput(Bridge *bridge, int *failures) {
         bridge_send(bridge, line);
         sent++;
     }
-    int64_t finished = 0;
     while (received < sent) {
         size_t length;
         char *response = bridge_line(bridge, &length);
@@ -627,12 +674,8 @@ static double bridge_throughput(Bridge *bridge, int *failures) {
             bridge_call_line(line, sizeof line, ++id);
             bridge_send(bridge, line);
             sent++;
-            finished = now;
-        } else if (!finished) {
-            finished = now;
         }
     }
-    (void)finished;
     // Count the calls answered within the window, over the window.
     int64_t elapsed = now_ns() - started;
     return (double)received / (elapsed / 1e9);
@@ -704,11 +747,15 @@ static void mode_throughput(void) {
     direct_throughput(&direct_failures);
     option_seconds = seconds;
     bridge_failures = direct_failures = 0;
+    int64_t cpu_before = process_cpu_ns(bridge.pid), started = now_ns();
     double via_bridge = bridge_throughput(&bridge, &bridge_failures);
+    double calls = via_bridge * (now_ns() - started) / 1e9;
+    double cpu_per_call_us = (process_cpu_ns(bridge.pid) - cpu_before) / 1e3 / calls;
     double direct = direct_throughput(&direct_failures);
     bridge_stop(&bridge);
-    printf("{\"inflight\":%d,\"bridgeCallsPerSecond\":%.1f,\"directCallsPerSecond\":%.1f,\"bridgeFailures\":%d,\"directFailures\":%d}\n",
-           option_inflight, via_bridge, direct, bridge_failures, direct_failures);
+    printf("{\"inflight\":%d,\"bridgeCallsPerSecond\":%.1f,\"directCallsPerSecond\":%.1f,\"bridgeFailures\":%d,\"directFailures\":%d,"
+           "\"bridgeCpuUsPerCall\":%.1f}\n",
+           option_inflight, via_bridge, direct, bridge_failures, direct_failures, cpu_per_call_us);
 }
 
 // RSS of the bridge after 1k, 10k, 100k calls (with `inflight` outstanding, drained at each checkpoint).
