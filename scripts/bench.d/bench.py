@@ -413,7 +413,9 @@ def build_table(results):
             peer_text = spread(rss_at(memory["proxy"], calls))[0] if "proxy" in memory else "n/a"
             v = verdict(sidecar_median, 20, unit=" MB")
             verdicts[f"RSS after {calls:,} calls"] = v
-            table.add(f"RSS after {calls:,} calls (MB)", "≤ 20 MB", sidecar_text, peer_text, "–", v)
+            anon = spread([p["anonKB"] / 1024 for run in memory["sidecar"] for p in run["checkpoints"] if p["calls"] == calls])[0]
+            mapped = spread([p["fileKB"] / 1024 for run in memory["sidecar"] for p in run["checkpoints"] if p["calls"] == calls])[0]
+            table.add(f"RSS after {calls:,} calls (MB)", "≤ 20 MB", f"{sidecar_text} (anonymous {anon}, file-backed {mapped})", peer_text, "–", v)
 
         def growth(runs):
             out = []

@@ -787,8 +787,8 @@ static void mode_memory(void) {
             received++;
         }
         usleep(200000);  // let the bridge settle (freed buffers, idle threads)
-        printf("%s{\"calls\":%ld,\"rssKB\":%ld,\"peakKB\":%ld}", first ? "" : ",", received, tree_kb(bridge.pid, "VmRSS"),
-               tree_kb(bridge.pid, "VmHWM"));
+        printf("%s{\"calls\":%ld,\"rssKB\":%ld,\"anonKB\":%ld,\"fileKB\":%ld,\"peakKB\":%ld}", first ? "" : ",", received,
+               tree_kb(bridge.pid, "VmRSS"), tree_kb(bridge.pid, "RssAnon"), tree_kb(bridge.pid, "RssFile"), tree_kb(bridge.pid, "VmHWM"));
         fflush(stdout);
         first = 0;
     }
