@@ -44,7 +44,7 @@ class Settings:
         self.memory_checkpoints = [1000, 10000] if quick else [1000, 10000, 100000]
         self.memory_runs = 1 if quick else 3
         self.peer_memory_checkpoints = [1000] if quick else [1000, 10000, 100000]
-        self.peer_memory_runs = 1
+        self.peer_memory_runs = 1 if quick else 3
         self.big_runs = 2 if quick else 5
         self.big_bytes = 10_000_000
         self.gateway_seconds = 2 if quick else 10
