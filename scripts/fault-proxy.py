@@ -20,8 +20,9 @@ Relaying
 Faults (rules; the first rule whose `match` fits a request and whose `count` is not used up applies)
   POST /fault {"fault": NAME, "match": {...}, "count": N, ...}   count omitted or null: every match.
   match keys (all optional): "httpMethod", "path" (exact), "rpc" (JSON-RPC method), "tool" (tools/call name).
-  status     {"status": 503, "retryAfter": "1", "body": "…", "contentType": "application/json"}: answered
-             by the proxy, never forwarded. body defaults to a gateway-style error JSON.
+  status     {"status": 503, "retryAfter": "1", "body": "…", "contentType": "application/json", "forward": false}:
+             answered by the proxy. body defaults to a gateway-style error JSON. With forward true the
+             request reaches the upstream first (a write commits) and its answer is thrown away.
   reset      {"afterBytes": 0}: forwarded (so a write commits), then the first afterBytes bytes of the
              response (status line and headers included) are relayed and the client connection is
              reset (TCP RST). The response is lost.
@@ -281,6 +282,20 @@ class FaultProxy:
     async def serve_one(self, head, body, entry, rule, reader, writer, upstream):
         """Relays or breaks one exchange. Returns (keep the client connection, upstream connection)."""
         fault = rule["fault"] if rule else "pass"
+        if fault == "status" and rule.get("forward"):
+            # The upstream does the work; its answer is replaced (a balancer's 503 after the commit).
+            try:
+                upstream = upstream or await self.connect_upstream()
+                upstream[1].write(head.raw + body)
+                await upstream[1].drain()
+                answered = await read_head(upstream[0])
+                async for _ in response_pieces(upstream[0], answered, entry["httpMethod"]):
+                    pass
+                if (answered.header("connection") or "").lower() == "close":
+                    upstream[1].close()
+                    upstream = None
+            except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                pass
         if fault == "status":
             status = int(rule.get("status", 503))
             payload = rule.get("body")

@@ -120,6 +120,27 @@ struct ProxiedPairing {
 }
 
 extension SidecarUnderTest {
+    /// Responses to every one of `ids`, in whatever order they come; other messages are returned apart.
+    func responses(to ids: Set<Int>, timeout: Duration) async throws -> (responses: [Int: JSONValue], others: [JSONValue]) {
+        let deadline = ContinuousClock.now + timeout
+        var responses: [Int: JSONValue] = [:]
+        var others: [JSONValue] = []
+        while responses.count < ids.count {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                throw TestTimeout(description: "no response to \(ids.subtracting(responses.keys).sorted()) within \(timeout)")
+            }
+            let message = try await child.nextMessage(timeout: remaining)
+            if message["method"] == nil, let id = message["id"]?.intValue, ids.contains(id) {
+                #expect(responses[id] == nil, "a second response to \(id)")
+                responses[id] = message
+            } else {
+                others.append(message)
+            }
+        }
+        return (responses, others)
+    }
+
     /// The text of an `isError` tool result, or nil when the call succeeded.
     static func toolError(_ response: JSONValue) -> String? {
         guard response["result"]?["isError"]?.boolValue == true else { return nil }
