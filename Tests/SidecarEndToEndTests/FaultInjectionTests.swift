@@ -77,13 +77,13 @@ struct FaultInjectionTests {
     static let statusCases: [FaultCase] = [
         FaultCase(
             name: "500", rules: [rule("status", ["status": 500, "body": gatewayError("internal_error", "the gateway failed", retryable: true)])],
-            code: "upstream_error", text: "HTTP 500 internal_error", deadline: .seconds(1), attempts: 1),
+            code: "upstream_error", text: "HTTP 500 internal_error", deadline: .milliseconds(1500), attempts: 1),
         FaultCase(
             name: "502 with an HTML body", rules: [rule("status", ["status": 502, "body": "<html>bad gateway</html>", "contentType": "text/html"])],
-            code: "upstream_error", text: "HTTP 502", deadline: .seconds(1), attempts: 1),
+            code: "upstream_error", text: "HTTP 502", deadline: .milliseconds(1500), attempts: 1),
         FaultCase(
             name: "503 without Retry-After", rules: [rule("status", ["status": 503])], code: "upstream_error", text: "HTTP 503",
-            deadline: .seconds(1), attempts: 1),
+            deadline: .milliseconds(1500), attempts: 1),
         FaultCase(
             name: "503 with Retry-After: 1, once", rules: [rule("status", ["status": 503, "retryAfter": "1"])], code: nil,
             deadline: .seconds(3), attempts: 2),
@@ -96,10 +96,10 @@ struct FaultInjectionTests {
             deadline: .seconds(4), attempts: 3),
         FaultCase(
             name: "429 without Retry-After", rules: [rule("status", ["status": 429])], code: "rate_limited", text: "rate limiting",
-            deadline: .seconds(1), attempts: 1),
+            deadline: .milliseconds(1500), attempts: 1),
         FaultCase(
             name: "429 with a Retry-After too long to wait", rules: [rule("status", ["status": 429, "retryAfter": "60"])],
-            code: "rate_limited", text: "HTTP 429", deadline: .seconds(1), attempts: 1),
+            code: "rate_limited", text: "HTTP 429", deadline: .milliseconds(1500), attempts: 1),
     ]
 
     static let authCases: [FaultCase] = [
@@ -123,16 +123,16 @@ struct FaultInjectionTests {
                 rule(
                     "status",
                     ["status": 401, "body": gatewayError("device_revoked", "this device was revoked", retryable: false)])
-            ], code: "unauthorized", text: "run `agent-sidecar setup` again", deadline: .seconds(1), attempts: 1),
+            ], code: "unauthorized", text: "run `agent-sidecar setup` again", deadline: .milliseconds(1500), attempts: 1),
         FaultCase(
             name: "401 agent_revoked: reported, no new session",
             rules: [
                 rule("status", ["status": 401, "body": gatewayError("agent_revoked", "the agent was revoked", retryable: false)])
-            ], code: "unauthorized", text: "revoked by its owner", deadline: .seconds(1), attempts: 1),
+            ], code: "unauthorized", text: "revoked by its owner", deadline: .milliseconds(1500), attempts: 1),
         FaultCase(
             name: "403 owner_blocked",
             rules: [rule("status", ["status": 403, "body": gatewayError("owner_blocked", "the owner is blocked", retryable: false)])],
-            code: "forbidden", text: "owner is blocked", deadline: .seconds(1), attempts: 1),
+            code: "forbidden", text: "owner is blocked", deadline: .milliseconds(1500), attempts: 1),
     ]
 
     /// Runs the cases in order through one sidecar; after each, a call without a fault must work.
@@ -232,6 +232,22 @@ struct FaultInjectionTests {
         #expect(own.count == 1, "\(own)")
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    @Test("the gateway's own 429: a Retry-After too long to wait is reported at once, with the wait, and writes nothing")
+    func gatewayRateLimit() async throws {
+        let pairing = try await ProxiedPairing.start(serveArguments: ["--write-rate", "1"])
+        let sidecar = try await pairing.serve(extra: Self.serveFlags)
+        let first = try await sidecar.callTool(1, "create_issue", ["project": "WEB", "title": "within the limit"])
+        #expect(SidecarUnderTest.toolError(first) == nil, "\(first)")
+        let started = ContinuousClock.now
+        let second = try await sidecar.callTool(2, "create_issue", ["project": "WEB", "title": "over the limit"])
+        #expect(ContinuousClock.now - started < .milliseconds(1500))
+        let error = try #require(SidecarUnderTest.toolError(second))
+        #expect(error.contains("HTTP 429 rate_limited") && error.contains("retry after"), "\(error)")
+        #expect(try await pairing.gateway.sql("SELECT count(*) FROM issue WHERE title = 'over the limit'") == "0")
+        // Reads have their own bucket.
+        #expect(SidecarUnderTest.toolError(try await sidecar.callTool(3, "list_projects")) == nil)
     }
 
     @Test("a self-signed gateway is refused; with --ca-file it is trusted, and a wrong host name is still refused")
