@@ -208,8 +208,11 @@ final class CurlTransfer: @unchecked Sendable {
     deinit { errorBuffer.deallocate() }
 
     func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
-        var text = String(decoding: line, as: UTF8.self)
-        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        // Strip the line ending as bytes: in a Swift String "\r\n" is one Character, equal to
+        // neither "\r" nor "\n", so trimming Characters would keep it in every header value.
+        var end = line.count
+        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<end]), as: UTF8.self)
         if text.hasPrefix("HTTP/") {
             // A new status line: after a 1xx, headers start over.
             let parts = text.split(separator: " ", maxSplits: 2)
