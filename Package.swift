@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
-            dependencies: ["AgentWire", "agent-sidecar", "mcp-fixture-server"],
+            dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server"],
             swiftSettings: strictSettings
         ),
         .testTarget(

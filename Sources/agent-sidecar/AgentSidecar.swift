@@ -12,7 +12,7 @@ struct AgentSidecar: AsyncParsableCommand {
         commandName: "agent-sidecar",
         abstract: "Scoped, audited, revocable access to a task tracker for local coding agents, over MCP.",
         version: SidecarIdentity.version,
-        subcommands: [Serve.self]
+        subcommands: [Setup.self, Serve.self, Status.self, Logout.self]
     )
 }
 
@@ -45,6 +45,24 @@ func environmentValue(_ name: String) -> String? {
 
 /// Prints a one-line error on stderr.
 func printError(_ message: String) {
-    var line = "agent-sidecar: \(message)\n"
-    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    writeStandardError("agent-sidecar: \(message)\n")
+}
+
+/// Writes all of `text` to stdout.
+func writeStandardOutput(_ text: String) { writeAll(text, to: STDOUT_FILENO) }
+
+/// Writes all of `text` to stderr.
+func writeStandardError(_ text: String) { writeAll(text, to: STDERR_FILENO) }
+
+private func writeAll(_ text: String, to descriptor: Int32) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0, errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
 }

@@ -9,14 +9,26 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the MCP stdio server that your MCP client (Codex) launches.",
         discussion: """
+            Paired mode (what `agent-sidecar setup` writes into the MCP client config) serves a paired gateway with short-lived session tokens minted by this device's key:
+
+              agent-sidecar serve --profile default
+
             Generic mode bridges to any remote MCP server over Streamable HTTP:
+
               agent-sidecar serve --upstream https://mcp.example.com/mcp --bearer-env EXAMPLE_TOKEN
+
             stdout carries MCP messages only; logs go to stderr.
             """
     )
 
-    @Option(name: .long, help: "URL of a remote MCP server (Streamable HTTP). https://, or http:// to loopback only.")
-    var upstream: String
+    @Option(name: .long, help: "Paired mode: the profile `agent-sidecar setup` created.")
+    var profile: String?
+
+    @Option(name: .long, help: "Paired mode: where the key-encryption key is (default: where setup put it).")
+    var keyFile: String?
+
+    @Option(name: .long, help: "Generic mode: URL of a remote MCP server (Streamable HTTP). https://, or http:// to loopback only.")
+    var upstream: String?
 
     @Option(name: .customLong("header"), help: "Extra HTTP header for the upstream, 'Name: value' (repeatable).")
     var headers: [String] = []
@@ -44,9 +56,24 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    func validate() throws {
+        switch (upstream, profile) {
+        case (nil, nil):
+            throw ValidationError("give --profile NAME (paired with `agent-sidecar setup`) or --upstream URL (any MCP server)")
+        case (.some, .some):
+            throw ValidationError("--profile and --upstream cannot be used together; paired mode takes its gateway from the profile")
+        case (nil, .some):
+            if !headers.isEmpty || bearerEnv != nil {
+                throw ValidationError("--header and --bearer-env are for --upstream; with --profile the sidecar authenticates itself")
+            }
+        case (.some, nil):
+            if keyFile != nil { throw ValidationError("--key-file is for --profile (paired mode)") }
+        }
+    }
+
     func run() async throws {
         let logger = try logging.makeLogger()
-        var configuration = BridgeConfiguration(upstreamURL: upstream)
+        var configuration = BridgeConfiguration(upstreamURL: upstream ?? "")
         configuration.headers = headers
         if let bearerEnv {
             guard let token = environmentValue(bearerEnv), !token.isEmpty else {
@@ -67,9 +94,16 @@ struct Serve: AsyncParsableCommand {
         configuration.serveOptions.excludedTools = Set(excludedTools)
         let server: MCPStdioServer
         do {
-            server = try configuration.makeServer(logger: logger)
+            if let profile {
+                let paired = PairedBridge(
+                    paths: SidecarPaths.current(), environment: ProcessEnvironment.variables(), profile: profile, keyFile: keyFile,
+                    bridge: configuration)
+                server = try paired.makeServer(logger: logger) { message in printError(message) }
+            } else {
+                server = try configuration.makeServer(logger: logger)
+            }
         } catch {
-            printError(error.description)
+            printError("\(error)")
             throw ExitCode(2)
         }
         let code = await server.run()

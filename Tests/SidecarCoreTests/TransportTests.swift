@@ -125,3 +125,25 @@ import Testing
         #expect(try classify(#"[1]"#) == "invalid null")
     }
 }
+
+@Suite struct UpstreamMessageTextTests {
+    @Test func oneLineFlattensEveryLineBreak() {
+        #expect(StreamableHTTPUpstream.oneLine("a\r\nb\nc\rd") == "a  b c d")
+    }
+}
+
+@Suite struct ResponseHeaderTests {
+    @Test func headerValuesLoseTheirLineEnding() async throws {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: HTTPResponsePart.self)
+        let transfer = CurlTransfer(request: HTTPRequest(method: "POST", url: "http://127.0.0.1:9/mcp"), continuation: continuation)
+        for line in ["HTTP/1.1 200 OK\r\n", "Mcp-Session-Id: mcp_abc \r\n", "Content-Type: application/json\n", "\r\n"] {
+            Array(line.utf8).withUnsafeBytes { transfer.receiveHeaderLine($0) }
+        }
+        continuation.finish()
+        var head: HTTPResponseHead?
+        for try await part in stream { if case .head(let received) = part { head = received } }
+        #expect(head?.status == 200)
+        #expect(head?.headers.value(for: "mcp-session-id") == "mcp_abc")
+        #expect(head?.headers.value(for: "content-type") == "application/json")
+    }
+}

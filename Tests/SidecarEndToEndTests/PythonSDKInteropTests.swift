@@ -12,17 +12,9 @@ struct PythonSDKInteropTests {
         let python = root.appendingPathComponent(".venv/\(line)/bin/python").path
         try #require(
             FileManager.default.isExecutableFile(atPath: python), "missing \(python): run scripts/install-deps --python (scripts/test does it)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [root.appendingPathComponent("scripts/interop-python-sdk.py").path, BuiltProducts.directory.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
+        let (status, text) = try runToCompletion(
+            python, [root.appendingPathComponent("scripts/interop-python-sdk.py").path, BuiltProducts.directory.path])
+        #expect(status == 0, "\(text)")
         #expect(text.contains(" 0 failed"), "\(text)")
     }
 }

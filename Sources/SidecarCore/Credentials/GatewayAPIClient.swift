@@ -147,7 +147,7 @@ public struct GatewayAPIClient: Sendable {
         do {
             response = try await transport.send(request)
         } catch let error as HTTPClientError {
-            throw UpstreamFailure.from(error, upstream: gateway.baseURL, timeout: timeout)
+            throw UpstreamFailure.from(error, upstream: gateway.baseURL, timeout: timeout, peer: "gateway")
         } catch let error as UpstreamFailure {
             throw error
         } catch {
@@ -200,35 +200,44 @@ enum GatewayErrorMessage {
         default: code = .upstreamError
         }
         let message: String
-        switch gatewayCode {
-        case "pairing_code_invalid":
-            message = "the gateway does not know this pairing code; check it, or ask the agent's owner for a new one"
-        case "pairing_code_expired":
-            message = "the pairing code has expired; ask the agent's owner for a new one and run `agent-sidecar setup` again"
-        case "pairing_code_used":
-            message = "the pairing code was already used; ask the agent's owner for a new one and run `agent-sidecar setup` again"
-        case "pairing_rate_limited":
-            message = "too many pairing attempts; wait \(retryAfter.map { "\($0) s" } ?? "a minute") and try again"
-        case "agent_revoked":
-            message =
-                "the owner revoked this agent at the gateway; ask the owner for a new agent and pairing code, then run `agent-sidecar setup` again"
-        case "device_revoked":
-            message = "this device was revoked at the gateway; get a new pairing code from the agent's owner and run `agent-sidecar setup` again"
-        case "owner_blocked":
-            message = "the agent's owner is blocked at the gateway, so the agent cannot act; the owner must contact the gateway's administrator"
-        case "signature_invalid", "timestamp_out_of_range", "nonce_reused":
-            message =
-                "the gateway refused this device's signature (\(gatewayCode!)); check the system clock, that the URL is the gateway you paired with, or run `agent-sidecar setup` again"
-        case "device_unknown", "device_not_found":
-            message = "the gateway does not know this device; run `agent-sidecar setup` again with a new pairing code"
-        case "token_expired":
-            message = "the session expired; the sidecar will start a new one, retry the call"
-        default:
+        if let gatewayCode, let known = knownMessage(gatewayCode: gatewayCode, retryAfter: retryAfter) {
+            message = known
+        } else {
             let detail = error?["message"]?.stringValue.map { ": " + oneLine($0) } ?? ""
             let retry = retryAfter.map { "; retry after \($0) s" } ?? "; retry later or check the gateway"
             message = "the gateway answered \(status) to \(path)\(gatewayCode.map { " (\($0))" } ?? "")\(detail)\(retry)"
         }
         return UpstreamFailure(code: code, message: message, httpStatus: status, gatewayCode: gatewayCode, retryAfterSeconds: retryAfter)
+    }
+
+    /// The sidecar's own one-line explanation of a gateway error code, or nil for codes it has no
+    /// special advice for.
+    static func knownMessage(gatewayCode: String, retryAfter: Int?) -> String? {
+        switch gatewayCode {
+        case "pairing_code_invalid":
+            return "the gateway does not know this pairing code; check it, or ask the agent's owner for a new one"
+        case "pairing_code_expired":
+            return "the pairing code has expired; ask the agent's owner for a new one and run `agent-sidecar setup` again"
+        case "pairing_code_used":
+            return "the pairing code was already used; ask the agent's owner for a new one and run `agent-sidecar setup` again"
+        case "pairing_rate_limited":
+            return "too many pairing attempts; wait \(retryAfter.map { "\($0) s" } ?? "a minute") and try again"
+        case "agent_revoked":
+            return "this agent was revoked by its owner at the gateway; ask the owner for a new pairing code, then run `agent-sidecar setup` again"
+        case "device_revoked":
+            return "this device was revoked at the gateway; get a new pairing code from the agent's owner and run `agent-sidecar setup` again"
+        case "owner_blocked":
+            return "the agent's owner is blocked at the gateway, so the agent cannot act; the owner must contact the gateway's administrator"
+        case "signature_invalid", "timestamp_out_of_range", "nonce_reused":
+            return
+                "the gateway refused this device's signature (\(gatewayCode)); check the system clock, that the URL is the gateway you paired with, or run `agent-sidecar setup` again"
+        case "device_unknown", "device_not_found":
+            return "the gateway does not know this device; run `agent-sidecar setup` again with a new pairing code"
+        case "token_expired":
+            return "the session expired; the sidecar will start a new one, retry the call"
+        default:
+            return nil
+        }
     }
 
     /// Remote text, kept to one short line.

@@ -3,7 +3,18 @@
 /// the gateway says `token_expired`), and ends the session at the gateway on close.
 ///
 /// Concurrent callers share one mint: a burst of tool calls at start-up makes one session.
+///
+/// When the gateway refuses the device for a reason only a person can fix (the device or agent was
+/// revoked, the owner blocked, the device unknown, its signature refused), every failed call says
+/// so in the sidecar's words, and `onRefusal` hears about each such reason once, so `serve` can
+/// print one line on stderr rather than one per call.
 public actor PairedSessionCredentials: UpstreamCredentialSource {
+    /// Gateway codes that no retry fixes; each is reported once through `onRefusal`.
+    public static let refusalCodes: Set<String> = [
+        "device_revoked", "agent_revoked", "owner_blocked", "device_unknown", "device_not_found", "signature_invalid",
+        "timestamp_out_of_range",
+    ]
+
     private let api: GatewayAPIClient
     private let deviceKey: DeviceKey
     private let deviceID: String
@@ -18,17 +29,24 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     private var session: Session?
     private var minting: Task<Session, any Error>?
     private var closed = false
+    private let onRefusal: (@Sendable (UpstreamFailure) -> Void)?
+    private var reportedRefusals: Set<String> = []
 
     /// - Parameters:
     ///   - api: The gateway client.
     ///   - deviceKey: The decrypted device key.
     ///   - deviceID: The device id from the profile.
     ///   - refreshMargin: How long before expiry to renew (capped at a third of the lifetime).
-    public init(api: GatewayAPIClient, deviceKey: DeviceKey, deviceID: String, refreshMargin: Duration = .seconds(60)) {
+    ///   - onRefusal: Told once per refusal code (see ``refusalCodes``), with the explanation.
+    public init(
+        api: GatewayAPIClient, deviceKey: DeviceKey, deviceID: String, refreshMargin: Duration = .seconds(60),
+        onRefusal: (@Sendable (UpstreamFailure) -> Void)? = nil
+    ) {
         self.api = api
         self.deviceKey = deviceKey
         self.deviceID = deviceID
         self.refreshMargin = refreshMargin
+        self.onRefusal = onRefusal
     }
 
     /// `Bearer <token>`, minting or renewing the session first when needed.
@@ -40,6 +58,10 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     /// On a 401 `token_expired` (or a 401 without a code), drops the token and mints a new one;
     /// any other rejection (revoked, blocked) is final and is reported by the caller.
     public func credentialRejected(status: Int, errorCode: String?) async -> Bool {
+        if let errorCode, Self.refusalCodes.contains(errorCode) {
+            _ = explain(UpstreamFailure(code: status == 403 ? .forbidden : .unauthorized, message: "", httpStatus: status, gatewayCode: errorCode))
+            return false
+        }
         guard status == 401, errorCode == nil || errorCode == "token_expired", !closed else { return false }
         session = nil
         return (try? await currentSession()) != nil
@@ -52,6 +74,19 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
         guard let current = session else { return }
         session = nil
         try? await api.endSession(token: current.token)
+    }
+
+    /// A refusal in the sidecar's words (what happened, and `agent-sidecar setup` or whom to ask).
+    public func explainRejection(_ failure: UpstreamFailure) async -> UpstreamFailure { explain(failure) }
+
+    private func explain(_ failure: UpstreamFailure) -> UpstreamFailure {
+        guard let code = failure.gatewayCode, code != "token_expired",
+            let message = GatewayErrorMessage.knownMessage(gatewayCode: code, retryAfter: failure.retryAfterSeconds)
+        else { return failure }
+        let explained = UpstreamFailure(
+            code: failure.code, message: message, httpStatus: failure.httpStatus, gatewayCode: code, retryAfterSeconds: failure.retryAfterSeconds)
+        if Self.refusalCodes.contains(code), reportedRefusals.insert(code).inserted { onRefusal?(explained) }
+        return explained
     }
 
     /// The id of the current session, if there is one (for status output; not a secret).
@@ -69,7 +104,8 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
         }
         minting = task
         defer { minting = nil }
-        let fresh = try await task.value
+        let fresh: Session
+        do { fresh = try await task.value } catch let failure as UpstreamFailure { throw explain(failure) }
         if closed {
             try? await api.endSession(token: fresh.token)
             throw UpstreamFailure(code: .cancelled, message: "the sidecar is shutting down")

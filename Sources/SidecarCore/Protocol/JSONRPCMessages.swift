@@ -12,6 +12,17 @@ public enum JSONRPC {
         return ["jsonrpc": "2.0", "id": id, "error": .object(error)]
     }
 
+    /// An error answering a message whose id could not be read (a parse error, say). JSON-RPC 2.0
+    /// and MCP up to 2025-06-18 write `"id": null`; from 2025-11-25 on, MCP forbids a null id and
+    /// the error omits it instead.
+    public static func errorWithoutID(code: Int, message: String, revision: ProtocolRevision?) -> JSONValue {
+        let error: JSONValue = ["code": .int(code), "message": .string(message)]
+        if let revision, revision >= .v2025_11_25 {
+            return ["jsonrpc": "2.0", "error": error]
+        }
+        return ["jsonrpc": "2.0", "id": .null, "error": error]
+    }
+
     public static func notification(method: String, params: JSONValue? = nil) -> JSONValue {
         var message: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]
         if let params { message["params"] = params }

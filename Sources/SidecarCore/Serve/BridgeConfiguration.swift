@@ -52,7 +52,20 @@ public struct BridgeConfiguration: Sendable {
         return http
     }
 
+    /// The server for this configuration.
+    ///
+    /// - Parameters:
+    ///   - logger: Where logs go (stderr).
+    ///   - credentials: The source of `Authorization` headers; default: the fixed bearer token, if any.
     public func makeServer(logger: Logger, credentials: (any UpstreamCredentialSource)? = nil) throws(ConfigurationError) -> MCPStdioServer {
+        try makeServer(logger: logger, http: CurlHTTPClient(configuration: try httpConfiguration()), credentials: credentials)
+    }
+
+    /// The server, over an HTTP client the caller already made (paired mode shares it with the
+    /// gateway's REST calls, so both use one connection cache).
+    func makeServer(
+        logger: Logger, http: CurlHTTPClient, credentials: (any UpstreamCredentialSource)?
+    ) throws(ConfigurationError) -> MCPStdioServer {
         let url: UpstreamURL
         do {
             url = try UpstreamURL(upstreamURL)
@@ -63,7 +76,6 @@ public struct BridgeConfiguration: Sendable {
         var settings = UpstreamSettings(url: url)
         for header in headers { settings.extraHeaders.append(try Self.parseHeader(header)) }
         settings.requestTimeout = requestTimeout
-        let http = CurlHTTPClient(configuration: try httpConfiguration())
         let upstream = StreamableHTTPUpstream(
             settings: settings, http: http, credentials: credentials ?? StaticCredentials(bearerToken: bearerToken), logger: logger)
         return MCPStdioServer(options: serveOptions, upstream: upstream, logger: logger)

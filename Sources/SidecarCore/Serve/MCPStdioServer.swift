@@ -68,6 +68,8 @@ public final class MCPStdioServer: Sendable {
         var acceptingInput = true
         var shutdownReason: String?
         var readOnlyHints: [String: Bool?] = [:]
+        /// The revision of the last modern request, for errors that cannot name a request.
+        var lastModernRevision: ProtocolRevision?
         var listenerStarted = false
     }
 
@@ -175,12 +177,11 @@ public final class MCPStdioServer: Sendable {
         case .oversized(let count):
             guard state.withLock({ $0.acceptingInput }) else { return }
             logger.warning("skipped a \(count)-byte message over the \(options.maximumMessageBytes)-byte limit")
-            send(
-                JSONRPC.error(
-                    id: .null, code: JSONRPCErrorCode.invalidRequest,
-                    message:
-                        "message of \(count) bytes exceeds the limit of \(options.maximumMessageBytes) bytes; send smaller messages or raise --max-message-bytes"
-                ))
+            sendWithoutID(
+                code: JSONRPCErrorCode.invalidRequest,
+                message:
+                    "message of \(count) bytes exceeds the limit of \(options.maximumMessageBytes) bytes; send smaller messages or raise --max-message-bytes"
+            )
         case .line(let bytes):
             guard state.withLock({ $0.acceptingInput }) else { return }
             receiveLine(bytes)
@@ -192,7 +193,7 @@ public final class MCPStdioServer: Sendable {
         do {
             value = try JSONParser.parse(bytes)
         } catch {
-            send(JSONRPC.error(id: .null, code: JSONRPCErrorCode.parseError, message: "Parse error: \(error)"))
+            sendWithoutID(code: JSONRPCErrorCode.parseError, message: "Parse error: \(error)")
             return
         }
         if case .array(let items) = value {
@@ -206,14 +207,13 @@ public final class MCPStdioServer: Sendable {
         let revision = state.withLock { $0.legacyRevision }
         guard let revision, revision.allowsBatches else {
             let named = revision.map { "revision \($0.rawValue)" } ?? "this session"
-            send(
-                JSONRPC.error(
-                    id: .null, code: JSONRPCErrorCode.invalidRequest,
-                    message: "JSON-RPC batches are not allowed in \(named) (only 2025-03-26 has them); send one message per line"))
+            sendWithoutID(
+                code: JSONRPCErrorCode.invalidRequest,
+                message: "JSON-RPC batches are not allowed in \(named) (only 2025-03-26 has them); send one message per line")
             return
         }
         guard !items.isEmpty else {
-            send(JSONRPC.error(id: .null, code: JSONRPCErrorCode.invalidRequest, message: "an empty batch is not a valid request"))
+            sendWithoutID(code: JSONRPCErrorCode.invalidRequest, message: "an empty batch is not a valid request")
             return
         }
         // Count the members that will produce a reply, so the collector knows when the array is whole.
@@ -230,7 +230,11 @@ public final class MCPStdioServer: Sendable {
     func receiveMessage(_ value: JSONValue, batch: BatchCollector?) {
         switch IncomingMessage(value) {
         case .invalid(let id, let reason):
-            deliver(JSONRPC.error(id: id, code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: \(reason)").serialized(), batch: batch)
+            let message =
+                id.isNull
+                ? errorWithoutID(code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: \(reason)")
+                : JSONRPC.error(id: id, code: JSONRPCErrorCode.invalidRequest, message: "Invalid request: \(reason)")
+            deliver(message.serialized(), batch: batch)
         case .invalidParams(let id, let reason):
             deliver(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.invalidParams, message: "Invalid params: \(reason)").serialized(), batch: batch)
         case .response:
@@ -247,6 +251,13 @@ public final class MCPStdioServer: Sendable {
     }
 
     func send(_ message: JSONValue) { writer.send(message.serialized()) }
+
+    func errorWithoutID(code: Int, message: String) -> JSONValue {
+        let revision = state.withLock { $0.legacyRevision ?? $0.lastModernRevision }
+        return JSONRPC.errorWithoutID(code: code, message: message, revision: revision)
+    }
+
+    func sendWithoutID(code: Int, message: String) { send(errorWithoutID(code: code, message: message)) }
 
     func receiveNotification(method: String, params: JSONObject?) {
         switch method {
@@ -350,6 +361,7 @@ public final class MCPStdioServer: Sendable {
         let negotiated = state.withLock { $0.legacyRevision }
         if let requested = params?["_meta"]?[ModernMetaKey.protocolVersion]?.stringValue {
             if let revision = ProtocolRevision(rawValue: requested), revision.isModern {
+                state.withLock { $0.lastModernRevision = revision }
                 return .success(RequestContext(revision: revision))
             }
             if let negotiated { return .success(RequestContext(revision: negotiated)) }
@@ -503,23 +515,37 @@ public final class MCPStdioServer: Sendable {
         return .deferred
     }
 
-    /// Relays a notification the upstream sent outside any call (tools/list_changed and friends).
+    /// Notifications from outside any call that a client may want. Everything else the upstream
+    /// sends on its change stream (its own subscription acknowledgements, for one) stays here.
+    static let relayedChangeNotifications: Set<String> = [
+        "notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed",
+        "notifications/resources/updated", "notifications/message",
+    ]
+
+    /// Relays a notification the upstream sent outside any call (tools/list_changed and friends),
+    /// re-issued in the client's era: plain for a legacy client, tagged with the subscription id
+    /// for each modern subscription that asked for it.
     func relayUnsolicited(_ message: UpstreamMessage) {
-        guard let method = message.method else { return }
-        if method == "notifications/tools/list_changed" {
-            state.withLock { $0.readOnlyHints = [:] }
+        guard let method = message.method, Self.relayedChangeNotifications.contains(method) else {
+            logger.trace("kept an upstream notification to itself: \(message.method ?? "?")")
+            return
         }
+        let isToolChange = method == "notifications/tools/list_changed"
+        if isToolChange { state.withLock { $0.readOnlyHints = [:] } }
         let (legacyClient, subscribers) = state.withLock { state in
             (state.legacyRevision != nil, state.subscriptions.values.filter { $0.toolsListChanged })
         }
         if legacyClient {
-            writer.send(compacted(message.bytes[...]))
+            if method.hasSuffix("/list_changed") {
+                send(JSONRPC.notification(method: method))
+            } else if var params = message.value("params")?.objectValue {
+                params["_meta"] = nil
+                send(JSONRPC.notification(method: method, params: .object(params)))
+            }
         }
-        if method == "notifications/tools/list_changed" {
+        if isToolChange {
             for subscription in subscribers {
-                send(
-                    JSONRPC.notification(
-                        method: "notifications/tools/list_changed", params: ["_meta": [ModernMetaKey.subscriptionID: subscription.id]]))
+                send(JSONRPC.notification(method: method, params: ["_meta": [ModernMetaKey.subscriptionID: subscription.id]]))
             }
         }
     }

@@ -41,6 +41,9 @@ public struct SetupOutcome: Sendable {
     public let written: [SetupWriteResult]
     /// Things that did not stop setup (the gateway's setup data was unavailable, AGENTS.md too big…).
     public let warnings: [String]
+    /// The `[mcp_servers.NAME]` table for Codex, exactly as merged into `config.toml` (nil when
+    /// Codex was not a target).
+    public let codexEntry: String?
 }
 
 /// What logout did.
@@ -155,7 +158,15 @@ public struct SidecarSetup: Sendable {
             }
         }
         try profiles.save(profile)
-        return SetupOutcome(profile: profile, paired: paired, packet: packet, written: written, warnings: warnings)
+        var codexEntry: String?
+        if request.targets.contains(.codex) {
+            codexEntry = try CodexConfig.renderTable(
+                serverName: SetupPacketWriter.serverName(profile: profile.name), profile: profile.name, command: request.executablePath,
+                arguments: SetupPacketWriter.serveArguments(profile: profile.name),
+                environment: SetupPacketWriter.serverEnvironment(environment))
+        }
+        return SetupOutcome(
+            profile: profile, paired: paired, packet: packet, written: written, warnings: warnings, codexEntry: codexEntry)
     }
 
     /// Revokes the device at the gateway (when `revoke`), takes our entries out of the files setup
@@ -191,6 +202,19 @@ public struct SidecarSetup: Sendable {
         var removed = try credentials.remove(profile: name)
         if try profiles.remove(name) { removed.append(paths.profileFile(name)) }
         return LogoutOutcome(revoked: revoked, revocationFailure: failure, purged: purged, removedFiles: removed)
+    }
+
+    /// Checks a gateway URL before anything is asked of the user: an absolute `https://` URL, or
+    /// `http://` to loopback.
+    public static func checkGatewayURL(_ url: String) throws {
+        guard let gateway = GatewayOrigin(url) else {
+            throw SetupError(.invalidInput, "\(url) is not a gateway URL; give one like https://gateway.example.com")
+        }
+        do {
+            try UpstreamURL(gateway.origin).requireSecureTransport()
+        } catch {
+            throw SetupError(.invalidInput, error.description)
+        }
     }
 
     static func client(_ url: String, transport: any GatewayTransport) throws -> GatewayAPIClient {

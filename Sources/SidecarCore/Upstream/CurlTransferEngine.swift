@@ -120,7 +120,7 @@ final class CurlTransferEngine: @unchecked Sendable {
         default:
             _ = request.method.withCString { curlshim_easy_setopt_pointer(easy, CURLOPT_CUSTOMREQUEST, $0) }
         }
-        if request.method != "GET" {
+        if request.method != "GET", request.method != "DELETE" || !request.body.isEmpty {
             curlshim_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
             request.body.withUnsafeBytes { bytes in
                 // COPYPOSTFIELDS copies, so the body need not outlive this call.
@@ -208,8 +208,7 @@ final class CurlTransfer: @unchecked Sendable {
     deinit { errorBuffer.deallocate() }
 
     func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
-        // Strip the line ending as bytes: in a Swift String "\r\n" is one Character, equal to
-        // neither "\r" nor "\n", so trimming Characters would keep it in every header value.
+        // Trim the line ending as bytes: in a Swift String, "\r\n" is one Character.
         var end = line.count
         while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<end]), as: UTF8.self)

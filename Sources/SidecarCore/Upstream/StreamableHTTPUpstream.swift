@@ -232,7 +232,8 @@ public final class StreamableHTTPUpstream: Sendable {
         var reinitialized = false
         var reauthenticated = false
         while true {
-            let handshake = try await handshake()
+            let handshake: UpstreamHandshake
+            do { handshake = try await self.handshake() } catch { throw await explained(error) }
             let id = allocateRequestID()
             var finalParams = params ?? JSONObject()
             if case .modern(let version) = handshake.era {
@@ -295,9 +296,15 @@ public final class StreamableHTTPUpstream: Sendable {
                     do { try await Task.sleep(for: .seconds(wait)) } catch { throw UpstreamFailure(code: .cancelled, message: "cancelled") }
                     continue
                 }
-                throw failure
+                throw await explained(failure)
             }
         }
+    }
+
+    /// A refusal of the credentials (401, 403) in the credential source's words.
+    private func explained(_ failure: UpstreamFailure) async -> UpstreamFailure {
+        guard failure.httpStatus == 401 || failure.httpStatus == 403 else { return failure }
+        return await credentials.explainRejection(failure)
     }
 
     /// Sends a notification (fire and forget; failures are logged).
@@ -388,14 +395,21 @@ public final class StreamableHTTPUpstream: Sendable {
 
     // MARK: Shutdown
 
-    /// Ends the upstream session (`DELETE` with `Mcp-Session-Id`) and the credential's session.
+    /// Ends the upstream session (`DELETE` with `Mcp-Session-Id`) and the credential's session,
+    /// both at once: the shutdown budget is short, and ending the credential's session (which
+    /// kills the token) must not wait behind the other.
     public func close(timeout: Duration) async {
+        var endMCPSession: HTTPRequest?
         if let handshake = currentHandshake, case .legacy(_, let sessionID?) = handshake.era {
-            var headers = await baseHeaders(era: handshake.era, method: nil, toolName: nil)
-            headers.append(HTTPHeader("Mcp-Session-Id", sessionID))
-            _ = try? await http.send(HTTPRequest(method: "DELETE", url: settings.url.text, headers: headers, timeout: timeout))
+            // baseHeaders carries the Mcp-Session-Id of a legacy era.
+            let headers = await baseHeaders(era: handshake.era, method: nil, toolName: nil)
+            logger.debug("ending upstream session \(sessionID.prefix(8))…")
+            endMCPSession = HTTPRequest(method: "DELETE", url: settings.url.text, headers: headers, timeout: timeout)
         }
-        await credentials.close()
+        await withTaskGroup(of: Void.self) { group in
+            if let endMCPSession { group.addTask { _ = try? await self.http.send(endMCPSession) } }
+            group.addTask { await self.credentials.close() }
+        }
     }
 
     // MARK: One exchange
@@ -577,7 +591,9 @@ public final class StreamableHTTPUpstream: Sendable {
     }
 
     static func oneLine(_ text: String) -> String {
-        String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 }.prefix(500))
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars.prefix(500) { scalars.append(scalar == "\n" || scalar == "\r" ? " " : scalar) }
+        return String(scalars)
     }
 
     func asFailure(_ error: any Error) -> UpstreamFailure {

@@ -9,6 +9,13 @@ public protocol UpstreamCredentialSource: Sendable {
     func credentialRejected(status: Int, errorCode: String?) async -> Bool
     /// Ends whatever the source holds (a session at the gateway); the caller bounds the time.
     func close() async
+    /// Rewrites the upstream's refusal of a call (HTTP 401 or 403) into advice of the source's own
+    /// (paired mode names `agent-sidecar setup`); the default returns it unchanged.
+    func explainRejection(_ failure: UpstreamFailure) async -> UpstreamFailure
+}
+
+extension UpstreamCredentialSource {
+    public func explainRejection(_ failure: UpstreamFailure) async -> UpstreamFailure { failure }
 }
 
 /// A bearer token that never changes, read once from an environment variable (`--bearer-env`),

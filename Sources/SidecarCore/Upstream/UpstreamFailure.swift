@@ -33,33 +33,40 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 
-    static func from(_ error: HTTPClientError, upstream: String, timeout: Duration) -> UpstreamFailure {
+    /// - Parameters:
+    ///   - error: What libcurl reported.
+    ///   - upstream: The URL, for the message.
+    ///   - timeout: The time that was allowed.
+    ///   - peer: What to call the other side in the message ("upstream", or "gateway" for the REST calls).
+    static func from(_ error: HTTPClientError, upstream: String, timeout: Duration, peer: String = "upstream") -> UpstreamFailure {
         switch error.code {
         case .connectionRefused:
             return UpstreamFailure(
-                code: .unreachable, message: "cannot reach the upstream at \(upstream) (connection refused); check that it is running, then retry")
+                code: .unreachable, message: "cannot reach the \(peer) at \(upstream) (connection refused); check that it is running, then retry")
         case .hostNotFound:
             return UpstreamFailure(
-                code: .unreachable, message: "cannot resolve the upstream host of \(upstream); check the URL and your network, then retry")
+                code: .unreachable, message: "cannot resolve the \(peer) host of \(upstream); check the URL and your network, then retry")
         case .connectTimedOut:
             return UpstreamFailure(
-                code: .unreachable, message: "could not connect to the upstream at \(upstream) in time; check your network, then retry")
+                code: .unreachable, message: "could not connect to the \(peer) at \(upstream) in time; check your network, then retry")
         case .timedOut:
             return UpstreamFailure(
                 code: .timedOut,
-                message: "the upstream did not answer within \(timeout.milliseconds / 1000) s; retry later, or raise --request-timeout")
+                message: "the \(peer) did not answer within \(timeout.milliseconds / 1000) s; retry later, or raise --request-timeout")
         case .tlsFailure:
             return UpstreamFailure(
-                code: .tls, message: "TLS with the upstream failed (\(error.detail)); check its certificate, or pass its CA with --ca-file")
+                code: .tls, message: "TLS with the \(peer) failed (\(error.detail)); check its certificate, or pass its CA with --ca-file")
         case .connectionLost:
-            return UpstreamFailure(code: .unreachable, message: "the connection to the upstream broke mid-response (\(error.detail)); retry")
+            return UpstreamFailure(code: .unreachable, message: "the connection to the \(peer) broke mid-response (\(error.detail)); retry")
         case .responseTooLarge:
             return UpstreamFailure(
-                code: .tooLarge, message: "the upstream's response exceeded the size limit; ask for less, or raise --max-message-bytes")
+                code: .tooLarge, message: "the \(peer)'s response exceeded the size limit; ask for less, or raise --max-message-bytes")
         case .invalidURL:
-            return UpstreamFailure(code: .configuration, message: "the upstream URL \(upstream) is not usable (\(error.detail)); fix --upstream")
+            return UpstreamFailure(
+                code: .configuration,
+                message: "the \(peer) URL \(upstream) is not usable (\(error.detail)); fix \(peer == "upstream" ? "--upstream" : "the URL")")
         case .transport:
-            return UpstreamFailure(code: .unreachable, message: "the request to the upstream failed (\(error.detail)); retry")
+            return UpstreamFailure(code: .unreachable, message: "the request to the \(peer) failed (\(error.detail)); retry")
         }
     }
 }

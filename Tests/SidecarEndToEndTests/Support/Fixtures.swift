@@ -136,19 +136,10 @@ final class SidecarUnderTest: @unchecked Sendable {
     deinit { child.kill() }
 }
 
-/// Runs scripts/validate-mcp-messages.py with a Python that has jsonschema.
-func runValidator(revision: String, sent: String, received: String) throws -> (status: Int32, output: String) {
-    let root = BuiltProducts.repositoryRoot
-    let candidates = [".venv/mcp2/bin/python", ".venv/mcp1/bin/python"].map { root.appendingPathComponent($0).path }
-    let python = candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/env"
+/// Runs a program to completion and returns its exit status and combined output.
+func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: python)
-    let schemaRoot = root.deletingLastPathComponent().appendingPathComponent("shared/reference/mcp-spec").path
-    var arguments = [
-        root.appendingPathComponent("scripts/validate-mcp-messages.py").path, "--schema-root", schemaRoot, "--revision", revision, "--sent", sent,
-        "--received", received,
-    ]
-    if python == "/usr/bin/env" { arguments.insert("python3", at: 0) }
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output
@@ -157,4 +148,18 @@ func runValidator(revision: String, sent: String, received: String) throws -> (s
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Runs scripts/validate-mcp-messages.py with a Python that has jsonschema.
+func runValidator(revision: String, sent: String, received: String) throws -> (status: Int32, output: String) {
+    let root = BuiltProducts.repositoryRoot
+    let candidates = [".venv/mcp2/bin/python", ".venv/mcp1/bin/python"].map { root.appendingPathComponent($0).path }
+    let python = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    let schemaRoot = root.deletingLastPathComponent().appendingPathComponent("shared/reference/mcp-spec").path
+    let arguments = [
+        root.appendingPathComponent("scripts/validate-mcp-messages.py").path, "--schema-root", schemaRoot, "--revision", revision, "--sent", sent,
+        "--received", received,
+    ]
+    if let python { return try runToCompletion(python, arguments) }
+    return try runToCompletion("/usr/bin/env", ["python3"] + arguments)
 }

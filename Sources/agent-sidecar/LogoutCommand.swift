@@ -1,0 +1,46 @@
+import ArgumentParser
+import SidecarCore
+
+struct Logout: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke this device at the gateway and delete its key and profile.",
+        discussion: """
+            The local key is deleted even when the gateway cannot be reached; the command then says so and exits 1, and the agent's owner should revoke the device at the gateway.
+            """
+    )
+
+    @Option(name: .long, help: "The profile.")
+    var profile: String = ProfileName.defaultName
+
+    @Flag(name: .long, help: "Also take the sidecar's entries out of the MCP client configs and AGENTS.md that setup wrote.")
+    var purgeConfig = false
+
+    @Flag(name: .long, help: "Do not contact the gateway; only delete local state.")
+    var noRevoke = false
+
+    @Option(name: .long, help: "Where the key-encryption key is (default: where setup put it).")
+    var keyFile: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        _ = try logging.makeLogger()
+        let environment = ProcessEnvironment.variables()
+        let paths = SidecarPaths(environment: environment)
+        let deviceID = try? ProfileStore(paths: paths).load(profile).deviceID
+        let setup = SidecarSetup(paths: paths, environment: environment, transport: CurlHTTPClient())
+        let outcome: LogoutOutcome
+        do {
+            outcome = try await setup.logout(profile: profile, revoke: !noRevoke, purgeConfig: purgeConfig, keyFile: keyFile)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        let report = CommandReport.logout(outcome, profile: profile, deviceID: deviceID, revokeRequested: !noRevoke)
+        writeStandardOutput(report.text)
+        if let warning = report.warning {
+            printError(warning)
+            throw ExitCode(1)
+        }
+    }
+}

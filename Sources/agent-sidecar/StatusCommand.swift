@@ -1,0 +1,44 @@
+import ArgumentParser
+import SidecarCore
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a paired profile and check that the gateway would give this device a session now.",
+        discussion: """
+            Mints a session, reads the agent's grants and tools, and ends the session again. Exits 0 when a session can be had, 1 when the gateway refuses (revoked, blocked) or cannot be reached, or the device key cannot be used, and 2 when there is no such profile.
+            """
+    )
+
+    @Option(name: .long, help: "The profile.")
+    var profile: String = ProfileName.defaultName
+
+    @Option(name: .long, help: "Where the key-encryption key is (default: where setup put it).")
+    var keyFile: String?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        _ = try logging.makeLogger()
+        let environment = ProcessEnvironment.variables()
+        let setup = SidecarSetup(paths: SidecarPaths(environment: environment), environment: environment, transport: CurlHTTPClient())
+        let report: StatusReport
+        do {
+            report = try await setup.status(profile: profile, keyFile: keyFile)
+        } catch let error as CredentialError where error.code == .profileNotFound {
+            let others = setup.profileNames()
+            printError(error.message + (others.isEmpty ? "" : " (profiles here: \(others.joined(separator: ", ")); choose one with --profile)"))
+            throw ExitCode(2)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        writeStandardOutput(json ? report.json.jsonText + "\n" : report.text)
+        if let problem = report.problem {
+            printError(problem.message)
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import AgentWire
+import Foundation
+import Testing
+
+/// `agent-sidecar serve --profile NAME` against the real `agent-gateway`: session tokens minted by
+/// the device key, renewed, ended, and what the client sees when the gateway refuses the device.
+@Suite("Paired serve with a real gateway (agent-sidecar serve --profile)")
+struct PairedServeTests {
+    /// A gateway, a paired world and the secret material of its device key.
+    static func paired(serveArguments: [String] = []) async throws -> (PairingWorld, TestGateway, PairingWorld.SecretMaterial) {
+        let world = try PairingWorld()
+        let gateway = try await TestGateway.start(in: world.root, serveArguments: serveArguments)
+        let result = try await world.setup(gateway: gateway, code: world.issued(try await gateway.pairingCode()))
+        try #require(result.status == 0, "\(result)")
+        return (world, gateway, try world.secretMaterial())
+    }
+
+    static func toolNames(_ response: JSONValue) -> [String] {
+        (response["result"]?["tools"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+    }
+
+    static func text(of result: JSONValue?) -> String {
+        result?["content"]?[0]?["text"]?.stringValue ?? ""
+    }
+
+    /// Lines the sidecar printed itself (not logs): `agent-sidecar: …`.
+    static func ownLines(_ stderr: String) -> [Substring] {
+        stderr.split(separator: "\n").filter { $0.hasPrefix("agent-sidecar: ") }
+    }
+
+    @Test("serve lists the agent's tools, calls them, and ends its session at the gateway on exit")
+    func servesTheGateway() async throws {
+        let (world, gateway, material) = try await Self.paired()
+        let sidecar = try world.serve()
+        let initialized = try await sidecar.initialize()
+        #expect(initialized["result"]?["serverInfo"]?["name"] == "agent-sidecar")
+
+        let tools = Self.toolNames(try await sidecar.call(1, "tools/list"))
+        #expect(Set(tools) == ["list_projects", "get_project_context", "search_issues", "get_issue", "create_issue", "comment_issue"])
+
+        let projects = try await sidecar.callTool(2, "list_projects")
+        #expect(projects["result"]?["isError"] == false)
+        #expect(projects["result"]?["structuredContent"]?["projects"]?[0]?["key"] == "WEB")
+
+        let created = try await sidecar.callTool(3, "create_issue", ["project": "WEB", "title": "Filed through the sidecar"])
+        #expect(created["result"]?["isError"] == false, "\(created)")
+        #expect(created["result"]?["structuredContent"]?["issue"]?["key"]?.stringValue?.hasPrefix("WEB-") == true)
+
+        // A scope the agent lacks is the gateway's call, reported as a tool error.
+        let denied = try await sidecar.callTool(4, "get_issue", ["issue": "OPS-1"])
+        #expect(denied["result"]?["isError"] == true)
+
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+        #expect(try await gateway.sql("SELECT count(*) FROM session WHERE endedAt IS NULL") == "0", "a session was left open")
+        world.scanForSecrets([material], extraText: [sidecar.child.stderr] + sidecar.child.allStdoutLines)
+    }
+
+    @Test("an expiring session is renewed without the client noticing")
+    func renewsExpiredSessions() async throws {
+        let (world, gateway, material) = try await Self.paired(serveArguments: ["--session-ttl", "2"])
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize()
+        let before = Int(try await gateway.sql("SELECT count(*) FROM session")) ?? 0
+        for round in 1...3 {
+            let result = try await sidecar.callTool(round, "list_projects")
+            #expect(result["result"]?["isError"] == false, "round \(round): \(result)")
+            try await Task.sleep(for: .milliseconds(2500))
+        }
+        let after = Int(try await gateway.sql("SELECT count(*) FROM session")) ?? 0
+        #expect(after >= before + 2, "expected fresh sessions, had \(before) then \(after)")
+        #expect(Self.ownLines(sidecar.child.stderr).isEmpty, "\(sidecar.child.stderr)")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+        world.scanForSecrets([material], extraText: [sidecar.child.stderr] + sidecar.child.allStdoutLines)
+    }
+
+    @Test("after the owner revokes the agent, calls fail with a message naming setup, and the server stays up")
+    func revokedWhileServing() async throws {
+        let (world, gateway, material) = try await Self.paired()
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize()
+        #expect(try await sidecar.callTool(1, "list_projects")["result"]?["isError"] == false)
+
+        _ = try await gateway.admin(["agent", "revoke", gateway.agentID])
+
+        let call = try await sidecar.callTool(2, "list_projects")
+        #expect(call["result"]?["isError"] == true)
+        #expect(Self.text(of: call["result"]).contains("revoked by its owner"))
+        #expect(Self.text(of: call["result"]).contains("run `agent-sidecar setup` again"))
+        let list = try await sidecar.call(3, "tools/list")
+        #expect(list["error"]?["message"]?.stringValue?.contains("run `agent-sidecar setup` again") == true, "\(list)")
+        let again = try await sidecar.callTool(4, "search_issues", ["project": "WEB"])
+        #expect(again["result"]?["isError"] == true)
+        #expect(try await sidecar.call(5, "ping")["result"] != nil)
+
+        // One line on stderr however many calls failed.
+        let lines = Self.ownLines(sidecar.child.stderr)
+        #expect(lines.count == 1, "\(sidecar.child.stderr)")
+        #expect(lines.first?.contains("run `agent-sidecar setup` again") == true)
+
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+        world.scanForSecrets([material], extraText: [sidecar.child.stderr] + sidecar.child.allStdoutLines)
+    }
+
+    @Test("a sidecar started after the gateway refused the device answers at once with the reason", arguments: ["agent revoke", "owner block"])
+    func refusedAtStart(action: String) async throws {
+        let (world, gateway, material) = try await Self.paired()
+        if action == "agent revoke" {
+            _ = try await gateway.admin(["agent", "revoke", gateway.agentID])
+        } else {
+            _ = try await gateway.admin(["owner", "block", "alice"])
+        }
+        let expected = action == "agent revoke" ? "revoked by its owner" : "owner is blocked"
+        let started = ContinuousClock.now
+        let sidecar = try world.serve()
+        let initialized = try await sidecar.initialize(timeout: .seconds(10))
+        #expect(initialized["result"] != nil)
+        #expect(ContinuousClock.now - started < .seconds(5), "initialize must not wait on a refused gateway")
+        let list = try await sidecar.call(1, "tools/list")
+        #expect(list["error"]?["message"]?.stringValue?.contains(expected) == true, "\(list)")
+        let call = try await sidecar.callTool(2, "list_projects")
+        #expect(call["result"]?["isError"] == true)
+        #expect(Self.text(of: call["result"]).contains(expected))
+        #expect(Self.ownLines(sidecar.child.stderr).count == 1, "\(sidecar.child.stderr)")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+        world.scanForSecrets([material], extraText: [sidecar.child.stderr])
+    }
+
+    @Test("a tampered or too open key file is refused; serve keeps answering with the reason", arguments: ["tampered", "0644"])
+    func refusesBadKeyFile(damage: String) async throws {
+        let (world, _, material) = try await Self.paired()
+        let keyFile = world.path("sidecar-home/keys/default.key")
+        let expected: String
+        if damage == "tampered" {
+            let sealed = try #require(world.read("sidecar-home/keys/default.key"))
+            var envelope = try JSONValue(parsing: sealed)
+            let encoded = try #require(envelope["ciphertext"]?.stringValue)
+            var ciphertext = try #require(Data(base64Encoded: encoded))
+            ciphertext[5] ^= 0x01
+            if case .object(var object) = envelope {
+                object["ciphertext"] = .string(ciphertext.base64EncodedString())
+                envelope = .object(object)
+            }
+            try Data(envelope.serialized()).write(to: URL(fileURLWithPath: keyFile))
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
+            expected = "the device key file \(keyFile) is tampered or corrupted; run `agent-sidecar setup` again"
+        } else {
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+            expected = "permissions 0644 for \(keyFile) are too open; run `chmod 600 \(keyFile)`"
+        }
+
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize(timeout: .seconds(10))
+        let list = try await sidecar.call(1, "tools/list")
+        #expect(list["error"]?["message"]?.stringValue?.contains(expected) == true, "\(list)")
+        let call = try await sidecar.callTool(2, "list_projects")
+        #expect(call["result"]?["isError"] == true)
+        #expect(Self.text(of: call["result"]).contains(expected))
+        let lines = Self.ownLines(sidecar.child.stderr)
+        #expect(lines.count == 1 && lines[0].contains(expected), "\(sidecar.child.stderr)")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+
+        let status = try await world.sidecar(["status"])
+        #expect(status.status == 1)
+        #expect(status.stderr.contains(expected))
+        world.scanForSecrets([material], extraText: [sidecar.child.stderr])
+    }
+
+    @Test("a profile that does not exist ends serve at once with one line")
+    func missingProfile() async throws {
+        let world = try PairingWorld()
+        let sidecar = try world.serve(profile: "nope")
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 2)
+        try await Task.sleep(for: .milliseconds(100))
+        let lines = sidecar.child.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(sidecar.child.stderr)")
+        #expect(lines.first?.contains("there is no profile \"nope\"") == true)
+        #expect(lines.first?.contains("agent-sidecar setup") == true)
+    }
+
+    @Test("--profile and --upstream cannot be combined, and one of them is needed")
+    func flagsAreExclusive() async throws {
+        let world = try PairingWorld()
+        let both = try await world.sidecar(["serve", "--profile", "default", "--upstream", "http://127.0.0.1:9/mcp"])
+        #expect(both.status != 0)
+        #expect(both.stderr.contains("--profile and --upstream cannot be used together"))
+        let neither = try await world.sidecar(["serve"])
+        #expect(neither.status != 0)
+        #expect(neither.stderr.contains("give --profile NAME"))
+    }
+}

@@ -1,0 +1,304 @@
+import AgentWire
+import Foundation
+import Synchronization
+import Testing
+
+@testable import SidecarCore
+
+/// What one finished command printed.
+struct CommandResult: CustomStringConvertible {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+}
+
+/// Runs a real binary to completion with exactly the environment given (plus PATH), stdin a pipe
+/// that is closed at once (so it is never a terminal), bounded in time.
+enum Command {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = nil, timeout: Duration = .seconds(60)
+    ) async throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = environment
+        env["PATH"] = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        process.environment = env
+        let input = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        let collectedOutput = Collected()
+        let collectedErrors = Collected()
+        try process.run()
+        collectedOutput.drain(output.fileHandleForReading.fileDescriptor)
+        collectedErrors.drain(errors.fileHandleForReading.fileDescriptor)
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning || !collectedOutput.finished || !collectedErrors.finished {
+            if ContinuousClock.now >= deadline {
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                throw TestTimeout(
+                    description:
+                        "\(URL(fileURLWithPath: executable).lastPathComponent) \(arguments.joined(separator: " ")) still running after \(timeout); stderr: \(collectedErrors.text)"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return CommandResult(status: process.terminationStatus, stdout: collectedOutput.text, stderr: collectedErrors.text)
+    }
+
+    /// Everything read from one pipe, on a thread of its own.
+    final class Collected: Sendable {
+        private let state = Mutex<(bytes: [UInt8], finished: Bool)>(([], false))
+        var text: String { String(decoding: state.withLock { $0.bytes }, as: UTF8.self) }
+        var finished: Bool { state.withLock { $0.finished } }
+
+        func drain(_ descriptor: Int32) {
+            Thread.detachNewThread { [self] in
+                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                    if count < 0, errno == EINTR { continue }
+                    if count <= 0 { break }
+                    state.withLock { $0.bytes.append(contentsOf: buffer[0..<count]) }
+                }
+                state.withLock { $0.finished = true }
+            }
+        }
+    }
+}
+
+/// The real `agent-gateway serve` on a loopback port with a temporary SQLite file, and its admin CLI.
+final class TestGateway: @unchecked Sendable {
+    /// `AGENT_GATEWAY_BINARY` overrides the binary built beside the tests.
+    static let binary = ProcessInfo.processInfo.environment["AGENT_GATEWAY_BINARY"] ?? BuiltProducts.path("agent-gateway")
+
+    let database: String
+    let child: ChildProcess
+    let url: String
+    let agentID: String
+
+    /// Starts a gateway with the demo workspace and one agent of alice's (`codex`, WEB with a few scopes).
+    static func start(in directory: URL, serveArguments: [String] = []) async throws -> TestGateway {
+        let database = directory.appendingPathComponent("gateway.sqlite").path
+        let seeded = try await Command.run(binary, ["seed-demo", "--db", database, "--json"], environment: [:])
+        guard seeded.status == 0 else { throw TestTimeout(description: "seed-demo failed: \(seeded)") }
+        let child = try ChildProcess(executable: binary, arguments: ["serve", "--db", database, "--port", "0"] + serveArguments)
+        let line = try await child.nextLine(timeout: .seconds(30))
+        guard let url = try JSONValue(parsing: line)["url"]?.stringValue else {
+            throw TestTimeout(description: "agent-gateway printed no url: \(line); stderr: \(child.stderr)")
+        }
+        let created = try await admin(
+            database,
+            [
+                "agent", "create", "--owner", "alice", "--name", "codex", "--project", "WEB", "--scope", "project:read", "issue:create",
+                "issue:comment",
+            ])
+        let agentID = try #require(created["id"]?.stringValue)
+        return TestGateway(database: database, child: child, url: url, agentID: agentID)
+    }
+
+    private init(database: String, child: ChildProcess, url: String, agentID: String) {
+        self.database = database
+        self.child = child
+        self.url = url
+        self.agentID = agentID
+    }
+
+    /// Runs an admin command with `--db` and `--json` and returns what it printed.
+    static func admin(_ database: String, _ arguments: [String]) async throws -> JSONValue {
+        let result = try await Command.run(binary, arguments + ["--db", database, "--json"], environment: [:])
+        guard result.status == 0 else { throw TestTimeout(description: "agent-gateway \(arguments.joined(separator: " ")) failed: \(result)") }
+        return try JSONValue(parsing: Array(result.stdout.utf8))
+    }
+
+    func admin(_ arguments: [String]) async throws -> JSONValue { try await Self.admin(database, arguments) }
+
+    /// A fresh one-time pairing code for the test agent (or another one).
+    func pairingCode(agent: String? = nil) async throws -> String {
+        try #require(try await admin(["agent", "pair", agent ?? agentID])["code"]?.stringValue)
+    }
+
+    /// One SQL statement through the sqlite3 shell (for what the admin CLI does not offer: ageing a
+    /// pairing code, reading whether sessions were ended).
+    func sql(_ statement: String) async throws -> String {
+        let result = try await Command.run("/usr/bin/sqlite3", [database, statement], environment: [:])
+        guard result.status == 0 else { throw TestTimeout(description: "sqlite3 failed: \(result)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    deinit { child.terminate() }
+}
+
+/// A temporary world for one test: the sidecar's home, Codex's home, a project and a user home,
+/// and a transcript of every byte the sidecar printed, for the secret scan.
+final class PairingWorld: @unchecked Sendable {
+    let root: URL
+    let transcript = Mutex<[String]>([])
+    let issuedCodes = Mutex<[String]>([])
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-pairing-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("project"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("user"), withIntermediateDirectories: true)
+    }
+
+    func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    var sidecarHome: String { path("sidecar-home") }
+    var codexHome: String { path("codex") }
+    var project: String { path("project") }
+
+    /// The sidecar's environment: nothing from the test runner's own home leaks in or out.
+    var environment: [String: String] {
+        ["AGENT_SIDECAR_HOME": sidecarHome, "CODEX_HOME": codexHome, "HOME": path("user"), "LANG": "C.UTF-8"]
+    }
+
+    /// Remembers a pairing code the test got, for the scan.
+    func issued(_ code: String) -> String {
+        issuedCodes.withLock { $0.append(code) }
+        return code
+    }
+
+    /// Runs `agent-sidecar ARGS` and records what it printed.
+    func sidecar(_ arguments: [String], extraEnvironment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> CommandResult {
+        var environment = environment
+        for (name, value) in extraEnvironment { environment[name] = value }
+        let result = try await Command.run(BuiltProducts.path("agent-sidecar"), arguments, environment: environment, timeout: timeout)
+        record(result.stdout)
+        record(result.stderr)
+        return result
+    }
+
+    /// `agent-sidecar setup` against a gateway, writing into this world.
+    func setup(gateway: TestGateway, code: String?, extra: [String] = [], extraEnvironment: [String: String] = [:]) async throws -> CommandResult {
+        var arguments = ["setup", "--gateway", gateway.url, "--project-dir", project, "--device-name", "test-device"]
+        if let code { arguments += ["--code", code] }
+        return try await sidecar(arguments + extra, extraEnvironment: extraEnvironment)
+    }
+
+    /// The real `agent-sidecar serve --profile NAME` over pipes.
+    func serve(profile: String = "default", extra: [String] = []) throws -> SidecarUnderTest {
+        try SidecarUnderTest(arguments: ["--profile", profile] + extra, revision: "2025-11-25", environment: environment)
+    }
+
+    func record(_ text: String) { transcript.withLock { $0.append(text) } }
+
+    func read(_ relative: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: path(relative)).map { [UInt8]($0) }
+    }
+
+    func text(_ relative: String) -> String? { read(relative).map { String(decoding: $0, as: UTF8.self) } }
+
+    func mode(_ relative: String) -> Int? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path(relative)) else { return nil }
+        return (attributes[.posixPermissions] as? NSNumber)?.intValue
+    }
+
+    /// The device id a profile recorded at pairing.
+    func deviceID(profile: String = "default") throws -> String {
+        let bytes = try #require(read("sidecar-home/profiles/\(profile).json"))
+        return try #require(try JSONValue(parsing: bytes)["deviceId"]?.stringValue)
+    }
+
+    /// The device key's secret material, read the way the sidecar reads it (for the scan only).
+    struct SecretMaterial {
+        let keyEncryptionKey: [UInt8]
+        let seed: [UInt8]
+    }
+
+    func secretMaterial(profile: String = "default") throws -> SecretMaterial {
+        let paths = SidecarPaths(environment: environment)
+        let loaded = try ProfileStore(paths: paths).load(profile)
+        let key = try CredentialStore(paths: paths, environment: environment).loadDeviceKey(for: loaded)
+        let kek = try #require(FileManager.default.contents(atPath: paths.defaultKeyEncryptionKeyFile(profile)))
+        return SecretMaterial(keyEncryptionKey: [UInt8](kek), seed: key.seed.withUnsafeBytes { Array($0) })
+    }
+
+    /// Checks every file in the world and every byte printed so far: no pairing code, no session
+    /// token (`ags_`), and no encoding of the KEK or the device key's seed.
+    func scanForSecrets(_ material: [SecretMaterial], extraText: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) {
+        var needles: [(String, [UInt8])] = [("session token prefix", Array("ags_".utf8))]
+        for code in issuedCodes.withLock({ $0 }) {
+            needles.append(("pairing code", Array(code.utf8)))
+            needles.append(("pairing code", Array(code.replacingOccurrences(of: "-", with: "").utf8)))
+        }
+        for item in material {
+            for (name, bytes) in [("KEK", item.keyEncryptionKey), ("device key seed", item.seed)] {
+                for encoding in Self.encodings(of: bytes) { needles.append((name, Array(encoding.utf8))) }
+            }
+        }
+        var haystacks: [(String, [UInt8], Bool)] = transcript.withLock { $0 }.enumerated().map {
+            ("output #\($0.offset)", Array($0.element.utf8), true)
+        }
+        haystacks += extraText.enumerated().map { ("sidecar stderr #\($0.offset)", Array($0.element.utf8), true) }
+        if let walker = FileManager.default.enumerator(atPath: root.path) {
+            for case let relative as String in walker {
+                var isDirectory: ObjCBool = false
+                let full = path(relative)
+                guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
+                    let data = FileManager.default.contents(atPath: full)
+                else { continue }
+                // The KEK file is the KEK; the gateway's database is the gateway's business.
+                if relative.hasSuffix(".kek") || relative.contains("gateway.sqlite") { continue }
+                haystacks.append((relative, [UInt8](data), false))
+            }
+        }
+        for (place, bytes, _) in haystacks {
+            for (name, needle) in needles where Self.contains(bytes, needle) {
+                Issue.record("\(place) contains the \(name)", sourceLocation: sourceLocation)
+            }
+            for item in material where Self.contains(bytes, item.seed) || Self.contains(bytes, item.keyEncryptionKey) {
+                Issue.record("\(place) contains raw key material", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    static func encodings(of bytes: [UInt8]) -> [String] {
+        let base64 = Data(bytes).base64EncodedString()
+        let base64URL = base64.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        // Also a prefix, in case something printed a truncated form.
+        return [base64, String(base64.prefix(16)), base64URL, String(base64URL.prefix(16)), hex, hex.uppercased(), String(hex.prefix(16))]
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        let first = needle[0]
+        var index = 0
+        while index <= haystack.count - needle.count {
+            if haystack[index] == first, haystack[index..<(index + needle.count)].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+}
+
+/// Parses a TOML file with Python's tomllib; returns the parsed document as JSON.
+func parseTOML(_ path: String) async throws -> JSONValue {
+    let script = "import json,sys,tomllib; print(json.dumps(tomllib.load(open(sys.argv[1],'rb'))))"
+    let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "/usr/bin/env"
+    let arguments = (python == "/usr/bin/env" ? ["python3"] : []) + ["-c", script, path]
+    let result = try await Command.run(python, arguments, environment: ProcessInfo.processInfo.environment)
+    guard result.status == 0 else { throw TestTimeout(description: "tomllib could not parse \(path): \(result.stderr)") }
+    return try JSONValue(parsing: Array(result.stdout.utf8))
+}
+
+extension SidecarUnderTest {
+    /// `initialize` + `notifications/initialized`, as Codex does.
+    func initialize(timeout: Duration = .seconds(15)) async throws -> JSONValue {
+        let response = try await call(
+            0, "initialize", ["protocolVersion": .string(revision), "capabilities": [:], "clientInfo": ["name": "swift-tests", "version": "1"]],
+            timeout: timeout)
+        send(["jsonrpc": "2.0", "method": "notifications/initialized"])
+        return response
+    }
+}
