@@ -85,7 +85,7 @@ class Report:
         return value if value is not None else True
 
     def fail(self, name, detail):
-        print(f"FAIL {name} :: {detail[:600]}", flush=True)
+        print(f"FAIL {name} :: {' '.join(detail.split())[:600]}", flush=True)
         self.failed += 1
 
 
