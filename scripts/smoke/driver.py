@@ -256,8 +256,11 @@ class Smoke:
         return connection
 
     def query(self, sql, *parameters):
-        with self.database() as connection:
+        connection = self.database()
+        try:
             return [dict(row) for row in connection.execute(sql, parameters)]
+        finally:
+            connection.close()
 
     def issue_row(self, key):
         project, number = key.upper().split("-")
