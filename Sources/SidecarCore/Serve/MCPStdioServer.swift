@@ -1,5 +1,4 @@
 import AgentWire
-import Dispatch
 import Logging
 import Synchronization
 
@@ -95,28 +94,20 @@ public final class MCPStdioServer: Sendable {
     /// Serves until stdin closes or SIGTERM/SIGINT arrives, then shuts down gracefully.
     /// Returns the process exit code.
     public func run() async -> Int32 {
-        let signalSources = installSignalHandlers()
+        installSignalHandlers()
         // Meet the upstream while the client starts: initialize can then pass on its instructions.
         Task { [self] in
             if let handshake = try? await upstream.handshake() { startChangeListener(handshake) }
         }
         reader.start { [self] event in self.receive(event) }
         let reason = await shutdownSignal.wait()
-        _ = signalSources
         await shutDown(reason: reason)
         return 0
     }
 
-    func installSignalHandlers() -> [any DispatchSourceSignal] {
-        signal(SIGPIPE, SIG_IGN)
-        return [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let latch = shutdownSignal
-            source.setEventHandler { latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
-            source.resume()
-            return source
-        }
+    func installSignalHandlers() {
+        let latch = shutdownSignal
+        ShutdownSignals.install { number in latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
     }
 
     func shutDown(reason: String) async {
