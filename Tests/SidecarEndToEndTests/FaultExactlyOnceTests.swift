@@ -51,7 +51,8 @@ struct FaultExactlyOnceTests {
         try await pairing.proxy.inject(fault.rule)
         let started = ContinuousClock.now
         let first = try await sidecar.callTool(1, "create_issue", arguments, meta: meta, timeout: .seconds(15))
-        #expect(ContinuousClock.now - started < .milliseconds(3500))
+        // The 2 s request timeout at most, plus what a busy machine adds.
+        #expect(ContinuousClock.now - started < .seconds(2) + FaultInjectionTests.slack)
         #expect(SidecarUnderTest.toolError(first) != nil, "\(fault): \(first)")
         let committed = try await Self.issues(titled: title, in: pairing.gateway)
         #expect(committed.count == 1, "\(fault): the gateway should have committed once, holds \(committed)")
