@@ -10,6 +10,7 @@ CLI
   Listens on 127.0.0.1 (port 0) and, once listening, prints exactly one line to stdout:
   {"url":"http(s)://127.0.0.1:PORT","control":"http://127.0.0.1:PORT2"}. Logs go to stderr.
   With --tls-cert/--tls-key the listener speaks TLS (the upstream side is always plain HTTP).
+  It exits on SIGTERM or SIGINT, and when its stdin is closed (so a test that dies leaves no proxy).
 
 Relaying
   Each client connection gets its own upstream connection, opened at its first request; requests
