@@ -45,7 +45,7 @@ struct CrashGatewayTests {
         let started = ContinuousClock.now
         let down = try await sidecar.callTool(2, "list_projects")
         #expect(SidecarUnderTest.toolError(down)?.contains("cannot reach") == true, "\(down)")
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(15), "must not wait out the 120 s request timeout")
 
         // The gateway comes back on its port, with its database.
         let restarted = try ChildProcess(
