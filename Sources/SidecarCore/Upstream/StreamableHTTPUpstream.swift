@@ -74,8 +74,8 @@ public final class StreamableHTTPUpstream: Sendable {
 
     /// The upstream's handshake, performed once and shared by concurrent callers.
     public func handshake() async throws(UpstreamFailure) -> UpstreamHandshake {
-        // The common case, on every call: the handshake is done.
-        if let ready = state.withLock({ $0.handshake }) { return ready }
+        // Every request asks; once known, answer without a task (and the thread hop it costs).
+        if let handshake = state.withLock({ $0.handshake }) { return handshake }
         let task: Task<UpstreamHandshake, any Error> = state.withLock { state in
             if let handshake = state.handshake { return Task { handshake } }
             if let connecting = state.connecting { return connecting }
