@@ -74,14 +74,14 @@ public final class MCPStdioServer: Sendable {
     }
 
     let options: ServeOptions
-    let upstream: StreamableHTTPUpstream
+    let upstream: any MCPUpstream
     let logger: Logger
     let writer: StdoutWriter
     let reader: StdinLineReader
     let state = Mutex(State())
     let shutdownSignal = ShutdownLatch()
 
-    public init(options: ServeOptions, upstream: StreamableHTTPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
+    public init(options: ServeOptions, upstream: any MCPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
         self.options = options
         self.upstream = upstream
         self.logger = logger
