@@ -19,7 +19,25 @@ func judge(_ input: [UInt8], pipeline: StdioPipeline) -> String? {
 #if LIBFUZZER
 
 /// One pipeline for the whole fuzzing process (its output file is reused).
-nonisolated(unsafe) let fuzzPipeline = StdioPipeline()
+let fuzzPipeline = StdioPipeline()
+
+/// libFuzzer's driver (compiler-rt's `libclang_rt.fuzzer`, linked by `-sanitize=fuzzer`).
+@_silgen_name("LLVMFuzzerRunDriver")
+func runLibFuzzer(
+    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+/// The libFuzzer build's `main`. SwiftPM links every executable with its own entry symbol, so
+/// instead of libFuzzer's `main` this one hands the command line to `LLVMFuzzerRunDriver`.
+@main
+enum SidecarFuzzDriver {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(runLibFuzzer(&argc, &argv, fuzzOneInput))
+    }
+}
 
 /// libFuzzer's entry: built with `-sanitize=fuzzer` (see scripts/fuzz); a broken invariant aborts,
 /// which libFuzzer records as a crash with the input that caused it.

@@ -25,7 +25,7 @@ struct HostileInputs {
     /// The longest line it writes on purpose (giant lines are a little over the limit the harness uses).
     var giantLineBytes: Int
 
-    init(seed: UInt64, giantLineBytes: Int = 5000) {
+    init(seed: UInt64, giantLineBytes: Int = 2500) {
         random = SeededGenerator(seed: seed)
         self.giantLineBytes = giantLineBytes
     }
@@ -195,7 +195,7 @@ struct HostileInputs {
 
     mutating func deepNesting() -> [UInt8] {
         let depth = pick([200, 255, 256, 257, 300, 1000, 2040])
-        let (open, close): (String, String) = chance(50) ? ("[", "]") : ("{\"a\":", "}")
+        let (open, close): (String, String) = chance(60) ? ("[", "]") : ("{\"\":", "}")
         let inner = String(repeating: open, count: depth) + "1" + String(repeating: close, count: depth)
         if chance(50) { return Array(inner.utf8) }
         return Array(

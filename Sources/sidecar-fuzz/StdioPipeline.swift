@@ -14,7 +14,7 @@ import Darwin
 /// server per input, so an input's outcome depends on nothing but its bytes.
 struct StdioPipeline {
     /// Lines longer than this are oversized; small, so that a fuzzer reaches the limit.
-    static let maximumLineBytes = 4096
+    static let maximumLineBytes = 2048
     /// How long the calls of one input may take before it counts as a hang (the upstream answers at once).
     static let drainLimitNanoseconds: UInt64 = 10_000_000_000
 
