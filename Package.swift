@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
-            dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server"],
+            dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -65,6 +65,8 @@ enum SidecarFuzz {
                                                            write seeded hostile sessions as corpus files
                sidecar-fuzz lines [--seed N] [--count N] [--giant BYTES]
                                                            print hostile lines to stdout (for the process-level test)
+               sidecar-fuzz check --input FILE --output FILE [--max-line BYTES]
+                                                           judge what a real sidecar wrote for that input
         """
 
     static func main() {
@@ -100,9 +102,24 @@ enum SidecarFuzz {
             writeSeeds(into: paths[0], seed: number("seed", 1), count: Int(number("count", 200)))
         case "lines":
             printLines(seed: number("seed", 1), count: Int(number("count", 10_000)), giant: Int(number("giant", 5000)))
+        case "check":
+            guard let inputPath = options["input"], let outputPath = options["output"] else {
+                fail("sidecar-fuzz check: name the --input and the --output file")
+            }
+            check(input: inputPath, output: outputPath, maximumLineBytes: Int(number("max-line", 64 * 1024 * 1024)))
         default:
             fail(usage)
         }
+    }
+
+    /// Applies the oracle to a real process's stdin and stdout, saved to files.
+    static func check(input inputPath: String, output outputPath: String, maximumLineBytes: Int) {
+        guard let input = readFile(inputPath) else { fail("sidecar-fuzz check: cannot read \(inputPath)") }
+        guard let output = readFile(outputPath) else { fail("sidecar-fuzz check: cannot read \(outputPath)") }
+        let violations = ReplyOracle.check(input: input, output: output, maximumLineBytes: maximumLineBytes)
+        for violation in violations { print(violation.description) }
+        print("checked \(input.count) bytes in, \(output.count) bytes out: \(violations.count) broken invariant(s)")
+        exit(violations.isEmpty ? 0 : 1)
     }
 
     static func replay(_ paths: [String]) {

@@ -146,6 +146,13 @@ import Testing
         #expect(try classify(#"{"jsonrpc":"2.0","id":null,"method":"x","params":[1]}"#) == "invalid null")
         #expect(try classify(#"{"jsonrpc":"2.0","id":true,"method":"x"}"#) == "invalid null")
         #expect(try classify(#"{"jsonrpc":"2.0","method":"x","params":[1]}"#) == "notification x")
+        // MCP ids are strings or integers: an answer echoing 1.5 would break the schema itself.
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1e-3,"method":"ping"}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1.0,"method":"ping"}"#) == "request 1.0 ping")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":2e3,"method":"ping"}"#) == "request 2e3 ping")
+        #expect(
+            try classify(#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#) == "request 123456789012345678901234567890 ping")
     }
 }
 

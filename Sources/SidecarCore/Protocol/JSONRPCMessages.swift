@@ -36,18 +36,26 @@ public enum JSONRPC {
     }
 }
 
-/// A request id as the client sent it: a string or a number (JSON-RPC forbids null for requests).
+/// A request id as the client sent it: a string or an integer (MCP forbids null and fractions, and
+/// an answer that echoed `1.5` would itself break the schema).
 struct RequestKey: Hashable, Sendable {
     let id: JSONValue
     let text: String
     init?(_ id: JSONValue) {
         switch id {
-        case .string, .number:
-            self.id = id
-            self.text = id.jsonText
+        case .string:
+            break
+        case .number(let number):
+            // 7, -0, 12345678901234567890 as written; 1.0 and 1e3 are integers too (JSON Schema agrees).
+            let literal = number.literal
+            if literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) {
+                guard let value = Double(literal), value.isFinite, value == value.rounded(.towardZero) else { return nil }
+            }
         default:
             return nil
         }
+        self.id = id
+        self.text = id.jsonText
     }
 }
 
@@ -86,7 +94,7 @@ enum IncomingMessage {
         }
         // An id that is present makes a request, whatever else is wrong with it.
         if rawID != nil, usableID == nil {
-            self = .invalid(id: .null, reason: "\"id\" must be a string or a number")
+            self = .invalid(id: .null, reason: "\"id\" must be a string or an integer")
             return
         }
         var params: JSONObject?

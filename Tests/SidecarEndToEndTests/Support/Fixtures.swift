@@ -103,6 +103,9 @@ final class SidecarUnderTest: @unchecked Sendable {
         child.write(line)
     }
 
+    /// Records a line that went to stdin some other way (as raw bytes), for the schema check.
+    func recordSent(_ line: String) { sent.append(line) }
+
     func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(15)) async throws -> JSONValue {
         var message: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
         if let params { message["params"] = params }
@@ -121,13 +124,16 @@ final class SidecarUnderTest: @unchecked Sendable {
     }
 
     /// Validates everything written to stdout so far against the revision's schema.json.
-    func validateAgainstSchema(sourceLocation: SourceLocation = #_sourceLocation) throws {
+    ///
+    /// - Parameter sentFilter: picks the sent lines the check may use to learn which method a reply
+    ///   answers (a test that reuses ids drops the ambiguous ones).
+    func validateAgainstSchema(sentFilter: ([String]) -> [String] = { $0 }, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-schema-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let sentFile = directory.appendingPathComponent("sent.jsonl")
         let receivedFile = directory.appendingPathComponent("received.jsonl")
-        try (sent.joined(separator: "\n") + "\n").write(to: sentFile, atomically: true, encoding: .utf8)
+        try (sentFilter(sent).joined(separator: "\n") + "\n").write(to: sentFile, atomically: true, encoding: .utf8)
         try (child.allStdoutLines.joined(separator: "\n") + "\n").write(to: receivedFile, atomically: true, encoding: .utf8)
         let result = try runValidator(revision: revision, sent: sentFile.path, received: receivedFile.path)
         #expect(result.status == 0, "schema check failed:\n\(result.output)", sourceLocation: sourceLocation)
