@@ -7,7 +7,7 @@ import Testing
 /// the real fixture upstream. Checked: every request answered exactly once (the fuzz oracle,
 /// `sidecar-fuzz check`), every line on stdout valid against the revision's schema, the process
 /// still answering afterwards, and a clean exit at end of input.
-@Suite("Hostile stdin against the real binary")
+@Suite("Hostile stdin against the real binary", .secretScan)
 struct HostileInputTests {
     static let maximumLineBytes = 16_384
 

@@ -12,6 +12,9 @@ final class FixtureServer: @unchecked Sendable {
     let url: String
 
     static func start(_ arguments: [String] = []) async throws -> FixtureServer {
+        if let flag = arguments.firstIndex(of: "--require-bearer"), flag + 1 < arguments.count {
+            requireSecretLedger("FixtureServer --require-bearer")?.register("bearer token", arguments[flag + 1])
+        }
         let child = try ChildProcess(executable: BuiltProducts.path("mcp-fixture-server"), arguments: ["--port", "0"] + arguments)
         let line = try await child.nextLine(timeout: .seconds(20))
         guard let url = try JSONValue(parsing: line)["url"]?.stringValue else {
@@ -64,6 +67,11 @@ final class SidecarUnderTest: @unchecked Sendable {
     let revision: String
 
     init(arguments: [String], revision: String, environment: [String: String] = [:]) throws {
+        if let flag = arguments.firstIndex(of: "--bearer-env"), flag + 1 < arguments.count,
+            let token = environment[arguments[flag + 1]] ?? ProcessInfo.processInfo.environment[arguments[flag + 1]]
+        {
+            requireSecretLedger("SidecarUnderTest --bearer-env")?.register("bearer token", token)
+        }
         self.child = try ChildProcess(
             executable: BuiltProducts.path("agent-sidecar"), arguments: ["serve"] + arguments + ["--log-level", "debug"],
             environment: environment)
