@@ -96,6 +96,9 @@ struct StdioPipeline {
         }
         if stopped.wait(timeout: .now() + .seconds(10)) == .timedOut {
             hang = (hang.map { $0 + "; " } ?? "") + "shutdown did not finish within 10 s"
+        } else if !server.waitForOutput(timeoutNanoseconds: 10_000_000_000) {
+            // Shutdown gives the writer one second; on a starved machine the rest comes later.
+            hang = (hang.map { $0 + "; " } ?? "") + "stdout not written within 10 s of shutdown"
         }
         return Outcome(configuration: configuration, output: output.contents(), hang: hang)
     }

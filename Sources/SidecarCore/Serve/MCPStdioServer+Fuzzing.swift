@@ -13,4 +13,10 @@ extension MCPStdioServer {
     /// The graceful shutdown that `run()` ends with: finishes or cancels calls, completes open
     /// subscriptions, closes the upstream and flushes the output.
     @_spi(Fuzzing) public func stop(reason: String) async { await shutDown(reason: reason) }
+
+    /// Waits until every frame queued for stdout is written, at most `timeoutNanoseconds` (shutdown
+    /// itself waits one second at most; a starved machine can need longer).
+    @_spi(Fuzzing) public func waitForOutput(timeoutNanoseconds: UInt64) -> Bool {
+        writer.flush(timeoutNanoseconds: timeoutNanoseconds)
+    }
 }
