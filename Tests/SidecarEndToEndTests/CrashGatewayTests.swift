@@ -5,7 +5,7 @@ import Testing
 /// `kill -9` of the gateway while the sidecar has a burst of writes in flight, and the gateway back
 /// on the same port: every call is answered, the sidecar carries on without a restart, and the
 /// agent's retries with the same keys leave exactly one issue per key.
-@Suite("kill -9 of the gateway under a running sidecar")
+@Suite("kill -9 of the gateway under a running sidecar", .secretScan)
 struct CrashGatewayTests {
     @Test("a burst of writes, the gateway killed and restarted: nothing stuck, nothing lost, nothing doubled")
     func gatewayKilledDuringBurst() async throws {
@@ -13,7 +13,7 @@ struct CrashGatewayTests {
         let gateway = try await TestGateway.start(in: world.root, serveArguments: ["--write-rate", "100000"])
         let port = try #require(URL(string: gateway.url)?.port)
         #expect(try await world.setup(gateway: gateway, code: world.issued(try await gateway.pairingCode())).status == 0)
-        let material = try world.secretMaterial()
+        _ = try world.secretMaterial()  // registers the key seed and KEK with the secret scan
         let sidecar = try world.serve(extra: ["--request-timeout", "5"])
         _ = try await sidecar.initialize()
         #expect(SidecarUnderTest.toolError(try await sidecar.callTool(1, "list_projects")) == nil)
@@ -23,16 +23,13 @@ struct CrashGatewayTests {
         func arguments(_ id: Int) -> JSONValue {
             ["project": "WEB", "title": .string("burst \(id)"), "idempotencyKey": .string("burst-key-\(id)")]
         }
-        let linesBefore = sidecar.child.allStdoutLines.count
         for id in ids.sorted() {
             sidecar.send(["jsonrpc": "2.0", "id": .int(id), "method": "tools/call", "params": ["name": "create_issue", "arguments": arguments(id)]])
         }
-        // Kill it once the first few answers are out: mid-burst however busy the machine is.
-        let answersBeforeKill = Int.random(in: 1...12)
-        let waitUntil = ContinuousClock.now + .seconds(120)
-        while sidecar.child.allStdoutLines.count - linesBefore < answersBeforeKill, ContinuousClock.now < waitUntil {
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        // Kill it a moment after the burst is written: 300 writes take the gateway about a second,
+        // so the kill lands mid-burst. (Waiting for the first answers on stdout proved unreliable on
+        // a starved machine: the test's own reader fell behind while the whole burst completed.)
+        try await Task.sleep(for: .milliseconds(Int.random(in: 20...150)))
         gateway.child.kill()
         _ = try await gateway.child.waitForExit(timeout: .seconds(5))
 
@@ -81,6 +78,5 @@ struct CrashGatewayTests {
 
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
-        world.scanForSecrets([material], extraText: [sidecar.child.stderr] + sidecar.child.allStdoutLines)
     }
 }

@@ -8,7 +8,7 @@ import Testing
 /// 503 with Retry-After, 401 `token_expired`), always with the call's `Idempotency-Key`. A response
 /// lost after the request was sent is a tool error; the agent retries the call with the same
 /// `idempotencyKey` argument, and the gateway returns the stored result.
-@Suite("Exactly-once writes under faults")
+@Suite("Exactly-once writes under faults", .secretScan)
 struct FaultExactlyOnceTests {
     static let serveFlags = ["--request-timeout", "2", "--connect-timeout", "2"]
 

@@ -4,7 +4,7 @@ import Testing
 
 /// 64 calls in flight through one paired sidecar to the real gateway, for a short while: the CI
 /// run of `scripts/soak` (which runs 5 minutes by default; figures in docs/reliability.md).
-@Suite("Load: 64 calls in flight through one sidecar")
+@Suite("Load: 64 calls in flight through one sidecar", .secretScan)
 struct LoadTests {
     @Test("every answer matches its request, none is stuck, nothing leaks, writes happen once, renewals under load")
     func shortSoak() async throws {

@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("Exit on end of input and on signals: finish what is in flight, flush, exit 0")
+@Suite("Exit on end of input and on signals: finish what is in flight, flush, exit 0", .secretScan)
 struct ShutdownTests {
     @Test("stdin EOF with nothing in flight exits 0 promptly and ends the upstream session")
     func endOfInputIdle() async throws {

@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("A failing upstream is reported clearly, within its deadline, and the next call works")
+@Suite("A failing upstream is reported clearly, within its deadline, and the next call works", .secretScan)
 struct UpstreamFailureTests {
     func toolErrorText(_ response: JSONValue) -> String? {
         guard response["result"]?["isError"]?.boolValue == true else { return nil }

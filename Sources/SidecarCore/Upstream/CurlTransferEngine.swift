@@ -129,7 +129,9 @@ final class CurlTransferEngine: @unchecked Sendable {
         }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in request.headers {
-            list = "\(header.name): \(header.value)".withCString { curl_slist_append(list, $0) }
+            // "Name:" with nothing after it tells curl to drop the header; "Name;" sends it empty.
+            let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
+            list = line.withCString { curl_slist_append(list, $0) }
         }
         // curl adds "Expect: 100-continue" to large POSTs; it only costs a round trip here.
         list = "Expect:".withCString { curl_slist_append(list, $0) }

@@ -24,6 +24,19 @@ public struct UpstreamHandshake: Sendable {
     public let instructions: String?
     let generation: Int
 
+    /// A handshake as an upstream reported it (tests and the fuzz target make their own).
+    public init(era: UpstreamEra, capabilities: JSONValue, serverInfo: JSONValue? = nil, instructions: String? = nil) {
+        self.init(era: era, capabilities: capabilities, serverInfo: serverInfo, instructions: instructions, generation: 0)
+    }
+
+    init(era: UpstreamEra, capabilities: JSONValue, serverInfo: JSONValue?, instructions: String?, generation: Int) {
+        self.era = era
+        self.capabilities = capabilities
+        self.serverInfo = serverInfo
+        self.instructions = instructions
+        self.generation = generation
+    }
+
     public var offersToolListChanges: Bool { capabilities["tools"]?["listChanged"]?.boolValue == true }
 }
 
