@@ -44,7 +44,7 @@ class Settings:
         self.memory_checkpoints = [1000, 10000] if quick else [1000, 10000, 100000]
         self.memory_runs = 1 if quick else 3
         self.peer_memory_checkpoints = [1000] if quick else [1000, 10000, 100000]
-        self.peer_memory_runs = 1
+        self.peer_memory_runs = 1 if quick else 3
         self.big_runs = 2 if quick else 5
         self.big_bytes = 10_000_000
         self.gateway_seconds = 2 if quick else 10
@@ -442,7 +442,9 @@ def build_table(results):
             above = [(r["peakKB"] - r["rssBeforeKB"]) * 1024 / 1e6 for r in runs]
             above_text, medians[who] = spread(above, 1)
             after = spread([r["rssAfterKB"] / 1024 for r in runs], 1)[0]
-            texts[who] = f"{time_text} ms; peak {above_text} MB above the RSS before the call; RSS after it {after} MB"
+            highest = (max(r["peakKB"] for r in runs) - result["baselineKB"]) * 1024 / 1e6
+            texts[who] = (f"{time_text} ms; peak {above_text} MB above the RSS before the call (highest: {highest:,.1f} MB above "
+                          f"the RSS before the first call); RSS after it {after} MB")
         direct_time = spread([r["directMs"] for r in big["sidecar"]["runs"]], 0)[0]
         ratio = medians["sidecar"] / size_mb if medians["sidecar"] is not None else None
         v = verdict(ratio, 3, unit="× its size")
@@ -497,9 +499,8 @@ def load_average():
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def render(results, table, verdicts, settings, info, started, load_before, load_after, elapsed, options):
+def render(results, table, verdicts, settings, info, started, load_before, load_after, elapsed, command):
     s = settings
-    command = "scripts/bench" + "".join(arg if arg.startswith(" ") else " " + arg for arg in sys.argv[1:])
     lines = [
         BEGIN_MARK,
         "",
@@ -517,10 +518,12 @@ def render(results, table, verdicts, settings, info, started, load_before, load_
         f"| agent-sidecar binary measured | `{info['sidecarBinary']}` |",
         f"| load average (1, 5, 15 min) before / after | {load_before} / {load_after} |",
         "",
-        "Figures are medians with [min–max] over the repeated runs (cold start: over the runs; latency: over runs of "
-        f"{s.latency_calls:,} calls per path; throughput: over {s.throughput_runs} run(s) of {s.throughput_seconds:g} s per path; "
-        f"memory: over {s.memory_runs} run(s); large result: over {s.big_runs} calls). Bridge and direct figures in one row "
-        "come from the same process and the same run.",
+        "Figures are medians with [min–max] over repeated runs: cold start over "
+        f"{s.cold_runs} spawns per bridge and mode (the four interleaved); latency over {s.latency_runs} run(s) of "
+        f"{s.latency_calls:,} calls per path (mcp-proxy: {s.peer_latency_calls:,}), each figure a quantile of one run; throughput over "
+        f"{s.throughput_runs} run(s) of {s.throughput_seconds:g} s per path; memory over {s.memory_runs} run(s) "
+        f"(mcp-proxy: {s.peer_memory_runs}); the large result over {s.big_runs} calls in one process. A bridge's figure and the "
+        "direct figure beside it come from the same driver process in the same run.",
         "",
         table.markdown(),
         "",
@@ -582,7 +585,8 @@ def main():
     parser.add_argument("--no-peer", action="store_true", help="skip mcp-proxy")
     parser.add_argument("--no-pinned", action="store_true", help="skip the throughput run with the upstream and the bridge on separate cores")
     parser.add_argument("--raw", help="where to write the raw figures (JSON; default bench-results/{quick,full,partial}.json)")
-    parser.add_argument("--from-json", help="render the table of a saved run (a --raw file) instead of measuring")
+    parser.add_argument("--from-json", help="print the table of a saved run (a --raw file) instead of measuring; with --output, "
+                                            "also rewrite that file's generated section")
     options = parser.parse_args()
     settings = Settings(options.quick)
     only = set(options.only.split(",")) if options.only else set(ALL_PARTS)
@@ -599,10 +603,15 @@ def main():
             saved = json.load(f)
         table, verdicts = build_table(saved["results"])
         print(table.text())
-        for name, v in verdicts.items():
-            print(f"  {name}: {v}")
+        if options.output:
+            settings = argparse.Namespace(**saved["settings"])
+            generated = render(saved["results"], table, verdicts, settings, saved["machine"], saved["started"], *saved["load"],
+                               saved["elapsedSeconds"], saved.get("command", "scripts/bench"))
+            write_document(options.output, generated)
+            log(f"wrote {os.path.relpath(options.output, ROOT)} from {options.from_json}")
         return
 
+    command = "scripts/bench" + "".join(" " + arg for arg in sys.argv[1:])
     started_clock = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = load_average()
@@ -637,11 +646,11 @@ def main():
     info["sidecarBinary"] = os.path.relpath(bench.sidecar, ROOT) if bench.sidecar.startswith(ROOT) else bench.sidecar
     os.makedirs(os.path.dirname(raw_path), exist_ok=True)
     with open(raw_path, "w") as f:
-        json.dump({"started": started, "settings": vars(settings), "machine": info, "load": [load_before, load_after],
-                   "elapsedSeconds": round(elapsed), "results": bench.results}, f, indent=1)
+        json.dump({"command": command, "started": started, "settings": vars(settings), "machine": info,
+                   "load": [load_before, load_after], "elapsedSeconds": round(elapsed), "results": bench.results}, f, indent=1)
     table, verdicts = build_table(bench.results)
     print(table.text())
-    generated = render(bench.results, table, verdicts, settings, info, started, load_before, load_after, elapsed, options)
+    generated = render(bench.results, table, verdicts, settings, info, started, load_before, load_after, elapsed, command)
     os.makedirs(os.path.dirname(output), exist_ok=True)
     write_document(output, generated)
     log(f"wrote {os.path.relpath(output, ROOT)} and {os.path.relpath(raw_path, ROOT)} in {elapsed:.0f} s; load average now {load_after}")
