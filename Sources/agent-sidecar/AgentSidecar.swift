@@ -14,6 +14,17 @@ struct AgentSidecar: AsyncParsableCommand {
         version: SidecarIdentity.version,
         subcommands: [Setup.self, Serve.self, Status.self, Logout.self]
     )
+
+    /// `serve` is what an MCP client starts, and there start-up time counts: parsed as a root
+    /// command of its own, it skips ArgumentParser's walk over the whole command tree. Anything
+    /// the fast path does not accept (help, a mistake) goes the ordinary way, for the usual output.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "serve", let serve = try? Serve.parse(Array(arguments.dropFirst())) {
+            do { try await serve.run() } catch { exit(withError: error) }
+        }
+        await main(nil)
+    }
 }
 
 /// Options every subcommand shares.

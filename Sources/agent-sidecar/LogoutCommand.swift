@@ -3,6 +3,8 @@ import SidecarCore
 
 struct Logout: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        // Named here, not derived from the type name: deriving demangles the type at start-up.
+        commandName: "logout",
         abstract: "Revoke this device at the gateway and delete its key and profile.",
         discussion: """
             The local key is deleted even when the gateway cannot be reached; the command then says so and exits 1, and the agent's owner should revoke the device at the gateway.

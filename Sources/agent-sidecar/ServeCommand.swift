@@ -7,6 +7,8 @@ import Glibc
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        // Named here, not derived from the type name: deriving demangles the type at start-up.
+        commandName: "serve",
         abstract: "Run the MCP stdio server that your MCP client (Codex) launches.",
         discussion: """
             Paired mode (what `agent-sidecar setup` writes into the MCP client config) serves a paired gateway with short-lived session tokens minted by this device's key:

@@ -3,6 +3,8 @@ import SidecarCore
 
 struct Setup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        // Named here, not derived from the type name: deriving demangles the type at start-up.
+        commandName: "setup",
         abstract: "Pair this device with an Agent Gateway and write the MCP client config and AGENTS.md block.",
         discussion: """
             The agent's owner gives you a one-time pairing code. Pass it with --code, or in the environment variable AGENT_SIDECAR_PAIRING_CODE, or type it when asked (it is not echoed):

@@ -3,6 +3,8 @@ import SidecarCore
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        // Named here, not derived from the type name: deriving demangles the type at start-up.
+        commandName: "status",
         abstract: "Show a paired profile and check that the gateway would give this device a session now.",
         discussion: """
             Mints a session, reads the agent's grants and tools, and ends the session again. Exits 0 when a session can be had, 1 when the gateway refuses (revoked, blocked) or cannot be reached, or the device key cannot be used, and 2 when there is no such profile.

@@ -1,7 +1,14 @@
 import AgentWire
+import Dispatch
+import Foundation
+import Synchronization
 import Testing
 
 @testable import SidecarCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct LineFramerTests {
     func frame(_ chunks: [String], maximum: Int = 1024) -> [String] {
@@ -166,14 +173,91 @@ import Testing
     @Test func headerValuesLoseTheirLineEnding() async throws {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: HTTPResponsePart.self)
         let transfer = CurlTransfer(request: HTTPRequest(method: "POST", url: "http://127.0.0.1:9/mcp"), continuation: continuation)
-        for line in ["HTTP/1.1 200 OK\r\n", "Mcp-Session-Id: mcp_abc \r\n", "Content-Type: application/json\n", "\r\n"] {
+        for line in [
+            "HTTP/1.1 200 OK\r\n", "Mcp-Session-Id: mcp_abc \r\n", "Content-Type: application/json\n", "\tX-Odd:\t spaced value \t\r\n", "\r\n",
+        ] {
             Array(line.utf8).withUnsafeBytes { transfer.receiveHeaderLine($0) }
         }
-        continuation.finish()
-        var head: HTTPResponseHead?
-        for try await part in stream { if case .head(let received) = part { head = received } }
-        #expect(head?.status == 200)
-        #expect(head?.headers.value(for: "mcp-session-id") == "mcp_abc")
-        #expect(head?.headers.value(for: "content-type") == "application/json")
+        Array("{}".utf8).withUnsafeBytes { _ = transfer.receiveBody($0) }
+        transfer.complete(result: .init(rawValue: 0))  // CURLE_OK
+        var parts: [HTTPResponsePart] = []
+        for try await part in stream { parts.append(part) }
+        // A buffered (non-event-stream) response: the head goes with the body, in one wake-up.
+        #expect(parts.count == 2)
+        guard case .head(let head) = parts.first, case .body(let body) = parts.last else {
+            Issue.record("expected the head, then the body")
+            return
+        }
+        #expect(head.status == 200)
+        #expect(head.headers.value(for: "mcp-session-id") == "mcp_abc")
+        #expect(head.headers.value(for: "content-type") == "application/json")
+        #expect(head.headers.value(for: "x-odd") == "spaced value")
+        #expect(body == Array("{}".utf8))
+    }
+
+    @Test func eventStreamHeadArrivesBeforeTheBody() async throws {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: HTTPResponsePart.self)
+        let request = HTTPRequest(method: "POST", url: "http://127.0.0.1:9/mcp", streamsEventStreams: true)
+        let transfer = CurlTransfer(request: request, continuation: continuation)
+        for line in ["HTTP/1.1 200 OK\r\n", "Content-Type: text/event-stream\r\n", "\r\n"] {
+            Array(line.utf8).withUnsafeBytes { transfer.receiveHeaderLine($0) }
+        }
+        var iterator = stream.makeAsyncIterator()
+        guard case .head(let head) = try await iterator.next() else {
+            Issue.record("the head of an event stream must come at once")
+            return
+        }
+        #expect(head.isEventStream)
+        transfer.complete(result: .init(rawValue: 0))
+    }
+
+    @Test(arguments: [
+        ("HTTP/1.1 200 OK", 200), ("HTTP/2 404", 404), ("HTTP/1.1  503  Service Unavailable", 503), ("HTTP/1.1 abc", 0), ("HTTP/1.1", 0),
+        ("HTTP/1.1 99999999999 x", 0),
+    ])
+    func statusCodeOfStatusLine(_ line: String, _ code: Int) {
+        #expect(Array(line.utf8).withUnsafeBytes { CurlTransfer.statusCode(ofStatusLine: $0) } == code)
+    }
+}
+
+@Suite struct StdoutWriterTests {
+    /// Frames sent from many threads at once, small ones (which the sender writes itself when the
+    /// pipe has room) and large ones (queued for the writer thread), arrive whole, once each.
+    @Test func concurrentFramesArriveWholeAndOnce() throws {
+        var descriptors: [Int32] = [0, 0]
+        try #require(pipe(&descriptors) == 0)
+        let (readEnd, writeEnd) = (descriptors[0], descriptors[1])
+        let received = Mutex<[UInt8]>([])
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                if count <= 0 { break }
+                received.withLock { $0.append(contentsOf: buffer[0..<count]) }
+            }
+            done.signal()
+        }
+        let writer = StdoutWriter(fileDescriptor: writeEnd)
+        let senders = 8
+        let framesPerSender = 150
+        @Sendable func frame(_ sender: Int, _ index: Int) -> String {
+            let padding = index % 25 == 0 ? 40_000 : (index * 37) % 400
+            return "\(sender)-\(index)-" + String(repeating: "x", count: padding)
+        }
+        DispatchQueue.concurrentPerform(iterations: senders) { sender in
+            for index in 0..<framesPerSender { writer.send(Array(frame(sender, index).utf8)) }
+        }
+        writer.close()
+        #expect(writer.flush(timeoutNanoseconds: 10_000_000_000))
+        close(writeEnd)
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        close(readEnd)
+        let lines = received.withLock { $0 }.split(separator: 0x0A, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        #expect(lines.last == "")
+        var expected = Set<String>()
+        for sender in 0..<senders { for index in 0..<framesPerSender { expected.insert(frame(sender, index)) } }
+        #expect(lines.count - 1 == expected.count)
+        #expect(Set(lines.dropLast()) == expected)
     }
 }

@@ -37,6 +37,18 @@ struct ShutdownTests {
         try sidecar.validateAgainstSchema()
     }
 
+    @Test("SIGTERM and SIGINT to an idle sidecar exit 0, every time", arguments: [SIGTERM, SIGINT])
+    func signalWhenIdle(signal: Int32) async throws {
+        // Repeated: delivery used to depend on which thread the kernel picked.
+        let fixture = try await FixtureServer.start()
+        for _ in 0..<8 {
+            let sidecar = try await SidecarUnderTest.legacy(upstream: fixture.url)
+            _ = try await sidecar.callTool(1, "add", ["a": 1, "b": 2])
+            kill(sidecar.child.process.processIdentifier, signal)
+            #expect(try await sidecar.child.waitForExit(timeout: .seconds(5)) == 0)
+        }
+    }
+
     @Test("the sidecar never puts its stdin or stdout into non-blocking mode (they are shared with the parent)")
     func stdioStaysBlocking() async throws {
         let fixture = try await FixtureServer.start()

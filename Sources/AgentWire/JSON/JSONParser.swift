@@ -184,16 +184,21 @@ public struct JSONParser: ~Copyable {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes.
+        var highBits: UInt8 = 0
         while index < buffer.count {
             let byte = buffer[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: buffer[start..<index])
-                guard let string = String(validating: slice, as: UTF8.self) else { throw JSONParseError(reason: .invalidUTF8, offset: start) }
                 index += 1
+                // ASCII (most keys and values) is valid UTF-8 as it is; only the rest needs the
+                // validating initializer, which is generic and costs runtime metadata lookups.
+                if highBits < 0x80 { return String(decoding: slice, as: UTF8.self) }
+                guard let string = String(validating: slice, as: UTF8.self) else { throw JSONParseError(reason: .invalidUTF8, offset: start) }
                 return string
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw fail(.invalidString) }
+            highBits |= byte
             index += 1
         }
         guard index < buffer.count else { throw fail(.unexpectedEnd) }

@@ -18,6 +18,10 @@ public struct BridgeConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(5)
     public var requestTimeout: Duration = .seconds(120)
     public var serveOptions = ServeOptions()
+    /// Probe the upstream for the stateless 2026-07-28 revision (`server/discover`) before
+    /// `initialize`. Paired mode turns it off: the gateway contract speaks 2025-03-26 to 2025-11-25,
+    /// so the probe would only cost a round trip at every start.
+    public var probesModernRevision = true
 
     public init(upstreamURL: String) { self.upstreamURL = upstreamURL }
 
@@ -76,6 +80,7 @@ public struct BridgeConfiguration: Sendable {
         var settings = UpstreamSettings(url: url)
         for header in headers { settings.extraHeaders.append(try Self.parseHeader(header)) }
         settings.requestTimeout = requestTimeout
+        settings.prefersModern = probesModernRevision
         let upstream = StreamableHTTPUpstream(
             settings: settings, http: http, credentials: credentials ?? StaticCredentials(bearerToken: bearerToken), logger: logger)
         return MCPStdioServer(options: serveOptions, upstream: upstream, logger: logger)

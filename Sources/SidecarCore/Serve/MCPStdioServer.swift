@@ -1,5 +1,4 @@
 import AgentWire
-import Dispatch
 import Logging
 import Synchronization
 
@@ -95,28 +94,21 @@ public final class MCPStdioServer: Sendable {
     /// Serves until stdin closes or SIGTERM/SIGINT arrives, then shuts down gracefully.
     /// Returns the process exit code.
     public func run() async -> Int32 {
-        let signalSources = installSignalHandlers()
+        LargeAllocations.returnToTheSystemWhenFreed()
+        installSignalHandlers()
         // Meet the upstream while the client starts: initialize can then pass on its instructions.
         Task { [self] in
             if let handshake = try? await upstream.handshake() { startChangeListener(handshake) }
         }
         reader.start { [self] event in self.receive(event) }
         let reason = await shutdownSignal.wait()
-        _ = signalSources
         await shutDown(reason: reason)
         return 0
     }
 
-    func installSignalHandlers() -> [any DispatchSourceSignal] {
-        signal(SIGPIPE, SIG_IGN)
-        return [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let latch = shutdownSignal
-            source.setEventHandler { latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
-            source.resume()
-            return source
-        }
+    func installSignalHandlers() {
+        let latch = shutdownSignal
+        ShutdownSignals.install { number in latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
     }
 
     func shutDown(reason: String) async {
@@ -726,8 +718,8 @@ public final class MCPStdioServer: Sendable {
                     id: id.id, code: JSONRPCErrorCode.internalError,
                     message: "the upstream's result is not an object; report it to the upstream's operator"))
         }
-        let hasResultType = containsTopLevelKey("resultType", in: result)
-        if context.isModern, !hasResultType {
+        let resultType = topLevelMember("resultType", in: result)
+        if context.isModern, resultType == nil {
             var spliced: [UInt8] = Array(#"{"resultType":"complete""#.utf8)
             let rest = result.dropFirst()
             if rest.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) != UInt8(ascii: "}") {
@@ -736,7 +728,7 @@ public final class MCPStdioServer: Sendable {
             spliced.append(contentsOf: rest)
             return .frame(compose(id: id, member: "result", value: spliced[...]))
         }
-        if !context.isModern, hasResultType, let value = try? JSONParser.parse(Array(result)), value["resultType"]?.stringValue == "input_required" {
+        if !context.isModern, let resultType, (try? JSONParser.parse(resultType))?.stringValue == "input_required" {
             return .value(
                 JSONRPC.error(
                     id: id.id, code: JSONRPCErrorCode.internalError,
@@ -747,10 +739,14 @@ public final class MCPStdioServer: Sendable {
         return .frame(compose(id: id, member: "result", value: result))
     }
 
-    func containsTopLevelKey(_ key: String, in object: ArraySlice<UInt8>) -> Bool {
-        let bytes = Array(object)
-        guard let layout = try? bytes.withUnsafeBufferPointer({ try JSONObjectLayout.scan($0) }) else { return false }
-        return layout.member(key) != nil
+    /// The raw value of a top-level member of a JSON object, found in place: a multi-megabyte
+    /// result is neither copied nor parsed into a tree to read one small member.
+    func topLevelMember(_ key: String, in object: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        object.withUnsafeBufferPointer { buffer -> ArraySlice<UInt8>? in
+            guard let layout = try? JSONObjectLayout.scan(buffer), let member = layout.member(key) else { return nil }
+            let range = member.valueRange
+            return object[(object.startIndex + range.lowerBound)..<(object.startIndex + range.upperBound)]
+        }
     }
 
     func compose(id: RequestKey, member: String, value: ArraySlice<UInt8>) -> [UInt8] {

@@ -47,6 +47,7 @@ public struct PairedBridge: Sendable {
         var configuration = bridge
         configuration.upstreamURL = gateway.url("/mcp")
         configuration.bearerToken = nil
+        configuration.probesModernRevision = false
         let http = CurlHTTPClient(configuration: try configuration.httpConfiguration())
         let credentials: any UpstreamCredentialSource
         do {

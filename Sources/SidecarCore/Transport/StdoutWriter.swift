@@ -9,6 +9,11 @@ import Darwin
 /// The one and only writer of stdout. Every message is queued as a whole frame (JSON + newline)
 /// and written by a dedicated thread with blocking writes, so frames never interleave, however
 /// large, and a client that reads slowly only makes the queue wait, never a caller.
+///
+/// One shortcut: when stdout is a pipe, nothing is queued or being written, and the pipe has room
+/// for the whole frame, the caller writes it itself. Such a write cannot block, and it saves waking
+/// the writer thread for every response (the common case: a client that keeps up). Frames still
+/// never interleave: the shortcut holds the same `writing` flag as the writer thread.
 public final class StdoutWriter: Sendable {
     struct State {
         var queue: [[UInt8]] = []
@@ -22,12 +27,15 @@ public final class StdoutWriter: Sendable {
     let state = Mutex(State())
     let condition = ConditionSignal()
     let onBrokenPipe: @Sendable () -> Void
+    /// The pipe's capacity in bytes, or nil when stdout is not a pipe (no shortcut then).
+    let pipeCapacity: Int?
 
     /// - Parameters:
     ///   - onBrokenPipe: called once if the reader of stdout goes away.
     public init(fileDescriptor: Int32 = STDOUT_FILENO, onBrokenPipe: @escaping @Sendable () -> Void = {}) {
         self.fileDescriptor = fileDescriptor
         self.onBrokenPipe = onBrokenPipe
+        self.pipeCapacity = Self.pipeCapacity(of: fileDescriptor)
         startDetachedThread(name: "stdout-writer") { [self] in self.run() }
     }
 
@@ -35,12 +43,54 @@ public final class StdoutWriter: Sendable {
     public func send(_ frame: [UInt8]) {
         var framed = frame
         framed.append(0x0A)
-        let accepted = state.withLock { state -> Bool in
-            guard !state.closed, !state.failed else { return false }
+        let fitsNow = fitsInPipe(framed.count)
+        enum Route { case refused, queued, direct }
+        let route = state.withLock { state -> Route in
+            guard !state.closed, !state.failed else { return .refused }
+            if fitsNow, !state.writing, state.queueHead >= state.queue.count {
+                state.writing = true
+                return .direct
+            }
             state.queue.append(framed)
-            return true
+            return .queued
         }
-        if accepted { condition.signal() }
+        switch route {
+        case .refused: return
+        case .queued: condition.signal()
+        case .direct:
+            let ok = writeAll(framed)
+            let queuedMeanwhile = state.withLock { state -> Bool in
+                state.writing = false
+                if !ok { state.failed = true }
+                return state.queueHead < state.queue.count
+            }
+            if !ok {
+                onBrokenPipe()
+                condition.signal()  // let the writer thread see the failure and end
+            } else if queuedMeanwhile {
+                condition.signal()
+            }
+        }
+    }
+
+    /// Whether a frame of `count` bytes fits in the pipe now, so that writing it cannot block.
+    /// Conservative: the kernel fills a pipe page by page, so two pages are kept in reserve.
+    func fitsInPipe(_ count: Int) -> Bool {
+        guard let pipeCapacity, count <= pipeCapacity / 4 else { return false }
+        var unread: Int32 = 0
+        guard ioctl(fileDescriptor, UInt(FIONREAD), &unread) == 0 else { return false }
+        return Int(unread) + count + 2 * 4096 <= pipeCapacity
+    }
+
+    static func pipeCapacity(of fileDescriptor: Int32) -> Int? {
+        #if os(Linux)
+        var status = stat()
+        guard fstat(fileDescriptor, &status) == 0, status.st_mode & S_IFMT == S_IFIFO else { return nil }
+        let capacity = fcntl(fileDescriptor, 1032)  // F_GETPIPE_SZ
+        return capacity > 0 ? Int(capacity) : nil
+        #else
+        return nil
+        #endif
     }
 
     /// Waits until everything queued so far is written, at most `timeoutNanoseconds`.
@@ -65,7 +115,8 @@ public final class StdoutWriter: Sendable {
     func run() {
         while true {
             let next: [UInt8]? = state.withLock { state in
-                if state.queueHead < state.queue.count {
+                // A caller may be writing a frame itself (the shortcut in send); it signals when done.
+                if !state.failed, !state.writing, state.queueHead < state.queue.count {
                     let frame = state.queue[state.queueHead]
                     state.queue[state.queueHead] = []
                     state.queueHead += 1

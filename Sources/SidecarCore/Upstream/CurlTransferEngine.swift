@@ -194,7 +194,11 @@ final class CurlTransfer: @unchecked Sendable {
 
     private var status = 0
     private var headers: [HTTPHeader] = []
+    /// The head arrived (the blank line after the header fields).
     private var headDelivered = false
+    /// The head went to the reader of the stream.
+    private var headYielded = false
+    private var receivedHead: HTTPResponseHead?
     private var streaming = false
     private var buffered: [UInt8] = []
     private var receivedBytes = 0
@@ -209,30 +213,60 @@ final class CurlTransfer: @unchecked Sendable {
 
     deinit { errorBuffer.deallocate() }
 
+    /// Runs for every header line of every response, so it works on bytes and makes a String only
+    /// of each field's trimmed name and value (in a Swift String, "\r\n" is one Character, too).
     func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
-        // Trim the line ending as bytes: in a Swift String, "\r\n" is one Character.
         var end = line.count
         while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<end]), as: UTF8.self)
-        if text.hasPrefix("HTTP/") {
+        let bytes = UnsafeRawBufferPointer(rebasing: line[0..<end])
+        if bytes.starts(with: "HTTP/".utf8) {
             // A new status line: after a 1xx, headers start over.
-            let parts = text.split(separator: " ", maxSplits: 2)
-            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            status = Self.statusCode(ofStatusLine: bytes)
             headers = []
             return
         }
-        if text.isEmpty {
+        if bytes.isEmpty {
             guard status >= 200, !headDelivered else { return }
             headDelivered = true
             let head = HTTPResponseHead(status: status, headers: headers)
             streaming = request.streamsEventStreams && head.isEventStream && (200..<300).contains(status)
+            // A buffered body follows: the head goes with it (see complete), so that the reader
+            // wakes up once per exchange, not twice.
+            guard streaming else {
+                receivedHead = head
+                return
+            }
+            headYielded = true
             continuation.yield(.head(head))
             return
         }
-        guard let colon = text.firstIndex(of: ":") else { return }
-        let name = String(text[..<colon]).trimmingSpaces()
-        let value = String(text[text.index(after: colon)...]).trimmingSpaces()
-        headers.append(HTTPHeader(name, value))
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return }
+        headers.append(HTTPHeader(Self.trimmedText(bytes[..<colon]), Self.trimmedText(bytes[(colon + 1)...])))
+    }
+
+    /// The code of a status line such as `HTTP/1.1 200 OK`: its second space-separated word, or 0.
+    static func statusCode(ofStatusLine line: UnsafeRawBufferPointer) -> Int {
+        guard var index = line.firstIndex(of: 0x20) else { return 0 }
+        while index < line.count, line[index] == 0x20 { index += 1 }
+        var code = 0
+        var digits = 0
+        while index < line.count, line[index] != 0x20 {
+            let byte = line[index]
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 else { return 0 }
+            code = code * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+            index += 1
+        }
+        return digits > 0 ? code : 0
+    }
+
+    /// The bytes as text, without the spaces and tabs around them.
+    static func trimmedText(_ bytes: Slice<UnsafeRawBufferPointer>) -> String {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
     }
 
     /// Returns false to abort the transfer.
@@ -253,9 +287,10 @@ final class CurlTransfer: @unchecked Sendable {
     func complete(result: CURLcode) {
         guard !finished else { return }
         if result == CURLE_OK {
-            if !headDelivered {
+            if !headYielded {
+                headYielded = true
                 headDelivered = true
-                continuation.yield(.head(HTTPResponseHead(status: status, headers: headers)))
+                continuation.yield(.head(receivedHead ?? HTTPResponseHead(status: status, headers: headers)))
             }
             if !buffered.isEmpty {
                 continuation.yield(.body(buffered))
@@ -285,9 +320,10 @@ final class CurlTransfer: @unchecked Sendable {
         case CURLE_COULDNT_CONNECT: code = .connectionRefused
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: code = .hostNotFound
         case CURLE_OPERATION_TIMEDOUT:
+            // A reused connection reports a connect time of 0, so bytes sent also prove it was up.
             var connectTime: Int = 0
             if let easy { curlshim_easy_getinfo_long(easy, CURLINFO_CONNECT_TIME_T, &connectTime) }
-            code = (connectTime == 0 && !headDelivered) ? .connectTimedOut : .timedOut
+            code = (connectTime == 0 && sentBytes == 0 && !headDelivered) ? .connectTimedOut : .timedOut
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
             code = .tlsFailure
