@@ -104,15 +104,17 @@ struct StdioPipeline {
     }
 }
 
-/// A memory-backed file the server's stdout writer writes to: writes never block, and the file is
-/// emptied between inputs.
+/// An unlinked file the server's stdout writer writes to, emptied between inputs. In /dev/shm
+/// (memory) where there is one: a file on disk can stall a write for seconds while the kernel
+/// throttles dirty pages, which looked like a hang.
 final class OutputFile: @unchecked Sendable {
     let descriptor: Int32
 
     init() {
-        var template = Array("/tmp/sidecar-fuzz-XXXXXX".utf8CString)
+        let directory = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
+        var template = Array("\(directory)/sidecar-fuzz-XXXXXX".utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        precondition(descriptor >= 0, "sidecar-fuzz: cannot create a temporary file in /tmp (errno \(errno))")
+        precondition(descriptor >= 0, "sidecar-fuzz: cannot create a temporary file in \(directory) (errno \(errno))")
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         self.descriptor = descriptor
     }

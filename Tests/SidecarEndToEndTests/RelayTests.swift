@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("What the sidecar relays besides tool calls: pages, log levels, subscriptions")
+@Suite("What the sidecar relays besides tool calls: pages, log levels, subscriptions", .secretScan)
 struct RelayTests {
     @Test("tools/list pagination cursors pass through in both directions, in the upstream's order")
     func pagination() async throws {
