@@ -18,7 +18,7 @@ struct CrashGatewayTests {
         _ = try await sidecar.initialize()
         #expect(SidecarUnderTest.toolError(try await sidecar.callTool(1, "list_projects")) == nil)
 
-        let burst = 300
+        let burst = 1000
         let ids = Set((0..<burst).map { 100 + $0 })
         func arguments(_ id: Int) -> JSONValue {
             ["project": "WEB", "title": .string("burst \(id)"), "idempotencyKey": .string("burst-key-\(id)")]
@@ -26,7 +26,7 @@ struct CrashGatewayTests {
         for id in ids.sorted() {
             sidecar.send(["jsonrpc": "2.0", "id": .int(id), "method": "tools/call", "params": ["name": "create_issue", "arguments": arguments(id)]])
         }
-        // Kill it a moment after the burst is written: 300 writes take the gateway about a second,
+        // Kill it a moment after the burst is written: 1,000 writes take the gateway a few seconds,
         // so the kill lands mid-burst. (Waiting for the first answers on stdout proved unreliable on
         // a starved machine: the test's own reader fell behind while the whole burst completed.)
         try await Task.sleep(for: .milliseconds(Int.random(in: 20...150)))

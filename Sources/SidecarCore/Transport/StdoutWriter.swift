@@ -130,7 +130,9 @@ public final class StdoutWriter: Sendable {
                 return nil
             }
             guard let frame = next else {
-                let finished = state.withLock { $0.closed || $0.failed }
+                // Closed is not finished while frames wait behind a caller's direct write: that
+                // caller signals when it is done, and the queue must still be written.
+                let finished = state.withLock { $0.failed || ($0.closed && $0.queueHead >= $0.queue.count && !$0.writing) }
                 if finished { return }
                 condition.wait()
                 continue
