@@ -73,11 +73,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The stdin fuzz harness: libFuzzer's entry point when built by scripts/fuzz with -sanitize=fuzzer
+        // (-D LIBFUZZER), otherwise a corpus replayer and seeded generator. Not a product.
+        .executableTarget(
+            name: "sidecar-fuzz",
+            dependencies: ["AgentWire", "SidecarCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(name: "AgentWireTests", dependencies: ["AgentWire"], swiftSettings: strictSettings),
         .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
-            dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server"],
+            dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz"],
             swiftSettings: strictSettings
         ),
         .testTarget(

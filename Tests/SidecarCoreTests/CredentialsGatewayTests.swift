@@ -172,10 +172,10 @@ struct OriginRewriter: GatewayTransport {
 @Suite struct PairedSessionCredentialsTests {
     let key = DeviceKey.generate()
 
-    func make(lifetime: Int = 900) throws -> (PairedSessionCredentials, ScriptedGateway) {
+    func make(lifetime: Int = 900, clock: ManualClock = ManualClock()) throws -> (PairedSessionCredentials, ScriptedGateway) {
         let transport = ScriptedGateway(publicKey: key.publicKey, origin: "http://127.0.0.1:9", tokenLifetime: lifetime)
         let api = try GatewayAPIClient(gateway: GatewayOrigin("http://127.0.0.1:9")!, transport: transport)
-        return (PairedSessionCredentials(api: api, deviceKey: key, deviceID: "dev_7"), transport)
+        return (PairedSessionCredentials(api: api, deviceKey: key, deviceID: "dev_7", now: { clock.now }), transport)
     }
 
     @Test func oneSessionForConcurrentCallersThenEndedOnClose() async throws {
@@ -214,11 +214,22 @@ struct OriginRewriter: GatewayTransport {
 
     @Test func renewsShortlyBeforeExpiry() async throws {
         // A 3-second lifetime: the margin is capped at a third, so the token is renewed after 2 s.
-        let (credentials, transport) = try make(lifetime: 3)
+        // The clock is moved by hand, so a slow machine cannot change the outcome.
+        let clock = ManualClock()
+        let (credentials, transport) = try make(lifetime: 3, clock: clock)
         let first = try await credentials.authorizationHeader()
+        clock.advance(by: .milliseconds(1900))
         #expect(try await credentials.authorizationHeader() == first)
-        try await Task.sleep(for: .milliseconds(2100))
+        clock.advance(by: .milliseconds(200))
         #expect(try await credentials.authorizationHeader() != first)
         #expect(transport.requests.filter { $0.url.hasSuffix("/api/v1/sessions") }.count == 2)
     }
+}
+
+/// A monotonic clock that only moves when a test says so.
+final class ManualClock: Sendable {
+    private let start = ContinuousClock.now
+    private let offset = Mutex(Duration.zero)
+    var now: ContinuousClock.Instant { start + offset.withLock { $0 } }
+    func advance(by duration: Duration) { offset.withLock { $0 += duration } }
 }

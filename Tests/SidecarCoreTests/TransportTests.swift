@@ -131,6 +131,36 @@ import Glibc
         #expect(try classify(#"{"jsonrpc":"2.0","id":4,"method":"x","params":[1]}"#) == "invalid-params 4")
         #expect(try classify(#"[1]"#) == "invalid null")
     }
+
+    /// Found by sidecar-fuzz: answering these would put a second reply on the client's own ids, or
+    /// none on a request.
+    @Test func responsesAreNeverAnsweredAndAnIDMakesARequest() throws {
+        func classify(_ text: String) throws -> String {
+            switch IncomingMessage(try JSONValue(parsing: text)) {
+            case .request(let id, let method, _): return "request \(id.text) \(method)"
+            case .notification(let method, _): return "notification \(method)"
+            case .response: return "response"
+            case .invalid(let id, _): return "invalid \(id.jsonText)"
+            case .invalidParams(let id, _): return "invalid-params \(id.text)"
+            }
+        }
+        // A malformed response to the server is still a response: an error with id 1 would read, to
+        // the client, as the answer to its own request 1.
+        #expect(try classify(#"{"id":1,"result":{}}"#) == "response")
+        #expect(try classify(#"{"jsonrpc":"1.0","id":1,"error":{"code":1,"message":"x"}}"#) == "response")
+        #expect(try classify(#"{"jsonrpc":"2.0","error":{"code":1,"message":"x"}}"#) == "response")
+        // A present but unusable id makes an invalid request, whatever the params are.
+        #expect(try classify(#"{"jsonrpc":"2.0","id":null,"method":"x","params":[1]}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":true,"method":"x"}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"2.0","method":"x","params":[1]}"#) == "notification x")
+        // MCP ids are strings or integers: an answer echoing 1.5 would break the schema itself.
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1e-3,"method":"ping"}"#) == "invalid null")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":1.0,"method":"ping"}"#) == "request 1.0 ping")
+        #expect(try classify(#"{"jsonrpc":"2.0","id":2e3,"method":"ping"}"#) == "request 2e3 ping")
+        #expect(
+            try classify(#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#) == "request 123456789012345678901234567890 ping")
+    }
 }
 
 @Suite struct UpstreamMessageTextTests {

@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("Handshakes of both protocol eras, against a real upstream")
+@Suite("Handshakes of both protocol eras, against a real upstream", .secretScan)
 struct HandshakeTests {
     @Test("a legacy client initializes, negotiates its version and sees the upstream's instructions", arguments: ["json", "sse"])
     func legacyInitialize(mode: String) async throws {

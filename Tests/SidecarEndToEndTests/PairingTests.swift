@@ -4,7 +4,7 @@ import Testing
 
 /// `agent-sidecar setup` against the real `agent-gateway`: pairing, the files it writes, and every
 /// way pairing can fail.
-@Suite("Pairing with a real gateway (agent-sidecar setup)")
+@Suite("Pairing with a real gateway (agent-sidecar setup)", .secretScan)
 struct PairingTests {
     @Test("setup pairs, writes config.toml and AGENTS.md with private modes, and a re-run changes no byte")
     func pairsAndIsIdempotent() async throws {
@@ -59,7 +59,7 @@ struct PairingTests {
         #expect(before == after)
         #expect(world.read("codex/config.toml.bak-agent-sidecar") == nil)
 
-        world.scanForSecrets([try world.secretMaterial()])
+        try world.secretMaterial()
     }
 
     @Test("setup merges into an existing config.toml and AGENTS.md without touching any other byte")
@@ -117,7 +117,7 @@ struct PairingTests {
         let vscode = try JSONValue(parsing: try #require(world.read("project/.vscode/mcp.json")))
         #expect(vscode["servers"]?["agent-sidecar"]?["command"] != nil)
 
-        world.scanForSecrets([try world.secretMaterial()])
+        try world.secretMaterial()
     }
 
     @Test("setup --print pairs but writes no config file, and prints the packet")
@@ -136,7 +136,7 @@ struct PairingTests {
         #expect(!FileManager.default.fileExists(atPath: "\(world.project)/AGENTS.md"))
         // The pairing itself is kept, so the code is not wasted.
         #expect(world.read("sidecar-home/profiles/default.json") != nil)
-        world.scanForSecrets([try world.secretMaterial()])
+        try world.secretMaterial()
     }
 
     @Test("a code the gateway never issued is refused, and nothing is stored")
@@ -149,7 +149,6 @@ struct PairingTests {
         #expect(result.stdout.isEmpty)
         #expect(world.read("sidecar-home/profiles/default.json") == nil)
         #expect(world.read("sidecar-home/keys/default.key") == nil)
-        world.scanForSecrets([])
     }
 
     @Test("an expired code is refused with advice to ask for a new one")
@@ -163,7 +162,6 @@ struct PairingTests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("the pairing code has expired; ask the agent's owner for a new one"))
         #expect(world.read("sidecar-home/profiles/default.json") == nil)
-        world.scanForSecrets([])
     }
 
     @Test("a code works once: a second device using it is refused")
@@ -178,8 +176,7 @@ struct PairingTests {
         #expect(second.status == 1)
         #expect(second.stderr.contains("the pairing code was already used"))
         #expect(other.read("sidecar-home/profiles/default.json") == nil)
-        world.scanForSecrets([try world.secretMaterial()])
-        other.scanForSecrets([])
+        try world.secretMaterial()
     }
 
     @Test("after five failed claims the gateway answers 429 and setup says to wait")
@@ -197,7 +194,6 @@ struct PairingTests {
         #expect(limited.status == 1)
         #expect(limited.stderr.contains("too many pairing attempts; wait"), "\(limited.stderr)")
         #expect(limited.stderr.split(separator: "\n").count == 1)
-        world.scanForSecrets([])
     }
 
     @Test("without a code and without a terminal, setup says how to pass one")
@@ -220,6 +216,5 @@ struct PairingTests {
         #expect(result.stderr.contains("refusing plain http:// to gateway.example.com"))
         #expect(result.stderr.contains("https://"))
         #expect(world.read("sidecar-home/profiles/default.json") == nil)
-        world.scanForSecrets([])
     }
 }

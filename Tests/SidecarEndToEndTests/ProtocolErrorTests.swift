@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("Protocol errors exactly as the spec says, and the process keeps serving")
+@Suite("Protocol errors exactly as the spec says, and the process keeps serving", .secretScan)
 struct ProtocolErrorTests {
     @Test("parse error, invalid request, unknown method and invalid params each get their code")
     func errorCodes() async throws {

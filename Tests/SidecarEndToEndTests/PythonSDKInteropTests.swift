@@ -4,7 +4,7 @@ import Testing
 /// The official MCP Python SDK, an independent implementation, drives the real sidecar:
 /// a 1.x ClientSession (initialize handshake) and a 2.x Client in its default auto mode
 /// (server/discover probe). The virtualenvs come from `scripts/install-deps --python`.
-@Suite("Interop with the official MCP Python SDK")
+@Suite("Interop with the official MCP Python SDK", .secretScan)
 struct PythonSDKInteropTests {
     @Test("the MCP Python SDK drives the sidecar end to end", arguments: ["mcp1", "mcp2"])
     func pythonSDK(line: String) throws {

@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("Exit on end of input and on signals: finish what is in flight, flush, exit 0")
+@Suite("Exit on end of input and on signals: finish what is in flight, flush, exit 0", .secretScan)
 struct ShutdownTests {
     @Test("stdin EOF with nothing in flight exits 0 promptly and ends the upstream session")
     func endOfInputIdle() async throws {
@@ -35,6 +35,18 @@ struct ShutdownTests {
         kill(sidecar.child.process.processIdentifier, signal)
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(6)) == 0)
         try sidecar.validateAgainstSchema()
+    }
+
+    @Test("SIGTERM and SIGINT to an idle sidecar exit 0, every time", arguments: [SIGTERM, SIGINT])
+    func signalWhenIdle(signal: Int32) async throws {
+        // Repeated: delivery used to depend on which thread the kernel picked.
+        let fixture = try await FixtureServer.start()
+        for _ in 0..<8 {
+            let sidecar = try await SidecarUnderTest.legacy(upstream: fixture.url)
+            _ = try await sidecar.callTool(1, "add", ["a": 1, "b": 2])
+            kill(sidecar.child.process.processIdentifier, signal)
+            #expect(try await sidecar.child.waitForExit(timeout: .seconds(5)) == 0)
+        }
     }
 
     @Test("the sidecar never puts its stdin or stdout into non-blocking mode (they are shared with the parent)")

@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-@Suite("Tool calls through the sidecar to a real Streamable HTTP upstream")
+@Suite("Tool calls through the sidecar to a real Streamable HTTP upstream", .secretScan)
 struct ToolCallTests {
     @Test("fields the sidecar has never heard of pass through untouched, in tools and results", arguments: ["json", "sse"])
     func unknownFieldsPassThrough(mode: String) async throws {

@@ -74,9 +74,11 @@ public enum FileSystem {
         }
     }
 
-    /// Removes a file; `false` when there was none.
+    /// Removes a file, and what an interrupted atomic write of it left behind (see
+    /// ``AtomicFile/removeLeftovers(of:)``); `false` when there was no file.
     @discardableResult
     public static func removeFile(_ path: String) throws -> Bool {
+        AtomicFile.removeLeftovers(of: path)
         if unlink(path) == 0 { return true }
         if errno == ENOENT { return false }
         throw FileSystemError(code: errno, operation: "remove", path: path)
@@ -213,6 +215,7 @@ public enum AtomicFile {
 
         let directory = FileSystem.directory(of: path)
         try FileSystem.createDirectories(directory, mode: directoryMode)
+        removeLeftovers(of: path)
         let temporaryPath = FileSystem.join(directory, ".\(FileSystem.lastComponent(of: path)).tmp-\(FileSystem.randomSuffix())")
         let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
         guard descriptor >= 0 else { throw FileSystemError(code: errno, operation: "create", path: temporaryPath) }
@@ -230,6 +233,32 @@ public enum AtomicFile {
         guard rename(temporaryPath, path) == 0 else { throw FileSystemError(code: errno, operation: "replace", path: path) }
         renamed = true
         syncDirectory(directory)
+    }
+
+    /// Deletes the temporary files (`.NAME.tmp-` and 12 hex digits, beside `path`) that writes of
+    /// `path` killed between creating the file and renaming it left behind. Such a file may hold a
+    /// whole secret (a key-encryption key), and nothing else would ever remove it. Best effort.
+    ///
+    /// A write of the same file still running in another process loses its temporary file and
+    /// fails with an error instead of silently overwriting this one's result.
+    public static func removeLeftovers(of path: String) {
+        let directory = FileSystem.directory(of: path)
+        let prefix = ".\(FileSystem.lastComponent(of: path)).tmp-"
+        guard let stream = opendir(directory) else { return }
+        var leftovers: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            guard name.hasPrefix(prefix) else { continue }
+            let suffix = name.utf8.dropFirst(prefix.utf8.count)
+            if suffix.count == 12, suffix.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) {
+                leftovers.append(name)
+            }
+        }
+        closedir(stream)
+        for name in leftovers { unlink(FileSystem.join(directory, name)) }
+        if !leftovers.isEmpty { syncDirectory(directory) }
     }
 
     private static func writeAll(_ buffer: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {

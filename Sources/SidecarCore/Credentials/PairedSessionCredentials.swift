@@ -19,7 +19,8 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     private let deviceKey: DeviceKey
     private let deviceID: String
     private let refreshMargin: Duration
-    private let clock = ContinuousClock()
+    /// The monotonic clock that renewal is timed on; tests pass one they can move.
+    private let now: @Sendable () -> ContinuousClock.Instant
 
     private struct Session {
         let token: SecretBytes
@@ -38,10 +39,12 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     ///   - deviceID: The device id from the profile.
     ///   - refreshMargin: How long before expiry to renew (capped at a third of the lifetime).
     ///   - onRefusal: Told once per refusal code (see ``refusalCodes``), with the explanation.
+    ///   - now: The monotonic clock (default `ContinuousClock.now`).
     public init(
         api: GatewayAPIClient, deviceKey: DeviceKey, deviceID: String, refreshMargin: Duration = .seconds(60),
-        onRefusal: (@Sendable (UpstreamFailure) -> Void)? = nil
+        onRefusal: (@Sendable (UpstreamFailure) -> Void)? = nil, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
+        self.now = now
         self.api = api
         self.deviceKey = deviceKey
         self.deviceID = deviceID
@@ -94,13 +97,13 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
 
     private func currentSession() async throws -> Session {
         if closed { throw UpstreamFailure(code: .cancelled, message: "the sidecar is shutting down") }
-        if let session, clock.now < session.renewAt { return session }
+        if let session, now() < session.renewAt { return session }
         if let minting { return try await minting.value }
-        let task = Task { [api, deviceKey, deviceID, refreshMargin, clock] () throws -> Session in
+        let task = Task { [api, deviceKey, deviceID, refreshMargin, now] () throws -> Session in
             let minted = try await api.mintSession(deviceKey: deviceKey, deviceID: deviceID)
             let lifetime = Duration.seconds(minted.expiresInSeconds)
             let margin = min(refreshMargin, lifetime / 3)
-            return Session(token: minted.token, id: minted.sessionID, renewAt: clock.now + lifetime - margin)
+            return Session(token: minted.token, id: minted.sessionID, renewAt: now() + lifetime - margin)
         }
         minting = task
         defer { minting = nil }

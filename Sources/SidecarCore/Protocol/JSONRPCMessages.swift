@@ -36,18 +36,26 @@ public enum JSONRPC {
     }
 }
 
-/// A request id as the client sent it: a string or a number (JSON-RPC forbids null for requests).
+/// A request id as the client sent it: a string or an integer (MCP forbids null and fractions, and
+/// an answer that echoed `1.5` would itself break the schema).
 struct RequestKey: Hashable, Sendable {
     let id: JSONValue
     let text: String
     init?(_ id: JSONValue) {
         switch id {
-        case .string, .number:
-            self.id = id
-            self.text = id.jsonText
+        case .string:
+            break
+        case .number(let number):
+            // 7, -0, 12345678901234567890 as written; 1.0 and 1e3 are integers too (JSON Schema agrees).
+            let literal = number.literal
+            if literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) {
+                guard let value = Double(literal), value.isFinite, value == value.rounded(.towardZero) else { return nil }
+            }
         default:
             return nil
         }
+        self.id = id
+        self.text = id.jsonText
     }
 }
 
@@ -66,20 +74,27 @@ enum IncomingMessage {
         }
         let rawID = object["id"]
         let usableID = rawID.flatMap(RequestKey.init)
+        // A response (no method, a result or an error) is never answered, not even a malformed one:
+        // an error with its id would read, to the client, as the answer to its own request of that id.
+        if object["method"] == nil, object["result"] != nil || object["error"] != nil {
+            self = .response
+            return
+        }
         guard object["jsonrpc"]?.stringValue == "2.0" else {
             self = .invalid(id: usableID?.id ?? .null, reason: "\"jsonrpc\" must be \"2.0\"")
             return
         }
         guard let methodValue = object["method"] else {
-            if rawID != nil, object["result"] != nil || object["error"] != nil {
-                self = .response
-            } else {
-                self = .invalid(id: usableID?.id ?? .null, reason: "a request needs a \"method\"")
-            }
+            self = .invalid(id: usableID?.id ?? .null, reason: "a request needs a \"method\"")
             return
         }
         guard let method = methodValue.stringValue else {
             self = .invalid(id: usableID?.id ?? .null, reason: "\"method\" must be a string")
+            return
+        }
+        // An id that is present makes a request, whatever else is wrong with it.
+        if rawID != nil, usableID == nil {
+            self = .invalid(id: .null, reason: "\"id\" must be a string or an integer")
             return
         }
         var params: JSONObject?
@@ -98,12 +113,8 @@ enum IncomingMessage {
                 return
             }
         }
-        guard rawID != nil else {
-            self = .notification(method: method, params: params)
-            return
-        }
         guard let usableID else {
-            self = .invalid(id: .null, reason: "\"id\" must be a string or a number")
+            self = .notification(method: method, params: params)
             return
         }
         self = .request(id: usableID, method: method, params: params)

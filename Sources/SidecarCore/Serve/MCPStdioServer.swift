@@ -1,5 +1,4 @@
 import AgentWire
-import Dispatch
 import Logging
 import Synchronization
 
@@ -74,14 +73,14 @@ public final class MCPStdioServer: Sendable {
     }
 
     let options: ServeOptions
-    let upstream: StreamableHTTPUpstream
+    let upstream: any MCPUpstream
     let logger: Logger
     let writer: StdoutWriter
     let reader: StdinLineReader
     let state = Mutex(State())
     let shutdownSignal = ShutdownLatch()
 
-    public init(options: ServeOptions, upstream: StreamableHTTPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
+    public init(options: ServeOptions, upstream: any MCPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
         self.options = options
         self.upstream = upstream
         self.logger = logger
@@ -96,28 +95,20 @@ public final class MCPStdioServer: Sendable {
     /// Returns the process exit code.
     public func run() async -> Int32 {
         LargeAllocations.returnToTheSystemWhenFreed()
-        let signalSources = installSignalHandlers()
+        installSignalHandlers()
         // Meet the upstream while the client starts: initialize can then pass on its instructions.
         Task { [self] in
             if let handshake = try? await upstream.handshake() { startChangeListener(handshake) }
         }
         reader.start { [self] event in self.receive(event) }
         let reason = await shutdownSignal.wait()
-        _ = signalSources
         await shutDown(reason: reason)
         return 0
     }
 
-    func installSignalHandlers() -> [any DispatchSourceSignal] {
-        signal(SIGPIPE, SIG_IGN)
-        return [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let latch = shutdownSignal
-            source.setEventHandler { latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
-            source.resume()
-            return source
-        }
+    func installSignalHandlers() {
+        let latch = shutdownSignal
+        ShutdownSignals.install { number in latch.trigger(number == SIGTERM ? "SIGTERM" : "SIGINT") }
     }
 
     func shutDown(reason: String) async {
@@ -303,6 +294,19 @@ public final class MCPStdioServer: Sendable {
             finish(id, .value(JSONRPC.error(id: id.id, code: error.code, message: error.message, data: error.data)))
             return
         }
+        // 2026-07-28 has no batches: a modern request inside one (possible only in a 2025-03-26
+        // session) is refused there, or an open subscription would hold the batch's array forever.
+        if batch != nil, context.isModern {
+            finish(
+                id,
+                .value(
+                    JSONRPC.error(
+                        id: id.id, code: JSONRPCErrorCode.invalidRequest,
+                        message: "Invalid request: a \(context.revision.rawValue) request cannot be part of a JSON-RPC batch; send it on its own line"
+                    )
+                ))
+            return
+        }
         // Local, cheap methods are answered on this thread: no hop, lowest latency.
         switch method {
         case "ping" where context.revision.hasPing:
@@ -333,16 +337,19 @@ public final class MCPStdioServer: Sendable {
 
     /// Sends the reply of a request unless it was cancelled: every request is answered at most once.
     func finish(_ id: RequestKey, _ reply: Reply) {
-        if case .deferred = reply { return }
-        let entry = state.withLock { $0.inFlight.removeValue(forKey: id) }
-        guard let entry else { return }
         let frame: [UInt8]
         switch reply {
         case .value(let value): frame = value.serialized()
         case .frame(let bytes): frame = bytes
         case .deferred: return
         }
-        deliver(frame, batch: entry.batch)
+        // The request leaves the in-flight table and its reply is queued under one lock: shutdown,
+        // which waits for the table to empty before it closes stdout, can never slip in between
+        // and drop the reply.
+        state.withLock { state in
+            guard let entry = state.inFlight.removeValue(forKey: id) else { return }
+            deliver(frame, batch: entry.batch)
+        }
     }
 
     struct RequestContext: Sendable {
@@ -602,7 +609,10 @@ public final class MCPStdioServer: Sendable {
                 relayDuringCall(notification, wantsProgress: wantsProgress)
             }
         } catch {
-            if error.code == .cancelled || Task.isCancelled { return .deferred }
+            // Cancelled by the client or by shutdown: the request has left the in-flight table and
+            // gets no answer. A failure that merely says "cancelled" (a credential source closing)
+            // is answered like any other, or the request would wait forever.
+            if Task.isCancelled { return .deferred }
             logger.notice("tools/call \(name) failed: \(error.code.rawValue)")
             var result = JSONRPC.toolError(error.message)
             if context.isModern, case .object(var object) = result {
@@ -675,7 +685,7 @@ public final class MCPStdioServer: Sendable {
             let response = try await upstream.request(method: method, params: forwardedParams(params))
             return relayResponse(response, to: id, context: context)
         } catch {
-            if error.code == .cancelled || Task.isCancelled { return .deferred }
+            if Task.isCancelled { return .deferred }
             return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "\(method) failed: \(error.message)"))
         }
     }

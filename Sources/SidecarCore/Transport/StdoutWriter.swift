@@ -102,7 +102,7 @@ public final class StdoutWriter: Sendable {
             let done = state.withLock { $0.failed || ($0.queueHead >= $0.queue.count && !$0.writing) }
             if done { return true }
             if monotonicNanoseconds() >= deadline { return false }
-            usleep(1_000)
+            usleep(100)  // a tenth of a millisecond: shutdown ends as soon as the last frame is out
         }
     }
 
@@ -130,7 +130,9 @@ public final class StdoutWriter: Sendable {
                 return nil
             }
             guard let frame = next else {
-                let finished = state.withLock { $0.closed || $0.failed }
+                // Closed is not finished while frames wait behind a caller's direct write: that
+                // caller signals when it is done, and the queue must still be written.
+                let finished = state.withLock { $0.failed || ($0.closed && $0.queueHead >= $0.queue.count && !$0.writing) }
                 if finished { return }
                 condition.wait()
                 continue

@@ -129,7 +129,9 @@ final class CurlTransferEngine: @unchecked Sendable {
         }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in request.headers {
-            list = "\(header.name): \(header.value)".withCString { curl_slist_append(list, $0) }
+            // "Name:" with nothing after it tells curl to drop the header; "Name;" sends it empty.
+            let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
+            list = line.withCString { curl_slist_append(list, $0) }
         }
         // curl adds "Expect: 100-continue" to large POSTs; it only costs a round trip here.
         list = "Expect:".withCString { curl_slist_append(list, $0) }
@@ -318,9 +320,10 @@ final class CurlTransfer: @unchecked Sendable {
         case CURLE_COULDNT_CONNECT: code = .connectionRefused
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: code = .hostNotFound
         case CURLE_OPERATION_TIMEDOUT:
+            // A reused connection reports a connect time of 0, so bytes sent also prove it was up.
             var connectTime: Int = 0
             if let easy { curlshim_easy_getinfo_long(easy, CURLINFO_CONNECT_TIME_T, &connectTime) }
-            code = (connectTime == 0 && !headDelivered) ? .connectTimedOut : .timedOut
+            code = (connectTime == 0 && sentBytes == 0 && !headDelivered) ? .connectTimedOut : .timedOut
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
             code = .tlsFailure

@@ -24,6 +24,19 @@ public struct UpstreamHandshake: Sendable {
     public let instructions: String?
     let generation: Int
 
+    /// A handshake as an upstream reported it (tests and the fuzz target make their own).
+    public init(era: UpstreamEra, capabilities: JSONValue, serverInfo: JSONValue? = nil, instructions: String? = nil) {
+        self.init(era: era, capabilities: capabilities, serverInfo: serverInfo, instructions: instructions, generation: 0)
+    }
+
+    init(era: UpstreamEra, capabilities: JSONValue, serverInfo: JSONValue?, instructions: String?, generation: Int) {
+        self.era = era
+        self.capabilities = capabilities
+        self.serverInfo = serverInfo
+        self.instructions = instructions
+        self.generation = generation
+    }
+
     public var offersToolListChanges: Bool { capabilities["tools"]?["listChanged"]?.boolValue == true }
 }
 
@@ -249,7 +262,7 @@ public final class StreamableHTTPUpstream: Sendable {
             message["jsonrpc"] = "2.0"
             message["id"] = .int(id)
             message["method"] = .string(method)
-            if params != nil || handshake.era != .legacy(version: handshake.era.protocolVersion, sessionID: nil) || !finalParams.isEmpty {
+            if params != nil || !finalParams.isEmpty {
                 message["params"] = .object(finalParams)
             }
             let outcome: PostOutcome
@@ -342,7 +355,11 @@ public final class StreamableHTTPUpstream: Sendable {
                 try? await Task.sleep(for: .milliseconds(min(30_000, 500 * failures * failures)))
                 continue
             }
-            var headers = await baseHeaders(era: handshake.era, method: nil, toolName: nil)
+            guard var headers = try? await baseHeaders(era: handshake.era, method: nil, toolName: nil) else {
+                failures += 1
+                try? await Task.sleep(for: .milliseconds(min(30_000, 500 * failures * failures)))
+                continue
+            }
             var request: HTTPRequest
             switch handshake.era {
             case .legacy(_, let sessionID):
@@ -404,7 +421,7 @@ public final class StreamableHTTPUpstream: Sendable {
         var endMCPSession: HTTPRequest?
         if let handshake = currentHandshake, case .legacy(_, let sessionID?) = handshake.era {
             // baseHeaders carries the Mcp-Session-Id of a legacy era.
-            let headers = await baseHeaders(era: handshake.era, method: nil, toolName: nil)
+            let headers = (try? await baseHeaders(era: handshake.era, method: nil, toolName: nil)) ?? settings.extraHeaders
             logger.debug("ending upstream session \(sessionID.prefix(8))…")
             endMCPSession = HTTPRequest(method: "DELETE", url: settings.url.text, headers: headers, timeout: timeout)
         }
@@ -422,9 +439,21 @@ public final class StreamableHTTPUpstream: Sendable {
         case httpFailure(status: Int, headers: [HTTPHeader], body: [UInt8])
     }
 
-    func baseHeaders(era: UpstreamEra?, method: String?, toolName: String?) async -> [HTTPHeader] {
+    /// The `Authorization` value from the credential source, its failure said as an UpstreamFailure.
+    func authorization() async throws(UpstreamFailure) -> String? {
+        do {
+            return try await credentials.authorizationHeader()
+        } catch let failure as UpstreamFailure {
+            throw failure
+        } catch {
+            throw UpstreamFailure(code: .unauthorized, message: "no credential for the upstream: \(error)")
+        }
+    }
+
+    /// Headers every exchange carries; asks the credential source once.
+    func baseHeaders(era: UpstreamEra?, method: String?, toolName: String?) async throws(UpstreamFailure) -> [HTTPHeader] {
         var headers = settings.extraHeaders
-        if let authorization = try? await credentials.authorizationHeader() {
+        if let authorization = try await authorization() {
             headers.append(HTTPHeader("Authorization", authorization))
         }
         switch era {
@@ -451,8 +480,7 @@ public final class StreamableHTTPUpstream: Sendable {
         body: [UInt8], requestID: Int?, method: String, toolName: String?, era: UpstreamEra?, idempotencyKey: String?,
         timeout: Duration, onNotification: NotificationHandler?, onHead: ((HTTPResponseHead) -> Void)? = nil
     ) async throws -> PostOutcome {
-        if let credentialError = await credentialFailure() { throw credentialError }
-        var headers = await baseHeaders(era: era, method: method, toolName: toolName)
+        var headers = try await baseHeaders(era: era, method: method, toolName: toolName)
         headers.append(HTTPHeader("Content-Type", "application/json"))
         headers.append(HTTPHeader("Accept", "application/json, text/event-stream"))
         if let idempotencyKey { headers.append(HTTPHeader("Idempotency-Key", idempotencyKey)) }
@@ -522,18 +550,6 @@ public final class StreamableHTTPUpstream: Sendable {
         return .response(message)
     }
 
-    /// Asks the credential source for a header; turns its failure into an UpstreamFailure.
-    private func credentialFailure() async -> UpstreamFailure? {
-        do {
-            _ = try await credentials.authorizationHeader()
-            return nil
-        } catch let failure as UpstreamFailure {
-            return failure
-        } catch {
-            return UpstreamFailure(code: .unauthorized, message: "no credential for the upstream: \(error)")
-        }
-    }
-
     /// The sidecar offers its upstream no client features (sampling, roots, elicitation), so a
     /// request from the upstream is answered with an error rather than left hanging.
     private func refuseServerRequest(_ message: UpstreamMessage, era: UpstreamEra?) {
@@ -544,7 +560,7 @@ public final class StreamableHTTPUpstream: Sendable {
         ]
         Task {
             guard let era else { return }
-            var headers = await baseHeaders(era: era, method: nil, toolName: nil)
+            guard var headers = try? await baseHeaders(era: era, method: nil, toolName: nil) else { return }
             headers.append(HTTPHeader("Content-Type", "application/json"))
             headers.append(HTTPHeader("Accept", "application/json, text/event-stream"))
             _ = try? await http.send(

@@ -38,6 +38,7 @@ final class ChildProcess: @unchecked Sendable {
     private let stdoutConsumed = Mutex(0)
     private let stderrText = Mutex("")
     private let stdoutClosed = Mutex(false)
+    private let stderrClosed = Mutex(false)
 
     init(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -56,9 +57,16 @@ final class ChildProcess: @unchecked Sendable {
         }
         startReading(stderrPipe.fileHandleForReading) { [self] line in
             self.stderrText.withLock { $0 += line + "\n" }
-        } onClose: {
+        } onClose: { [self] in
+            self.stderrClosed.withLock { $0 = true }
         }
+        // Everything it prints is scanned for the test's secrets when the test ends.
+        let name = ([URL(fileURLWithPath: executable).lastPathComponent] + arguments.prefix(1)).joined(separator: " ")
+        SecretLedger.current?.watch(.process(self, name: name))
     }
+
+    /// Whether the process closed both stdout and stderr (it exited, or is about to).
+    var outputClosed: Bool { stdoutClosed.withLock { $0 } && stderrClosed.withLock { $0 } }
 
     private func startReading(_ handle: FileHandle, onLine: @escaping @Sendable (String) -> Void, onClose: @escaping @Sendable () -> Void) {
         let descriptor = handle.fileDescriptor

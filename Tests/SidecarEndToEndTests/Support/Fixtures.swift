@@ -12,6 +12,9 @@ final class FixtureServer: @unchecked Sendable {
     let url: String
 
     static func start(_ arguments: [String] = []) async throws -> FixtureServer {
+        if let flag = arguments.firstIndex(of: "--require-bearer"), flag + 1 < arguments.count {
+            requireSecretLedger("FixtureServer --require-bearer")?.register("bearer token", arguments[flag + 1])
+        }
         let child = try ChildProcess(executable: BuiltProducts.path("mcp-fixture-server"), arguments: ["--port", "0"] + arguments)
         let line = try await child.nextLine(timeout: .seconds(20))
         guard let url = try JSONValue(parsing: line)["url"]?.stringValue else {
@@ -64,6 +67,11 @@ final class SidecarUnderTest: @unchecked Sendable {
     let revision: String
 
     init(arguments: [String], revision: String, environment: [String: String] = [:]) throws {
+        if let flag = arguments.firstIndex(of: "--bearer-env"), flag + 1 < arguments.count,
+            let token = environment[arguments[flag + 1]] ?? ProcessInfo.processInfo.environment[arguments[flag + 1]]
+        {
+            requireSecretLedger("SidecarUnderTest --bearer-env")?.register("bearer token", token)
+        }
         self.child = try ChildProcess(
             executable: BuiltProducts.path("agent-sidecar"), arguments: ["serve"] + arguments + ["--log-level", "debug"],
             environment: environment)
@@ -103,6 +111,9 @@ final class SidecarUnderTest: @unchecked Sendable {
         child.write(line)
     }
 
+    /// Records a line that went to stdin some other way (as raw bytes), for the schema check.
+    func recordSent(_ line: String) { sent.append(line) }
+
     func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(15)) async throws -> JSONValue {
         var message: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
         if let params { message["params"] = params }
@@ -121,13 +132,16 @@ final class SidecarUnderTest: @unchecked Sendable {
     }
 
     /// Validates everything written to stdout so far against the revision's schema.json.
-    func validateAgainstSchema(sourceLocation: SourceLocation = #_sourceLocation) throws {
+    ///
+    /// - Parameter sentFilter: picks the sent lines the check may use to learn which method a reply
+    ///   answers (a test that reuses ids drops the ambiguous ones).
+    func validateAgainstSchema(sentFilter: ([String]) -> [String] = { $0 }, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-schema-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let sentFile = directory.appendingPathComponent("sent.jsonl")
         let receivedFile = directory.appendingPathComponent("received.jsonl")
-        try (sent.joined(separator: "\n") + "\n").write(to: sentFile, atomically: true, encoding: .utf8)
+        try (sentFilter(sent).joined(separator: "\n") + "\n").write(to: sentFile, atomically: true, encoding: .utf8)
         try (child.allStdoutLines.joined(separator: "\n") + "\n").write(to: receivedFile, atomically: true, encoding: .utf8)
         let result = try runValidator(revision: revision, sent: sentFile.path, received: receivedFile.path)
         #expect(result.status == 0, "schema check failed:\n\(result.output)", sourceLocation: sourceLocation)

@@ -101,7 +101,13 @@ final class TestGateway: @unchecked Sendable {
                 "issue:comment",
             ])
         let agentID = try #require(created["id"]?.stringValue)
-        return TestGateway(database: database, child: child, url: url, agentID: agentID)
+        let gateway = TestGateway(database: database, child: child, url: url, agentID: agentID)
+        // Its database and audit rows are scanned for the test's secrets when the test ends.
+        if let ledger = requireSecretLedger("TestGateway") {
+            ledger.watch(.database(path: database))
+            ledger.retain(gateway)
+        }
+        return gateway
     }
 
     private init(database: String, child: ChildProcess, url: String, agentID: String) {
@@ -115,6 +121,11 @@ final class TestGateway: @unchecked Sendable {
     static func admin(_ database: String, _ arguments: [String]) async throws -> JSONValue {
         let result = try await Command.run(binary, arguments + ["--db", database, "--json"], environment: [:])
         guard result.status == 0 else { throw TestTimeout(description: "agent-gateway \(arguments.joined(separator: " ")) failed: \(result)") }
+        // `agent pair` prints the code to the owner: that is its job. Every other admin command is scanned.
+        if arguments.prefix(2) != ["agent", "pair"] {
+            SecretLedger.current?.watch(
+                .text(result.stdout + result.stderr, name: "output of agent-gateway \(arguments.prefix(2).joined(separator: " "))"))
+        }
         return try JSONValue(parsing: Array(result.stdout.utf8))
     }
 
@@ -122,7 +133,9 @@ final class TestGateway: @unchecked Sendable {
 
     /// A fresh one-time pairing code for the test agent (or another one).
     func pairingCode(agent: String? = nil) async throws -> String {
-        try #require(try await admin(["agent", "pair", agent ?? agentID])["code"]?.stringValue)
+        let code = try #require(try await admin(["agent", "pair", agent ?? agentID])["code"]?.stringValue)
+        SecretLedger.current?.registerPairingCode(code)
+        return code
     }
 
     /// One SQL statement through the sqlite3 shell (for what the admin CLI does not offer: ageing a
@@ -136,17 +149,26 @@ final class TestGateway: @unchecked Sendable {
     deinit { child.terminate() }
 }
 
-/// A temporary world for one test: the sidecar's home, Codex's home, a project and a user home,
-/// and a transcript of every byte the sidecar printed, for the secret scan.
+/// A temporary world for one test: the sidecar's home, Codex's home, a project and a user home.
+/// Everything in it, and everything the sidecar printed, is scanned for the test's secrets when
+/// the test ends (`SecretLedger`).
 final class PairingWorld: @unchecked Sendable {
     let root: URL
-    let transcript = Mutex<[String]>([])
-    let issuedCodes = Mutex<[String]>([])
 
     init() throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-pairing-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("project"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("user"), withIntermediateDirectories: true)
+        guard let ledger = requireSecretLedger("PairingWorld") else { return }
+        // The key-encryption key file is the KEK itself; every other file must be free of secrets.
+        ledger.watch(.directory(root, skipping: { $0.hasSuffix(".kek") }))
+        ledger.retain(self)
+        // Keys still on disk when the test ends are secrets too, even if the test never read them.
+        ledger.registerLate { [self] in
+            let profiles = (try? FileManager.default.contentsOfDirectory(atPath: path("sidecar-home/profiles"))) ?? []
+            return profiles.filter { $0.hasSuffix(".json") }.compactMap { try? secretMaterial(profile: String($0.dropLast(5)), register: false) }
+                .flatMap(\.secrets)
+        }
     }
 
     func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
@@ -159,9 +181,9 @@ final class PairingWorld: @unchecked Sendable {
         ["AGENT_SIDECAR_HOME": sidecarHome, "CODEX_HOME": codexHome, "HOME": path("user"), "LANG": "C.UTF-8"]
     }
 
-    /// Remembers a pairing code the test got, for the scan.
+    /// Registers a pairing code the test uses (a real one, or one made up), for the scan.
     func issued(_ code: String) -> String {
-        issuedCodes.withLock { $0.append(code) }
+        SecretLedger.current?.registerPairingCode(code)
         return code
     }
 
@@ -170,8 +192,8 @@ final class PairingWorld: @unchecked Sendable {
         var environment = environment
         for (name, value) in extraEnvironment { environment[name] = value }
         let result = try await Command.run(BuiltProducts.path("agent-sidecar"), arguments, environment: environment, timeout: timeout)
-        record(result.stdout)
-        record(result.stderr)
+        SecretLedger.current?.watch(.text(result.stdout, name: "stdout of agent-sidecar \(arguments.first ?? "")"))
+        SecretLedger.current?.watch(.text(result.stderr, name: "stderr of agent-sidecar \(arguments.first ?? "")"))
         return result
     }
 
@@ -186,8 +208,6 @@ final class PairingWorld: @unchecked Sendable {
     func serve(profile: String = "default", extra: [String] = []) throws -> SidecarUnderTest {
         try SidecarUnderTest(arguments: ["--profile", profile] + extra, revision: "2025-11-25", environment: environment)
     }
-
-    func record(_ text: String) { transcript.withLock { $0.append(text) } }
 
     func read(_ relative: String) -> [UInt8]? {
         FileManager.default.contents(atPath: path(relative)).map { [UInt8]($0) }
@@ -210,73 +230,26 @@ final class PairingWorld: @unchecked Sendable {
     struct SecretMaterial {
         let keyEncryptionKey: [UInt8]
         let seed: [UInt8]
+
+        var secrets: [SecretLedger.Secret] {
+            [SecretLedger.Secret(kind: "key-encryption key", bytes: keyEncryptionKey), SecretLedger.Secret(kind: "device key seed", bytes: seed)]
+        }
     }
 
-    func secretMaterial(profile: String = "default") throws -> SecretMaterial {
+    /// Reads a profile's device key and KEK, and registers both as the test's secrets.
+    @discardableResult
+    func secretMaterial(profile: String = "default", register: Bool = true) throws -> SecretMaterial {
         let paths = SidecarPaths(environment: environment)
         let loaded = try ProfileStore(paths: paths).load(profile)
         let key = try CredentialStore(paths: paths, environment: environment).loadDeviceKey(for: loaded)
-        let kek = try #require(FileManager.default.contents(atPath: paths.defaultKeyEncryptionKeyFile(profile)))
-        return SecretMaterial(keyEncryptionKey: [UInt8](kek), seed: key.seed.withUnsafeBytes { Array($0) })
-    }
-
-    /// Checks every file in the world and every byte printed so far: no pairing code, no session
-    /// token (`ags_`), and no encoding of the KEK or the device key's seed.
-    func scanForSecrets(_ material: [SecretMaterial], extraText: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) {
-        var needles: [(String, [UInt8])] = [("session token prefix", Array("ags_".utf8))]
-        for code in issuedCodes.withLock({ $0 }) {
-            needles.append(("pairing code", Array(code.utf8)))
-            needles.append(("pairing code", Array(code.replacingOccurrences(of: "-", with: "").utf8)))
+        guard let kek = FileManager.default.contents(atPath: paths.defaultKeyEncryptionKeyFile(profile)) else {
+            throw TestTimeout(description: "profile \(profile) has no key-encryption key file")
         }
-        for item in material {
-            for (name, bytes) in [("KEK", item.keyEncryptionKey), ("device key seed", item.seed)] {
-                for encoding in Self.encodings(of: bytes) { needles.append((name, Array(encoding.utf8))) }
-            }
+        let material = SecretMaterial(keyEncryptionKey: [UInt8](kek), seed: key.seed.withUnsafeBytes { Array($0) })
+        if register {
+            for secret in material.secrets { SecretLedger.current?.register(secret.kind, secret.bytes) }
         }
-        var haystacks: [(String, [UInt8], Bool)] = transcript.withLock { $0 }.enumerated().map {
-            ("output #\($0.offset)", Array($0.element.utf8), true)
-        }
-        haystacks += extraText.enumerated().map { ("sidecar stderr #\($0.offset)", Array($0.element.utf8), true) }
-        if let walker = FileManager.default.enumerator(atPath: root.path) {
-            for case let relative as String in walker {
-                var isDirectory: ObjCBool = false
-                let full = path(relative)
-                guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
-                    let data = FileManager.default.contents(atPath: full)
-                else { continue }
-                // The KEK file is the KEK; the gateway's database is the gateway's business.
-                if relative.hasSuffix(".kek") || relative.contains("gateway.sqlite") { continue }
-                haystacks.append((relative, [UInt8](data), false))
-            }
-        }
-        for (place, bytes, _) in haystacks {
-            for (name, needle) in needles where Self.contains(bytes, needle) {
-                Issue.record("\(place) contains the \(name)", sourceLocation: sourceLocation)
-            }
-            for item in material where Self.contains(bytes, item.seed) || Self.contains(bytes, item.keyEncryptionKey) {
-                Issue.record("\(place) contains raw key material", sourceLocation: sourceLocation)
-            }
-        }
-    }
-
-    static func encodings(of bytes: [UInt8]) -> [String] {
-        let base64 = Data(bytes).base64EncodedString()
-        let base64URL = base64.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        // Also a prefix, in case something printed a truncated form.
-        return [base64, String(base64.prefix(16)), base64URL, String(base64URL.prefix(16)), hex, hex.uppercased(), String(hex.prefix(16))]
-    }
-
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var index = 0
-        while index <= haystack.count - needle.count {
-            if haystack[index] == first, haystack[index..<(index + needle.count)].elementsEqual(needle) { return true }
-            index += 1
-        }
-        return false
+        return material
     }
 
     deinit { try? FileManager.default.removeItem(at: root) }

@@ -1,0 +1,22 @@
+/// Entry points for the fuzz target (`sidecar-fuzz`), which frames input itself and plays the
+/// reader thread: it feeds events in order, waits for the calls to finish, then shuts down.
+/// Not part of the product's API (`@_spi(Fuzzing) import SidecarCore`).
+extension MCPStdioServer {
+    /// Handles one stdin event on the calling thread, exactly as the reader thread does.
+    @_spi(Fuzzing) public func feed(_ event: StdinEvent) { receive(event) }
+
+    /// Requests still waiting for their answer, open subscriptions excluded.
+    @_spi(Fuzzing) public var callsInFlight: Int {
+        state.withLock { state in state.inFlight.values.count { !$0.isSubscription } }
+    }
+
+    /// The graceful shutdown that `run()` ends with: finishes or cancels calls, completes open
+    /// subscriptions, closes the upstream and flushes the output.
+    @_spi(Fuzzing) public func stop(reason: String) async { await shutDown(reason: reason) }
+
+    /// Waits until every frame queued for stdout is written, at most `timeoutNanoseconds` (shutdown
+    /// itself waits one second at most; a starved machine can need longer).
+    @_spi(Fuzzing) public func waitForOutput(timeoutNanoseconds: UInt64) -> Bool {
+        writer.flush(timeoutNanoseconds: timeoutNanoseconds)
+    }
+}
