@@ -19,7 +19,7 @@ enum BuiltProducts {
 
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    /// The repository root (for scripts/ and ../shared/).
+    /// The repository root (for scripts/ and .venv/).
     static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 }
