@@ -41,7 +41,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "agent-sidecar",
-            dependencies: ["SidecarCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AgentWire", "SidecarCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
 
@@ -58,7 +58,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "agent-gateway",
-            dependencies: ["GatewayCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AgentWire", "GatewayCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
 

@@ -139,7 +139,7 @@ final class ScriptedGateway: GatewayTransport {
                 #expect(error.gatewayCode == expected)
                 #expect(!error.message.contains("\n"))
                 if expected == "pairing_rate_limited" { #expect(error.retryAfterSeconds == 30 && error.message.contains("30 s")) }
-                if expected == "device_revoked" { #expect(error.message.contains("run `agent-sidecar setup` again")) }
+                if expected == "device_revoked" { #expect(error.message.contains("run `agent-sidecar setup` and enter it")) }
             }
         }
     }

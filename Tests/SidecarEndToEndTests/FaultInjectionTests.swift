@@ -126,7 +126,7 @@ struct FaultInjectionTests {
                 rule(
                     "status",
                     ["status": 401, "body": gatewayError("device_revoked", "this device was revoked", retryable: false)])
-            ], code: "unauthorized", text: "run `agent-sidecar setup` again", attempts: 1),
+            ], code: "unauthorized", text: "run `agent-sidecar setup` and enter it", attempts: 1),
         FaultCase(
             name: "401 agent_revoked: reported, no new session",
             rules: [

@@ -85,9 +85,9 @@ struct PairedServeTests {
         let call = try await sidecar.callTool(2, "list_projects")
         #expect(call["result"]?["isError"] == true)
         #expect(Self.text(of: call["result"]).contains("revoked by its owner"))
-        #expect(Self.text(of: call["result"]).contains("run `agent-sidecar setup` again"))
+        #expect(Self.text(of: call["result"]).contains("run `agent-sidecar setup` and enter it"))
         let list = try await sidecar.call(3, "tools/list")
-        #expect(list["error"]?["message"]?.stringValue?.contains("run `agent-sidecar setup` again") == true, "\(list)")
+        #expect(list["error"]?["message"]?.stringValue?.contains("run `agent-sidecar setup` and enter it") == true, "\(list)")
         let again = try await sidecar.callTool(4, "search_issues", ["project": "WEB"])
         #expect(again["result"]?["isError"] == true)
         #expect(try await sidecar.call(5, "ping")["result"] != nil)
@@ -95,7 +95,7 @@ struct PairedServeTests {
         // One line on stderr however many calls failed.
         let lines = Self.ownLines(sidecar.child.stderr)
         #expect(lines.count == 1, "\(sidecar.child.stderr)")
-        #expect(lines.first?.contains("run `agent-sidecar setup` again") == true)
+        #expect(lines.first?.contains("run `agent-sidecar setup` and enter it") == true)
 
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
@@ -142,7 +142,8 @@ struct PairedServeTests {
             }
             try Data(envelope.serialized()).write(to: URL(fileURLWithPath: keyFile))
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
-            expected = "the device key file \(keyFile) is tampered or corrupted; run `agent-sidecar setup` again"
+            expected =
+                "the device key file \(keyFile) is tampered or corrupted; ask the agent's owner for a new pairing code, then run `agent-sidecar setup` and enter it"
         } else {
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
             expected = "permissions 0644 for \(keyFile) are too open; run `chmod 600 \(keyFile)`"

@@ -185,6 +185,13 @@ public struct GatewayAPIClient: Sendable {
 }
 
 /// Turns a gateway error response into one line a person can act on.
+extension GatewayAPIClient {
+    /// Whether this refusal can only be mended by a new pairing (a new code from the owner).
+    public static func needsNewPairing(_ failure: UpstreamFailure) -> Bool {
+        ["agent_revoked", "device_revoked", "device_unknown"].contains(failure.gatewayCode ?? "")
+    }
+}
+
 enum GatewayErrorMessage {
     static func failure(for response: HTTPResponse, path: String) -> UpstreamFailure {
         let error = (try? JSONValue(parsing: response.body))?["error"]
@@ -223,16 +230,16 @@ enum GatewayErrorMessage {
         case "pairing_rate_limited":
             return "too many pairing attempts; wait \(retryAfter.map { "\($0) s" } ?? "a minute") and try again"
         case "agent_revoked":
-            return "this agent was revoked by its owner at the gateway; ask the owner for a new pairing code, then run `agent-sidecar setup` again"
+            return "this agent was revoked by its owner at the gateway; \(CredentialError.newPairingAdvice)"
         case "device_revoked":
-            return "this device was revoked at the gateway; get a new pairing code from the agent's owner and run `agent-sidecar setup` again"
+            return "this device was revoked at the gateway; \(CredentialError.newPairingAdvice)"
         case "owner_blocked":
             return "the agent's owner is blocked at the gateway, so the agent cannot act; the owner must contact the gateway's administrator"
         case "signature_invalid", "timestamp_out_of_range", "nonce_reused":
             return
-                "the gateway refused this device's signature (\(gatewayCode)); check the system clock, that the URL is the gateway you paired with, or run `agent-sidecar setup` again"
+                "the gateway refused this device's signature (\(gatewayCode)); check the system clock and that the URL is the gateway you paired with"
         case "device_unknown", "device_not_found":
-            return "the gateway does not know this device; run `agent-sidecar setup` again with a new pairing code"
+            return "the gateway does not know this device; \(CredentialError.newPairingAdvice)"
         case "token_expired":
             return "the session expired; the sidecar will start a new one, retry the call"
         default:
