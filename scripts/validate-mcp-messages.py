@@ -17,7 +17,8 @@ Two independent oracles, neither of them this project's code:
 * the envelope rules below, written from the specification's text (basic/index.mdx of each
   revision and JSON-RPC 2.0), which the pydantic models leave loose:
   - `jsonrpc` is exactly "2.0"; a response carries exactly one of `result` and `error`;
-  - an id is a string or an integer, never a fraction, a boolean or null, with one exception:
+  - an id is a string or an integer (3.0 counts: JSON has one number type), never a fraction, a
+    boolean or null, with one exception:
     JSON-RPC 2.0 (section 5) requires `"id": null` on an error answering a request whose id could
     not be read (a parse error). Up to 2025-06-18 MCP's schema types `id` as string|integer
     only; 2025-11-25 and later make `id` optional on an error response instead, so such an error
@@ -48,7 +49,10 @@ except ImportError as error:  # pragma: no cover - the message is the point
 
 
 def is_request_id(value):
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    # JSON has one number type: 3.0 is the integer 3 (JSON Schema's "integer" accepts it too).
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (str, int)) or (isinstance(value, float) and value.is_integer())
 
 
 def first_errors(error, limit=3):

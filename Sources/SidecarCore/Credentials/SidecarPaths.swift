@@ -19,6 +19,9 @@ public struct SidecarPaths: Sendable, Equatable {
     public let profilesDirectory: String
     /// The directory of encrypted key files and (by default) key-encryption keys.
     public let keysDirectory: String
+    /// The directory of the backups setup and logout keep of the files they change (private: a
+    /// project directory is no place for them, see `SetupPathGuard`).
+    public var backupsDirectory: String { FileSystem.join(FileSystem.directory(of: keysDirectory), "backups") }
     /// The `AGENT_SIDECAR_HOME` in effect, if any (the setup writer passes it on to MCP hosts).
     public let customHome: String?
 

@@ -117,18 +117,22 @@ public struct SidecarSetup: Sendable {
                     code: failure.code, message: failure.message + keptNote, httpStatus: failure.httpStatus, gatewayCode: failure.gatewayCode,
                     retryAfterSeconds: failure.retryAfterSeconds)
             }
-            // The new device must be able to sign in before anything local changes.
-            let proof: MintedSession
-            do {
-                proof = try await api.mintSession(deviceKey: deviceKey, deviceID: claim.deviceID)
-            } catch let failure {
-                throw UpstreamFailure(
-                    code: failure.code,
-                    message: "the gateway accepted the code but the new device \(claim.deviceID) could not sign in (\(failure.message)); "
-                        + "ask the owner to revoke that device and for a new code." + keptNote,
-                    httpStatus: failure.httpStatus, gatewayCode: failure.gatewayCode)
+            // When a working pairing would be replaced, the new device must sign in before anything
+            // local changes. (A first pairing has nothing to lose; a sign-in problem then shows as
+            // a warning below, where the setup data is read.)
+            if previous != nil {
+                let proof: MintedSession
+                do {
+                    proof = try await api.mintSession(deviceKey: deviceKey, deviceID: claim.deviceID)
+                } catch let failure {
+                    throw UpstreamFailure(
+                        code: failure.code,
+                        message: "the gateway accepted the code but the new device \(claim.deviceID) could not sign in (\(failure.message)); "
+                            + "ask the owner to revoke that device and for a new code." + keptNote,
+                        httpStatus: failure.httpStatus, gatewayCode: failure.gatewayCode)
+                }
+                try? await api.endSession(token: proof.token)
             }
-            try? await api.endSession(token: proof.token)
             let kekPath = credentials.keyEncryptionKeyFile(profile: request.profile, explicitPath: request.keyFile)
             try credentials.store(deviceKey, profile: request.profile, deviceID: claim.deviceID, keyEncryptionKeyFile: kekPath)
             profile = SidecarProfile(

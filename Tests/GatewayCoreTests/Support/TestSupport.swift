@@ -307,6 +307,7 @@ final class ManualClock: @unchecked Sendable {
     private let lock = NSLock()
     private var milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
     func advance(seconds: Int64) { lock.withLock { milliseconds += seconds * 1000 } }
+    var nowSeconds: Int64 { lock.withLock { milliseconds / 1000 } }
     var gatewayClock: GatewayClock { GatewayClock { [self] in lock.withLock { milliseconds } } }
 }
 

@@ -114,7 +114,7 @@ final class SidecarUnderTest: @unchecked Sendable {
     /// Records a line that went to stdin some other way (as raw bytes), for the schema check.
     func recordSent(_ line: String) { sent.append(line) }
 
-    func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(15)) async throws -> JSONValue {
+    func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(30)) async throws -> JSONValue {
         var message: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
         if let params { message["params"] = params }
         send(.object(message))
@@ -122,7 +122,7 @@ final class SidecarUnderTest: @unchecked Sendable {
     }
 
     func callTool(
-        _ id: Int, _ name: String, _ arguments: JSONValue = [:], meta: JSONValue? = nil, timeout: Duration = .seconds(15)
+        _ id: Int, _ name: String, _ arguments: JSONValue = [:], meta: JSONValue? = nil, timeout: Duration = .seconds(30)
     ) async throws
         -> JSONValue
     {
