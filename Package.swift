@@ -73,7 +73,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // The stdin fuzz harness: libFuzzer's entry point when built by scripts/fuzz with -sanitize=fuzzer
+        // The stdin fuzz harness: libFuzzer's entry point when built by Fuzz/fuzz with -sanitize=fuzzer
         // (-D LIBFUZZER), otherwise a corpus replayer and seeded generator. Not a product.
         .executableTarget(
             name: "sidecar-fuzz",

@@ -36,7 +36,7 @@ struct CleanCloneTests {
             environment: ["HOME": ProcessInfo.processInfo.environment["HOME"] ?? lonely.path], timeout: .seconds(600))
         try #require(installed.status == 0, "install-deps --python in the clone failed: \(installed)")
         let python = clone.appendingPathComponent(".venv/mcp2/bin/python").path
-        let validator = clone.appendingPathComponent("scripts/validate-mcp-messages.py").path
+        let validator = clone.appendingPathComponent("Tests/Tooling/validate-mcp-messages.py").path
 
         let fixture = try await FixtureServer.start()
         for revision in ["2025-03-26", "2025-11-25", "2026-07-28"] {

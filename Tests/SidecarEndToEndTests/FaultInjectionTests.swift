@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// Faults between `agent-sidecar serve --profile` and the real `agent-gateway`, injected by
-/// `scripts/fault-proxy.py`. For each: the client gets the right outcome (a tool error with the
+/// `Reliability/fault-proxy.py`. For each: the client gets the right outcome (a tool error with the
 /// right failure code, or success after a safe retry) within its deadline, and the next call works.
 @Suite("Faults between the sidecar and the gateway", .secretScan)
 struct FaultInjectionTests {

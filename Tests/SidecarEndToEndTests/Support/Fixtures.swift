@@ -131,7 +131,7 @@ final class SidecarUnderTest: @unchecked Sendable {
         return try await call(id, "tools/call", .object(params), timeout: timeout)
     }
 
-    /// Validates everything written to stdout so far against the revision (scripts/validate-mcp-messages.py).
+    /// Validates everything written to stdout so far against the revision (Tests/Tooling/validate-mcp-messages.py).
     ///
     /// - Parameter sentFilter: picks the sent lines the check may use to learn which method a reply
     ///   answers (a test that reuses ids drops the ambiguous ones).
@@ -164,13 +164,13 @@ func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (sta
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-/// Runs scripts/validate-mcp-messages.py with the Python of `.venv/mcp2`, which has the MCP SDK's
+/// Runs Tests/Tooling/validate-mcp-messages.py with the Python of `.venv/mcp2`, which has the MCP SDK's
 /// wire types (`mcp_types`), the independent oracle the check uses (scripts/install-deps --python).
 func runValidator(revision: String, sent: String, received: String) throws -> (status: Int32, output: String) {
     let root = BuiltProducts.repositoryRoot
     let python = root.appendingPathComponent(".venv/mcp2/bin/python").path
     let arguments = [
-        root.appendingPathComponent("scripts/validate-mcp-messages.py").path, "--revision", revision, "--sent", sent, "--received", received,
+        root.appendingPathComponent("Tests/Tooling/validate-mcp-messages.py").path, "--revision", revision, "--sent", sent, "--received", received,
     ]
     guard FileManager.default.isExecutableFile(atPath: python) else {
         return (2, "no \(python); run scripts/install-deps --python first")
