@@ -684,7 +684,7 @@ public final class MCPStdioServer: Sendable {
             let reason = response.value("error")?["message"]?.stringValue ?? "an answer with neither result nor error"
             logger.notice("the gateway refused tools/list (\(reason)); listing the stored tool catalog")
         case .failure(let failure)?:
-            logger.notice("tools/list cannot reach the gateway (\(failure.message)); listing the stored tool catalog")
+            logger.notice("tools/list could not get the gateway's catalog (\(failure.message)); listing the stored tool catalog")
         case nil:
             logger.notice("the gateway did not list its tools within \(options.toolsListWaitForUpstream); listing the stored tool catalog")
             Task { [self] in
