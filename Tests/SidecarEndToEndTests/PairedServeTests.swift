@@ -165,7 +165,8 @@ struct PairedServeTests {
 
         let sidecar = try world.serve()
         let initialized = try await sidecar.initialize(timeout: .seconds(10))
-        #expect(initialized["result"]?["instructions"]?.stringValue?.contains(expected) == true, "\(initialized)")
+        let instructions = initialized["result"]?["instructions"]?.stringValue ?? ""
+        #expect(instructions.contains("cannot sign in to the gateway: \(expected)"), "\(initialized)")
         let list = try await sidecar.call(1, "tools/list")
         #expect(Set(Self.toolNames(list)) == Self.agentTools, "\(list)")
         let call = try await sidecar.callTool(2, "list_projects")

@@ -483,8 +483,10 @@ public final class MCPStdioServer: Sendable {
             : "The tools listed are the last catalog this gateway served."
         let notice: String
         if let reason, Self.isRefusal(reason) {
+            // A refusal the gateway sent, or a local credential problem (the device key file).
+            let what = reason.httpStatus == nil ? "cannot sign in to the gateway" : "the gateway refused this device when the session started"
             notice =
-                "agent-sidecar: the gateway refused this device when the session started: \(reason.message). \(tools) Every call fails with this reason, and nothing is written, until that is fixed; tell the user what to do."
+                "agent-sidecar: \(what): \(reason.message). \(tools) Every call fails with this reason, and nothing is written, until that is fixed; tell the user what to do."
         } else {
             let why = reason.map { "could not be reached when the session started: \($0.message)" } ?? "had not answered when the session started"
             notice =
