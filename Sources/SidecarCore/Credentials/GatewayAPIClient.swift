@@ -132,15 +132,73 @@ public struct GatewayAPIClient: Sendable {
         _ = try await call("POST", "/api/v1/devices/current/revoke", body: nil, token: token, expecting: [200, 204])
     }
 
+    /// The tool catalog the gateway serves this agent over `/mcp` (`initialize`, `tools/list`, then
+    /// `DELETE /mcp`), with the gateway's `initialize` instructions: what `setup` stores so that the
+    /// first `serve` has a catalog to fall back on.
+    ///
+    /// - Parameter token: A session token minted by the device key.
+    public func toolCatalog(token: SecretBytes) async throws(UpstreamFailure) -> (tools: [JSONValue], instructions: String?) {
+        let path = "/mcp"
+        var sessionID: String?
+        func post(_ id: Int, _ method: String, _ params: JSONValue) async throws(UpstreamFailure) -> JSONValue {
+            var headers = [HTTPHeader("Accept", "application/json, text/event-stream"), HTTPHeader("Content-Type", "application/json")]
+            if let sessionID {
+                headers.append(HTTPHeader("Mcp-Session-Id", sessionID))
+                headers.append(HTTPHeader("MCP-Protocol-Version", ProtocolRevision.latestLegacy.rawValue))
+            }
+            let body: JSONValue = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": params]
+            let response = try await call("POST", path, body: body, token: token, expecting: [200], extraHeaders: headers)
+            if sessionID == nil { sessionID = response.headers.value(for: "mcp-session-id") }
+            // A JSON body, or an event stream whose first `data:` line is the response.
+            var bytes = response.body[...]
+            if response.headers.value(for: "content-type")?.lowercased().hasPrefix("text/event-stream") == true {
+                let text = String(decoding: response.body, as: UTF8.self)
+                guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("data:") }) else { throw malformed(path) }
+                bytes = Array(line.dropFirst(5).utf8)[...]
+            }
+            guard let message = try? JSONValue(parsing: Array(bytes)) else { throw malformed(path) }
+            if let error = message["error"] {
+                throw UpstreamFailure(
+                    code: .rejected,
+                    message:
+                        "the gateway refused \(method) on /mcp: \(GatewayErrorMessage.oneLine(error["message"]?.stringValue ?? "no reason given"))")
+            }
+            guard let result = message["result"], result.objectValue != nil else { throw malformed(path) }
+            return result
+        }
+        let initialized = try await post(
+            1, "initialize",
+            [
+                "protocolVersion": .string(ProtocolRevision.latestLegacy.rawValue), "capabilities": [:],
+                "clientInfo": SidecarIdentity.implementation,
+            ])
+        var tools: [JSONValue] = []
+        var cursor: JSONValue?
+        for page in 0..<20 {
+            var params = JSONObject()
+            if let cursor { params["cursor"] = cursor }
+            let listed = try await post(2 + page, "tools/list", .object(params))
+            guard let more = listed["tools"]?.arrayValue else { throw malformed(path) }
+            tools += more
+            cursor = listed["nextCursor"]
+            if cursor == nil || cursor?.isNull == true || tools.count > ToolCatalogCache.maximumTools { break }
+        }
+        if let sessionID {
+            let headers = [HTTPHeader("Mcp-Session-Id", sessionID), HTTPHeader("MCP-Protocol-Version", ProtocolRevision.latestLegacy.rawValue)]
+            _ = try? await call("DELETE", path, body: nil, token: token, expecting: [200, 202, 204, 404, 405], extraHeaders: headers)
+        }
+        return (tools, initialized["instructions"]?.stringValue)
+    }
+
     // MARK: - Plumbing
 
     private func call(
-        _ method: String, _ path: String, body: JSONValue?, token: SecretBytes?, expecting: Set<Int>
+        _ method: String, _ path: String, body: JSONValue?, token: SecretBytes?, expecting: Set<Int>, extraHeaders: [HTTPHeader]? = nil
     )
         async throws(UpstreamFailure) -> HTTPResponse
     {
-        var headers = [HTTPHeader("Accept", "application/json")]
-        if body != nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
+        var headers = extraHeaders ?? [HTTPHeader("Accept", "application/json")]
+        if body != nil, extraHeaders == nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
         if let token { headers.append(HTTPHeader("Authorization", "Bearer " + token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })) }
         let request = HTTPRequest(method: method, url: gateway.url(path), headers: headers, body: body?.serialized() ?? [], timeout: timeout)
         let response: HTTPResponse

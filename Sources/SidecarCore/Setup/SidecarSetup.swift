@@ -170,6 +170,8 @@ public struct SidecarSetup: Sendable {
             let session = try await api.mintSession(deviceKey: deviceKey, deviceID: profile.deviceID)
             let fetched: Result<GatewaySetupData, UpstreamFailure>
             do { fetched = .success(try await api.setupData(token: session.token)) } catch { fetched = .failure(error) }
+            // The first stored tool catalog (ToolCatalogCache.swift), so `serve` lists tools even without the gateway.
+            if let warning = await storeToolCatalog(api: api, token: session.token, profile: profile) { warnings.append(warning) }
             try? await api.endSession(token: session.token)
             let data = try fetched.get()
             profile.agent = data.agent
@@ -271,6 +273,9 @@ public struct SidecarSetup: Sendable {
         }
         var removed = try credentials.remove(profile: name)
         if try profiles.remove(name) { removed.append(paths.profileFile(name)) }
+        if (try? ToolCatalogCache(paths: paths, profile: name, gatewayURL: profile.gatewayURL).remove()) == true {
+            removed.append(paths.toolCatalogFile(name))
+        }
         return LogoutOutcome(
             revoked: revoked, revocationFailure: failure, keyUnusable: keyUnusable, keptLocalState: false, purged: purged, removedFiles: removed)
     }
