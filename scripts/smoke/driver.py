@@ -459,7 +459,7 @@ class Smoke:
         rows = self.query("SELECT * FROM workSession WHERE id = ?", session["id"])
         expect(len(rows) == 1, f"work session {session['id']} is not in the database")
         row = rows[0]
-        notes = json.loads(row["notes"])
+        notes = self.query("SELECT text FROM workSessionNote WHERE workSessionID = ? ORDER BY position", session["id"])
         expect(row["status"] == "completed" and row["finishedAt"] is not None and row["result"] == "Fixed; PR opened.", f"stored {row}")
         expect([note["text"] for note in notes] == ["Found the stray margin."], f"stored notes {notes}")
         expect(row["agentID"] == self.agent_id, f"work session agent {row['agentID']}")

@@ -10,6 +10,9 @@ public final class Gateway: Sendable {
     let rateLimiter: AgentRateLimiter
     let pairingLimiter: PairingAttemptLimiter
     let inFlight = IdempotencyInFlight()
+    let writeGate = FairWriteGate()
+    let callSlots = AgentCallSlots()
+    let refusalSampler = RefusalAuditSampler()
     private let origins = NIOLockedValueBox<[String]>([])
 
     public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) {
@@ -51,7 +54,9 @@ public final class Gateway: Sendable {
         guard let publicKeyText = body["publicKey"]?.stringValue, let publicKey = Sodium.base64Decode(publicKeyText), publicKey.count == 32
         else { throw .validationFailed("publicKey must be the standard base64 of a 32-byte Ed25519 public key") }
         let deviceName = body["deviceName"]?.stringValue ?? "device"
-        guard !deviceName.isEmpty, deviceName.count <= 100 else { throw .validationFailed("deviceName must have 1 to 100 characters") }
+        guard (1...100).contains(deviceName.unicodeScalars.count), deviceName.unicodeScalars.allSatisfy(TextRule.singleLine.allows) else {
+            throw .validationFailed("deviceName must have 1 to 100 characters, on one line, without control characters")
+        }
 
         guard let code = PairingCodeFormat.normalize(typed) else {
             pairingLimiter.recordFailure(address: clientAddress, now: startedAt)
@@ -104,7 +109,7 @@ public final class Gateway: Sendable {
         guard case .number(let number) = body["timestamp"], let timestamp = Int64(number.literal) else {
             throw .validationFailed("timestamp must be an integer number of Unix seconds")
         }
-        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = Sodium.base64Decode(nonce), nonceBytes.count >= 16, nonce.count <= 256
+        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = Sodium.base64Decode(nonce), nonceBytes.count >= 16, nonce.utf8.count <= 256
         else { throw .validationFailed("nonce must be the base64 of at least 16 random bytes") }
         guard let signatureText = body["signature"]?.stringValue, let signature = Sodium.base64Decode(signatureText), signature.count == 64
         else { throw .validationFailed("signature must be the base64 of a 64-byte Ed25519 signature") }
@@ -151,7 +156,7 @@ public final class Gateway: Sendable {
     public func authenticate(authorization: String?) async throws(GatewayError) -> Principal {
         guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { throw .tokenMissing }
         let token = String(authorization.dropFirst(7)).trimmingSpaces()
-        guard token.hasPrefix("ags_"), token.count < 200 else { throw .tokenInvalid }
+        guard token.hasPrefix("ags_"), token.utf8.count < 200 else { throw .tokenInvalid }
         let hash = tokenHash(token)
         let moment = now
         let outcome: Result<Principal, GatewayError>
