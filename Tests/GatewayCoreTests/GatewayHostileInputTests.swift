@@ -12,7 +12,7 @@ import Glibc
 /// Issue 11, items 2, 4, 7, 9 and 10: what a hostile or greedy agent sends, reproduced as the issue
 /// describes it.
 @Suite("Hostile input: audit, bounds, write-only scopes, control characters")
-struct HostileInputTests {
+struct GatewayHostileInputTests {
     // MARK: Item 2: the audit carries no argument text, floods are limited, bodies are capped
 
     @Test func auditCarriesNoArgumentText() async throws {
