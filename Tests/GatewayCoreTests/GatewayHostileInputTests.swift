@@ -370,56 +370,33 @@ struct GatewayHostileInputTests {
         #expect(try await client.call("finish_work_session", ["workSession": .string(id), "result": "done"]).1.isToolSuccess)
     }
 
-    /// The gate's order, without clocks: with one agent's calls queued, another agent's call gets
-    /// the next turn but one, not the turn after all of them.
-    @Test func theWriterGateTakesAgentsInTurn() async throws {
-        let gate = FairWriteGate(permits: 1, maximumWaitingPerAgent: 8)
+    /// The writer's order, without clocks: with one agent's transactions queued, another agent's
+    /// transaction runs after the running one and one more, not after all of them.
+    @Test func theWriterTakesAgentsInTurn() async throws {
+        let scheduler = FairWriteScheduler(maximumWaitingPerAgent: 8)
         let order = OrderLog()
-        let (holding, release) = AsyncStream.makeStream(of: Void.self)
-        let holder = Task { try await gate.withTurn(agentID: "A") { for await _ in holding { break } } }
-        await waitUntil { gate.heldCount(agentID: "A") == 1 }
-        var tasks: [Task<Void, any Error>] = []
-        for index in 0..<6 {
-            tasks.append(Task { try await gate.withTurn(agentID: "A") { order.append("A\(index)") } })
-            await waitUntil { gate.waitingCount(agentID: "A") == index + 1 }
-        }
-        tasks.append(Task { try await gate.withTurn(agentID: "B") { order.append("B") } })
-        await waitUntil { gate.waitingCount(agentID: "B") == 1 }
-        // Over the per-agent bound: refused at once.
-        for _ in 0..<2 { tasks.append(Task { try await gate.withTurn(agentID: "A") { order.append("A-extra") } }) }
-        await waitUntil { gate.waitingCount(agentID: "A") == 8 }
-        let refused = Task { try await gate.withTurn(agentID: "A") { order.append("refused") } }
-        await #expect(throws: GatewayError.tooManyCallsWaiting) { try await refused.value }
-        release.yield()
-        try await holder.value
-        for task in tasks { try await task.value }
-        #expect(order.entries.prefix(2) == ["A0", "B"], "\(order.entries)")
-        #expect(!order.entries.contains("refused"))
-    }
-
-    /// An agent's calls beyond its slots wait (or, past the bound, are refused); another agent's
-    /// call runs at once.
-    @Test func callSlotsAreCountedPerAgent() async throws {
-        let slots = AgentCallSlots(perAgent: 2, maximumWaitingPerAgent: 1)
-        let streams = (0..<2).map { _ in AsyncStream.makeStream(of: Void.self) }
-        let holders = streams.map { stream in Task { try await slots.withSlot(agentID: "A") { for await _ in stream.stream { break } } } }
-        await waitUntil { slots.runningCount(agentID: "A") == 2 }
-        let order = OrderLog()
-        let third = Task { try await slots.withSlot(agentID: "A") { order.append("A2") } }
-        await waitUntil { slots.waitingCount(agentID: "A") == 1 }
-        await #expect(throws: GatewayError.tooManyCallsWaiting) { try await slots.withSlot(agentID: "A") { order.append("refused") } }
-        try await slots.withSlot(agentID: "B") { order.append("B") }
-        #expect(order.entries == ["B"])
-        for stream in streams { stream.continuation.yield() }
-        for holder in holders { try await holder.value }
-        try await third.value
-        #expect(order.entries == ["B", "A2"])
+        let blocker = DispatchSemaphore(value: 0)
+        // A's first transaction holds the writer until released.
+        #expect(
+            scheduler.submit(agentID: "A") {
+                blocker.wait(); order.append("A-first")
+            })
+        await waitUntil { scheduler.waitingCount(agentID: "A") == 0 }
+        for index in 0..<6 { #expect(scheduler.submit(agentID: "A") { order.append("A\(index)") }) }
+        #expect(scheduler.submit(agentID: "B") { order.append("B") })
+        for index in 6..<8 { #expect(scheduler.submit(agentID: "A") { order.append("A\(index)") }) }
+        // Eight of A's are waiting: the ninth is refused at once.
+        #expect(scheduler.waitingCount(agentID: "A") == 8)
+        #expect(!scheduler.submit(agentID: "A") { order.append("refused") })
+        blocker.signal()
+        await waitUntil { order.entries.count == 10 }
+        #expect(order.entries == ["A-first", "A0", "B", "A1", "A2", "A3", "A4", "A5", "A6", "A7"])
     }
 
     /// One agent floods comment_issue from 32 concurrent calls; another agent's writes must not
     /// queue behind the flood. Counted in the flood's commits between the start of the victim's call
     /// and its audit row, not in time: first come, first served lets about 30 through (one per
-    /// flood call queued at the writer), the gates two or three. The calls go straight to the
+    /// flood call queued at the writer), the fair writer one or two. The calls go straight to the
     /// gateway's `callTool` (authenticated through its HTTP API first), so that HTTP and client
     /// time, which lets flood commits through without queueing, stays out of the count.
     @Test func oneAgentsFloodDoesNotQueueAheadOfAnother() async throws {

@@ -10,8 +10,7 @@ public final class Gateway: Sendable {
     let rateLimiter: AgentRateLimiter
     let pairingLimiter: PairingAttemptLimiter
     let inFlight = IdempotencyInFlight()
-    let writeGate = FairWriteGate()
-    let callSlots = AgentCallSlots()
+    let fairWriter = FairWriteScheduler()
     let refusalSampler = RefusalAuditSampler()
     private let origins = NIOLockedValueBox<[String]>([])
 

@@ -26,9 +26,8 @@ extension Gateway {
     /// one per agent and second is recorded. The audit carries no argument text: a known tool's
     /// name (an unknown one as `unknown:` and 16 hex digits of its SHA-256), the SHA-256 of the
     /// canonical arguments, and the project and target ids the arguments resolved to, looked up
-    /// in the store (never copied from the arguments). After the rate limiter, a call waits for one
-    /// of its agent's `AgentCallSlots`; every write transaction, audit included, takes its turn at
-    /// the writer through `FairWriteGate`.
+    /// in the store (never copied from the arguments). Every write transaction, audit included,
+    /// takes its turn at the writer through `FairWriteScheduler`.
     ///
     /// - Parameters:
     ///   - name: The tool name.
@@ -56,12 +55,9 @@ extension Gateway {
             throw GatewayError.rateLimited(retryAfter: wait)
         }
         do {
-            let admitted = audit
-            return try await callSlots.withSlot(agentID: agentID) {
-                try await runAdmittedCall(
-                    known, name: name, arguments: arguments, headerIdempotencyKey: headerIdempotencyKey, principal: principal,
-                    audit: admitted, started: started, progress: progress)
-            }
+            return try await runAdmittedCall(
+                known, name: name, arguments: arguments, headerIdempotencyKey: headerIdempotencyKey, principal: principal, audit: audit,
+                started: started, progress: progress)
         } catch let error as GatewayError where error == .tooManyCallsWaiting {
             if refusalSampler.admit(agentID: agentID, kind: "calls_waiting", now: audit.at) {
                 try await recordDenied(&audit, code: error.code, started: started, gated: false)
@@ -70,7 +66,7 @@ extension Gateway {
         }
     }
 
-    /// The part of `callTool` that runs in one of the agent's call slots.
+    /// The part of `callTool` after the rate limiter.
     func runAdmittedCall(
         _ known: ToolDefinition?, name: String, arguments: JSONValue?, headerIdempotencyKey: String?, principal: Principal,
         audit admitted: AuditEventRecord, started: UInt64, progress: (@Sendable (String) async -> Void)?
@@ -110,7 +106,7 @@ extension Gateway {
                 audit.targetIDs = output.targetIDs
                 audit.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
                 let event = audit
-                try await writeGate.withTurn(agentID: agentID) { try await store.write { try $0.insertAuditEvent(event) } }
+                try await fairWriter.write(agentID: agentID, store: store) { try $0.insertAuditEvent(event) }
                 return Self.successResult(output)
             } catch {
                 let failure = Self.asGatewayError(error)
@@ -144,43 +140,41 @@ extension Gateway {
         let moment = audit.at
         let draft = audit
         do {
-            let result = try await writeGate.withTurn(agentID: agentID) {
-                try await store.write { store -> JSONValue in
-                    var event = draft
-                    if let keyHash, let record = try store.idempotencyRecord(agentID: agentID, keyHash: keyHash),
-                        moment - record.createdAt < replayWindow
-                    {
-                        guard record.fingerprint == fingerprint else { throw GatewayError.idempotencyKeyReused }
-                        var replay = (try? JSONValue(parsing: record.result)) ?? Self.errorResult(.internalError)
-                        if case .object(var object) = replay {
-                            var meta = object["_meta"]?.objectValue ?? [:]
-                            meta[ResultMeta.replayed] = true
-                            object["_meta"] = .object(meta)
-                            replay = .object(object)
-                        }
-                        let targets = try Self.resolvedTargets(draft: argumentObject, in: store)
-                        event.project = targets.project
-                        event.targetIDs = targets.targetIDs
-                        event.replayed = true
-                        event.outcome = "replayed"
-                        event.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
-                        try store.insertAuditEvent(event)
-                        return replay
+            let result = try await fairWriter.write(agentID: agentID, store: store) { store -> JSONValue in
+                var event = draft
+                if let keyHash, let record = try store.idempotencyRecord(agentID: agentID, keyHash: keyHash),
+                    moment - record.createdAt < replayWindow
+                {
+                    guard record.fingerprint == fingerprint else { throw GatewayError.idempotencyKeyReused }
+                    var replay = (try? JSONValue(parsing: record.result)) ?? Self.errorResult(.internalError)
+                    if case .object(var object) = replay {
+                        var meta = object["_meta"]?.objectValue ?? [:]
+                        meta[ResultMeta.replayed] = true
+                        object["_meta"] = .object(meta)
+                        replay = .object(object)
                     }
-                    let output = try tools.run(writer: store)
-                    let result = Self.successResult(output)
-                    if let keyHash {
-                        try store.saveIdempotencyRecord(
-                            IdempotencyRecord(
-                                agentID: agentID, keyHash: keyHash, tool: tool.name, fingerprint: fingerprint, result: result.jsonText,
-                                createdAt: moment))
-                    }
-                    event.project = output.project
-                    event.targetIDs = output.targetIDs
+                    let targets = try Self.resolvedTargets(draft: argumentObject, in: store)
+                    event.project = targets.project
+                    event.targetIDs = targets.targetIDs
+                    event.replayed = true
+                    event.outcome = "replayed"
                     event.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
                     try store.insertAuditEvent(event)
-                    return result
+                    return replay
                 }
+                let output = try tools.run(writer: store)
+                let result = Self.successResult(output)
+                if let keyHash {
+                    try store.saveIdempotencyRecord(
+                        IdempotencyRecord(
+                            agentID: agentID, keyHash: keyHash, tool: tool.name, fingerprint: fingerprint, result: result.jsonText,
+                            createdAt: moment))
+                }
+                event.project = output.project
+                event.targetIDs = output.targetIDs
+                event.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
+                try store.insertAuditEvent(event)
+                return result
             }
             await progress?("stored and read back")
             return result
@@ -245,7 +239,7 @@ extension Gateway {
             try store.insertAuditEvent(event)
         }
         if gated {
-            try await writeGate.withTurn(agentID: audit.agentID ?? "") { try await store.write(insert) }
+            try await fairWriter.write(agentID: audit.agentID ?? "", store: store, insert)
         } else {
             try await store.write(insert)
         }

@@ -7,6 +7,9 @@
 public protocol GatewayStore: Sendable {
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T
     func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T
+    /// `write`, blocking the calling thread: for the gateway's `FairWriteScheduler`, which runs
+    /// transactions back to back on its own queue. Never call it from a Swift concurrency task.
+    func writeNow<T>(_ body: @Sendable (any StoreWriter) throws -> T) throws -> T
 }
 
 /// Reads inside a transaction.

@@ -38,6 +38,10 @@ public final class SQLiteGatewayStore: GatewayStore {
         try await pool.write { db in try body(SQLiteTransaction(db: db)) }
     }
 
+    public func writeNow<T>(_ body: @Sendable (any StoreWriter) throws -> T) throws -> T {
+        try pool.write { db in try body(SQLiteTransaction(db: db)) }
+    }
+
     /// Copies the WAL into the database file and truncates the WAL (for measuring the file's size).
     public func checkpoint() throws {
         try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }

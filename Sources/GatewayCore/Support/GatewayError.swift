@@ -86,7 +86,7 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
             code: "rate_limited", status: 429,
             message: "this agent is over its rate limit; retry after \(retryAfter) s", retryable: true, retryAfterSeconds: retryAfter)
     }
-    /// An agent has 64 calls waiting already (for a call slot, or for the database writer).
+    /// An agent has 1,024 transactions waiting for the database writer already.
     public static let tooManyCallsWaiting = GatewayError(
         code: "rate_limited", status: 429,
         message: "this agent has too many calls waiting at the gateway; wait for their answers, then retry after 1 s", retryable: true,
