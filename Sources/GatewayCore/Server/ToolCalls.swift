@@ -50,6 +50,7 @@ extension Gateway {
         // Unknown tools count as reads: they cost an audit row, like a read.
         if let wait = rateLimiter.take(agentID: agentID, write: !(known?.readOnly ?? true), now: audit.at) {
             if refusalSampler.admit(agentID: agentID, kind: "rate_limited", now: audit.at) {
+                audit.argumentsSHA256 = Self.argumentsHash(arguments)
                 try await recordDenied(&audit, code: "rate_limited", started: started, gated: false)
             }
             throw GatewayError.rateLimited(retryAfter: wait)
@@ -60,6 +61,7 @@ extension Gateway {
                 started: started, progress: progress)
         } catch let error as GatewayError where error == .tooManyCallsWaiting {
             if refusalSampler.admit(agentID: agentID, kind: "calls_waiting", now: audit.at) {
+                audit.argumentsSHA256 = Self.argumentsHash(arguments)
                 try await recordDenied(&audit, code: error.code, started: started, gated: false)
             }
             throw error
@@ -74,9 +76,7 @@ extension Gateway {
         var audit = admitted
         let agentID = principal.agent.id
         let argumentObject = arguments?.objectValue ?? [:]
-        var fingerprintArguments = argumentObject
-        fingerprintArguments["idempotencyKey"] = nil
-        let canonical = JSONValue.object(fingerprintArguments).canonicalized().serialized()
+        let canonical = Self.canonicalArguments(arguments)
         audit.argumentsSHA256 = Sodium.hex(Sodium.sha256(canonical))
 
         guard let tool = known else {
@@ -185,6 +185,15 @@ extension Gateway {
             return Self.errorResult(failure)
         }
     }
+
+    /// The arguments as the fingerprint and the audit hash them: canonical JSON, `idempotencyKey` left out.
+    static func canonicalArguments(_ arguments: JSONValue?) -> [UInt8] {
+        var object = arguments?.objectValue ?? [:]
+        object["idempotencyKey"] = nil
+        return JSONValue.object(object).canonicalized().serialized()
+    }
+
+    static func argumentsHash(_ arguments: JSONValue?) -> String { Sodium.hex(Sodium.sha256(canonicalArguments(arguments))) }
 
     /// How an unknown tool name appears in the audit: bounded, and without the name's text.
     static func unknownToolLabel(_ name: String) -> String {
