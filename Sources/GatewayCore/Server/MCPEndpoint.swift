@@ -32,7 +32,8 @@ extension GatewayHTTPServer {
         do {
             // A refused session's request is read only to audit what it asked (RefusalAudit.swift).
             principal = try await gateway.authenticate(
-                authorization: request.headers[.authorization], refusedCall: { RefusedCall.mcp(try? await Self.readJSON(request)) })
+                authorization: request.headers[.authorization],
+                refusedCall: { RefusedCall.mcp(try? await Self.readJSON(request, limit: RequestBodyLimits.mcp)) })
         } catch {
             return Self.errorResponse(Gateway.asGatewayError(error))
         }
