@@ -74,6 +74,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("public-origin"), help: "The origin session signatures must name (default: the listen URL).")
     var publicOrigin: String?
     @Option(help: "normal (WAL, synchronous=NORMAL: survives kill -9) or full (also fsync every commit).") var durability = "normal"
+    @Option(name: .customLong("header-timeout"), help: "Seconds a request header may take (from the accept, or from its first byte).")
+    var headerTimeout: Double = 10
+    @Option(name: .customLong("body-timeout"), help: "Seconds a request body may take after its header.") var bodyTimeout: Double = 30
+    @Option(name: .customLong("idle-timeout"), help: "Seconds an idle keep-alive connection stays open.") var idleTimeout: Double = 60
+    @Option(name: .customLong("max-connections"), help: "Open connections in total (default 1024, fitted to the descriptor limit).")
+    var maxConnections: Int?
+    @Option(name: .customLong("max-connections-per-address"), help: "Open connections per client address (IPv6: per /64).")
+    var maxConnectionsPerAddress = 128
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -82,7 +90,26 @@ struct Serve: AsyncParsableCommand {
         guard sessionTTL > 0, readRate > 0, writeRate > 0 else {
             throw ValidationError("--session-ttl, --read-rate and --write-rate must be positive")
         }
+        for (flag, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)]
+        where !(seconds > 0 && seconds <= 3600) {
+            throw ValidationError("\(flag) must be more than 0 and at most 3600 seconds")
+        }
         var configuration = GatewayConfiguration()
+        guard (1...1_000_000).contains(maxConnections ?? configuration.maxConnections),
+            (1...(maxConnections ?? configuration.maxConnections)).contains(maxConnectionsPerAddress)
+        else { throw ValidationError("--max-connections must be 1 to 1000000, and --max-connections-per-address 1 to --max-connections") }
+        let fitted: (connections: Int, note: String?)
+        do {
+            fitted = try DescriptorBudget.fit(maxConnections: maxConnections ?? configuration.maxConnections, explicit: maxConnections != nil)
+        } catch {
+            throw CommandFailure(description: error.message)
+        }
+        if let note = fitted.note { logger.warning("\(note)") }
+        configuration.maxConnections = fitted.connections
+        configuration.maxConnectionsPerAddress = min(maxConnectionsPerAddress, fitted.connections)
+        configuration.headerTimeoutSeconds = headerTimeout
+        configuration.bodyTimeoutSeconds = bodyTimeout
+        configuration.idleTimeoutSeconds = idleTimeout
         configuration.sessionTTLSeconds = sessionTTL
         configuration.readsPerMinute = readRate
         configuration.writesPerMinute = writeRate

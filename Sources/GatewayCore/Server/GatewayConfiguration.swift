@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Settings of one running gateway.
 public struct GatewayConfiguration: Sendable {
     /// Lifetime of a session token.
@@ -16,6 +18,19 @@ public struct GatewayConfiguration: Sendable {
     public var idempotencyReplaySeconds: Int = 86_400
     /// Origins a session signature may name; empty means "derive from the listen address".
     public var publicOrigins: [String] = []
+    /// Seconds a connection's request header may take to arrive: from the accept for the first
+    /// request, from its first byte for a later one.
+    public var headerTimeoutSeconds: Double = 10
+    /// Seconds a request body may take to arrive after its header.
+    public var bodyTimeoutSeconds: Double = 30
+    /// Seconds a keep-alive connection may stay idle between requests (also the bound on writing
+    /// a response to a client that does not read it).
+    public var idleTimeoutSeconds: Double = 60
+    /// Open connections in total; at the cap a new connection replaces the longest-idle one, or is
+    /// refused with 503 when none is idle.
+    public var maxConnections: Int = 1024
+    /// Open connections per client address (IPv4 address or IPv6 /64), with the same rule.
+    public var maxConnectionsPerAddress: Int = 128
     public var clock: GatewayClock = .system
 
     public init() {}
@@ -25,4 +40,13 @@ public struct GatewayConfiguration: Sendable {
 public enum MCPVersions {
     public static let supported = ["2025-03-26", "2025-06-18", "2025-11-25"]
     public static let latest = "2025-11-25"
+}
+
+extension GatewayConfiguration {
+    var connectionLimits: ConnectionLimits {
+        func amount(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64((seconds * 1e9).rounded())) }
+        return ConnectionLimits(
+            headerTimeout: amount(headerTimeoutSeconds), bodyTimeout: amount(bodyTimeoutSeconds), idleTimeout: amount(idleTimeoutSeconds),
+            maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
+    }
 }

@@ -29,7 +29,11 @@ final class CurlTransferEngine: @unchecked Sendable {
         self.configuration = configuration
         self.multi = curl_multi_init()!
         curlshim_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
-        curlshim_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0)
+        // At most this many connections to one host: more concurrent calls wait in libcurl's queue
+        // (their request timeout counts the wait). An HTTP/1.1 upstream would otherwise get one
+        // connection per concurrent call, and a burst of 1,000 calls would take 1,000 descriptors
+        // here and run into the gateway's per-address connection cap (128 by default).
+        curlshim_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32)
         if let extra = configuration.additionalCertificateAuthorities {
             // CURLOPT_CAINFO_BLOB replaces the bundle, so add the system's own first.
             var bundle = (try? readWholeFile(path: systemCertificateBundlePath)) ?? []

@@ -213,12 +213,24 @@ final class GatewayProcess: @unchecked Sendable {
     let process = Process()
     let url: String
 
-    init(extraArguments: [String] = [], database: String? = nil, seed: Bool = true) throws {
+    /// `descriptorLimit` runs the server under `ulimit -n` (soft and hard), as a small host would;
+    /// `shell` behind another shell command (`umask 022`).
+    init(
+        extraArguments: [String] = [], database: String? = nil, seed: Bool = true, descriptorLimit: Int? = nil, shell: String? = nil
+    ) throws {
         directory = temporaryDirectory()
         self.database = database ?? directory + "/gateway.sqlite"
-        if seed { try runGatewayCommand(["seed-demo", "--db", self.database]) }
-        process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-        process.arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
+        let options = extraArguments.firstIndex(of: "--hash-key-file").map { Array(extraArguments[$0...($0 + 1)]) } ?? []
+        if seed { try runGatewayCommand(["seed-demo", "--db", self.database] + options) }
+        let arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
+        let prefix = [descriptorLimit.map { "ulimit -n \($0)" }, shell].compactMap { $0 }
+        if !prefix.isEmpty {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", prefix.joined(separator: " && ") + " && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+            process.arguments = arguments
+        }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -232,6 +244,8 @@ final class GatewayProcess: @unchecked Sendable {
         }
         self.url = url
     }
+
+    var port: Int { Int(url.split(separator: ":").last!)! }
 
     static func readLine(_ handle: FileHandle, timeoutSeconds: Double) throws -> String {
         let box = LineBox()
