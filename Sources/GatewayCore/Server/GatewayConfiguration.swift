@@ -8,8 +8,13 @@ public struct GatewayConfiguration: Sendable {
     public var readsPerMinute: Int = 6000
     /// Per-agent token bucket for write tool calls (burst = rate).
     public var writesPerMinute: Int = 1200
-    /// Failed pairing claims allowed per client address per minute before 429.
+    /// Failed pairing claims per client address per minute that are evaluated at once; further
+    /// guesses are slowed by a doubling delay (1 s, 2 s, 4 s, …), and get 429 past a 10 s wait.
     public var pairingFailuresPerMinute: Int = 5
+    /// The same for every claim naming one code prefix (its first four characters), per 10 minutes.
+    public var pairingFailuresPerPrefix: Int = 5
+    /// The same for the whole gateway, per minute.
+    public var pairingFailuresPerMinuteGlobal: Int = 30
     /// How long a pairing code stays valid.
     public var pairingCodeTTLSeconds: Int = 600
     /// How far a session request's timestamp may be from the gateway's clock.
