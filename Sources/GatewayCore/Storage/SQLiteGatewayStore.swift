@@ -16,7 +16,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     let pool: DatabasePool
     public let path: String
 
-    /// Opens (creating if needed) the database at `path` and applies every migration.
+    /// Opens (creating if needed) the database at `path` and applies every migration. The file
+    /// and its companions are made owner-only first (see ``DatabaseFiles``).
     public init(path: String, durability: Durability = .normal) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
@@ -26,6 +27,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         self.path = path
+        try DatabaseFiles.prepare(path: path)
         self.pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
     }

@@ -186,20 +186,36 @@ func gatewayBinaryPath() -> String {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
 }
 
-/// Runs an admin command of the binary and returns its stdout.
+/// Runs an admin command of the binary and returns its stdout. `shell` runs it behind a shell
+/// command such as `umask 022`.
 @discardableResult
-func runGatewayCommand(_ arguments: [String]) throws -> String {
+func runGatewayCommand(_ arguments: [String], shell: String? = nil) throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-    process.arguments = arguments
+    if let shell {
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+        process.arguments = arguments
+    }
     let output = Pipe()
     let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
     try process.run()
+    // Bounded: a command that hangs (as one opening a FIFO did) is killed after a minute.
+    let pid = process.processIdentifier
+    let timedOut = LineBox()
+    DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+        if kill(pid, 0) == 0, process.isRunning {
+            timedOut.set("yes")
+            kill(pid, SIGKILL)
+        }
+    }
     let data = output.fileHandleForReading.readDataToEndOfFile()
     let errorData = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    if timedOut.get() != nil { throw TestFailure("agent-gateway \(arguments.first ?? "") did not finish within 60 s") }
     guard process.terminationStatus == 0 else {
         throw TestFailure("agent-gateway \(arguments.first ?? "") failed: \(String(decoding: errorData, as: UTF8.self))")
     }
@@ -221,7 +237,7 @@ final class GatewayProcess: @unchecked Sendable {
         directory = temporaryDirectory()
         self.database = database ?? directory + "/gateway.sqlite"
         let options = extraArguments.firstIndex(of: "--hash-key-file").map { Array(extraArguments[$0...($0 + 1)]) } ?? []
-        if seed { try runGatewayCommand(["seed-demo", "--db", self.database] + options) }
+        if seed { try runGatewayCommand(["seed-demo", "--db", self.database] + options, shell: shell) }
         let arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
         let prefix = [descriptorLimit.map { "ulimit -n \($0)" }, shell].compactMap { $0 }
         if !prefix.isEmpty {
