@@ -101,6 +101,25 @@ struct PairedServeTests {
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    @Test("after the owner is blocked and unblocked, the running sidecar works again on a new session")
+    func blockedThenUnblockedWhileServing() async throws {
+        let (world, gateway, _) = try await Self.paired()
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize()
+        #expect(try await sidecar.callTool(1, "list_projects")["result"]?["isError"] == false)
+        _ = try await gateway.admin(["owner", "block", "alice"])
+        let blocked = try await sidecar.callTool(2, "list_projects")
+        #expect(blocked["result"]?["isError"] == true)
+        // Blocking ended the session at the gateway, so the old token stays dead after the unblock;
+        // the sidecar mints a new session with its device key and the call goes through.
+        #expect(try await gateway.sql("SELECT count(*) FROM session WHERE endedAt IS NULL") == "0")
+        _ = try await gateway.admin(["owner", "unblock", "alice"])
+        let again = try await sidecar.callTool(3, "list_projects")
+        #expect(again["result"]?["isError"] == false, "\(again)")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     @Test("a sidecar started after the gateway refused the device answers at once with the reason", arguments: ["agent revoke", "owner block"])
     func refusedAtStart(action: String) async throws {
         let (world, gateway, _) = try await Self.paired()

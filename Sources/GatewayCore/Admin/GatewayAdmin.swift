@@ -167,11 +167,15 @@ public struct GatewayAdmin: Sendable {
     }
 
     /// Blocks (or unblocks) an owner: every agent of a blocked owner fails with `owner_blocked`.
+    /// Blocking also ends the owner's sessions and expires its unused pairing codes, so that
+    /// unblocking revives neither: a token copied before the block stays dead, and the owner's
+    /// devices mint new sessions with their keys.
     public func setOwnerBlocked(id: String, blocked: Bool) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
             guard try store.user(id: id) != nil else { throw AdminError(code: "unknown_owner", message: "unknown owner \(id)") }
             try store.setUserBlocked(id: id, at: blocked ? now : nil)
+            if blocked { try store.endSessions(ownerID: id, at: now) }
         }
     }
 

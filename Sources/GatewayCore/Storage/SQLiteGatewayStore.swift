@@ -250,6 +250,18 @@ struct SQLiteTransaction: StoreWriter {
     func endSessions(deviceID: String, at: Int64) throws {
         try db.execute(sql: "UPDATE session SET endedAt = ? WHERE deviceID = ? AND endedAt IS NULL", arguments: [at, deviceID])
     }
+    func endSessions(ownerID: String, at: Int64) throws {
+        try db.execute(
+            sql: """
+                UPDATE session SET endedAt = ? WHERE endedAt IS NULL AND deviceID IN (
+                    SELECT device.id FROM device JOIN agent ON agent.id = device.agentID WHERE agent.ownerID = ?)
+                """, arguments: [at, ownerID])
+        try db.execute(
+            sql: """
+                UPDATE pairingCode SET expiresAt = ? WHERE usedAt IS NULL AND expiresAt > ?
+                    AND agentID IN (SELECT id FROM agent WHERE ownerID = ?)
+                """, arguments: [at, at, ownerID])
+    }
     func insertNonce(deviceID: String, nonce: String, at: Int64) throws {
         try db.execute(sql: "INSERT INTO sessionNonce (deviceID, nonce, seenAt) VALUES (?, ?, ?)", arguments: [deviceID, nonce, at])
     }

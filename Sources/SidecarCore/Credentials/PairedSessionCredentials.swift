@@ -58,14 +58,15 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
         return "Bearer " + current.token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// On a 401 `token_expired` (or a 401 without a code), drops the token and mints a new one;
-    /// any other rejection (revoked, blocked) is final and is reported by the caller.
+    /// On a 401 `token_expired` or `session_ended` (the owner was blocked and unblocked since; the
+    /// gateway ended the session) or a 401 without a code, drops the token and mints a new one; any
+    /// other rejection (revoked, blocked) is final and is reported by the caller.
     public func credentialRejected(status: Int, errorCode: String?) async -> Bool {
         if let errorCode, Self.refusalCodes.contains(errorCode) {
             _ = explain(UpstreamFailure(code: status == 403 ? .forbidden : .unauthorized, message: "", httpStatus: status, gatewayCode: errorCode))
             return false
         }
-        guard status == 401, errorCode == nil || errorCode == "token_expired", !closed else { return false }
+        guard status == 401, errorCode == nil || errorCode == "token_expired" || errorCode == "session_ended", !closed else { return false }
         session = nil
         return (try? await currentSession()) != nil
     }
