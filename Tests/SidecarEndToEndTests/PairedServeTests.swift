@@ -144,12 +144,20 @@ struct PairedServeTests {
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
     }
 
-    @Test("a tampered or too open key file is refused; serve keeps answering with the reason", arguments: ["tampered", "0644"])
+    @Test("a tampered, too open or FIFO key file is refused; serve keeps answering with the reason", arguments: ["tampered", "0644", "fifo"])
     func refusesBadKeyFile(damage: String) async throws {
         let (world, _, _) = try await Self.paired()
         let keyFile = world.path("sidecar-home/keys/default.key")
+        let kek = world.path("sidecar-home/keys/default.kek")
+        // A FIFO must be gone before the secret scan reads the directory.
+        defer { if damage == "fifo" { unlink(kek) } }
         let expected: String
-        if damage == "tampered" {
+        if damage == "fifo" {
+            // Issue 11: a key file replaced by a FIFO blocked `serve` forever in open(2).
+            try FileManager.default.removeItem(atPath: kek)
+            try #require(mkfifo(kek, 0o600) == 0)
+            expected = "\(kek) is not a regular file; run `agent-sidecar setup` again"
+        } else if damage == "tampered" {
             let sealed = try #require(world.read("sidecar-home/keys/default.key"))
             var envelope = try JSONValue(parsing: sealed)
             let encoded = try #require(envelope["ciphertext"]?.stringValue)
