@@ -1,5 +1,15 @@
 #include "CurlShim.h"
 
+#include <stdlib.h>
+#include <string.h>
+#if defined(__APPLE__)
+#include <malloc/malloc.h>
+#define usable_size(pointer) malloc_size(pointer)
+#else
+#include <malloc.h>
+#define usable_size(pointer) malloc_usable_size(pointer)
+#endif
+
 CURLcode curlshim_easy_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
 }
@@ -50,4 +60,42 @@ CURLcode curlshim_easy_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *v
 
 CURLMcode curlshim_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
     return curl_multi_setopt(multi, option, value);
+}
+
+void curlshim_secure_zero(void *pointer, size_t length) {
+    if (pointer == NULL || length == 0) return;
+    volatile unsigned char *bytes = (volatile unsigned char *)pointer;
+    while (length--) *bytes++ = 0;
+}
+
+static void zeroing_free(void *pointer) {
+    if (pointer == NULL) return;
+    curlshim_secure_zero(pointer, usable_size(pointer));
+    free(pointer);
+}
+
+static void *zeroing_realloc(void *pointer, size_t size) {
+    if (pointer == NULL) return malloc(size);
+    if (size == 0) {
+        zeroing_free(pointer);
+        return NULL;
+    }
+    size_t old = usable_size(pointer);
+    if (size <= old) return pointer;
+    void *moved = malloc(size);
+    if (moved == NULL) return NULL;
+    memcpy(moved, pointer, old);
+    zeroing_free(pointer);
+    return moved;
+}
+
+static char *zeroing_strdup(const char *text) {
+    size_t size = strlen(text) + 1;
+    char *copy = malloc(size);
+    if (copy != NULL) memcpy(copy, text, size);
+    return copy;
+}
+
+CURLcode curlshim_global_init_zeroing(long flags) {
+    return curl_global_init_mem(flags, malloc, zeroing_free, zeroing_realloc, zeroing_strdup, calloc);
 }

@@ -29,9 +29,11 @@ final class ScriptedGateway: GatewayTransport {
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         let body: JSONValue? = request.body.isEmpty ? nil : try JSONValue(parsing: request.body)
-        seen.withLock {
-            $0.append(Seen(method: request.method, url: request.url, authorization: request.headers.value(for: "authorization"), body: body))
-        }
+        // The token travels in guarded memory (`secret`), never as the header's string value.
+        let field = request.headers.first { $0.name.lowercased() == "authorization" }
+        #expect(field == nil || field?.value == "")
+        let authorization = field?.secret?.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        seen.withLock { $0.append(Seen(method: request.method, url: request.url, authorization: authorization, body: body)) }
         let path = String(request.url.dropFirst(origin.count))
         switch (request.method, path) {
         case ("POST", "/api/v1/pairing/claim"):

@@ -12,8 +12,10 @@ final class CurlTransferEngine: @unchecked Sendable {
         var cancelled: [ObjectIdentifier] = []
     }
 
+    /// libcurl with an allocator that zeroes every block it frees or moves, so the copies libcurl
+    /// makes of a request (the header list, the request buffer) do not outlive the request in freed heap.
     private static let globalInit: Void = {
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        curlshim_global_init_zeroing(Int(CURL_GLOBAL_DEFAULT))
     }()
 
     private let multi: UnsafeMutableRawPointer
@@ -133,6 +135,10 @@ final class CurlTransferEngine: @unchecked Sendable {
         }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in request.headers {
+            if let secret = header.secret {
+                list = Self.appendSecretLine(list, name: header.name, secret: secret)
+                continue
+            }
             // "Name:" with nothing after it tells curl to drop the header; "Name;" sends it empty.
             let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
             list = line.withCString { curl_slist_append(list, $0) }
@@ -148,6 +154,28 @@ final class CurlTransferEngine: @unchecked Sendable {
         transfer.maximumResponseBytes = configuration.maximumResponseBytes
         active[ObjectIdentifier(transfer)] = transfer
         curl_multi_add_handle(multi, easy)
+    }
+
+    /// Appends `Name: <secret>` to the list. The line is assembled in a plain buffer that is
+    /// zeroed and freed as soon as libcurl has its own copy (which the zeroing allocator wipes).
+    private static func appendSecretLine(
+        _ list: UnsafeMutablePointer<curl_slist>?, name: String, secret: SecretBytes
+    )
+        -> UnsafeMutablePointer<curl_slist>?
+    {
+        let prefix = Array((name + ": ").utf8)
+        return secret.withUnsafeBytes { value -> UnsafeMutablePointer<curl_slist>? in
+            let size = prefix.count + value.count + 1
+            let line = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+            defer {
+                curlshim_secure_zero(line.baseAddress, size)
+                line.deallocate()
+            }
+            line.copyBytes(from: prefix)
+            UnsafeMutableRawBufferPointer(rebasing: line[prefix.count..<(prefix.count + value.count)]).copyMemory(from: value)
+            line[size - 1] = 0
+            return curl_slist_append(list, line.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
     }
 
     private func recycle(_ transfer: CurlTransfer) {
