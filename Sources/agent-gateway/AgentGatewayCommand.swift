@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on; 0 picks a free port and prints {\"url\": …} once listening.") var port = 7420
-    @Option(name: .customLong("session-ttl"), help: "Session token lifetime in seconds.") var sessionTTL = 3600
+    @Option(name: .customLong("session-ttl"), help: "Session token lifetime in seconds.") var sessionTTL = 900
     @Option(name: .customLong("read-rate"), help: "Read tool calls per agent per minute (token bucket, burst = rate).") var readRate = 6000
     @Option(name: .customLong("write-rate"), help: "Write tool calls per agent per minute (token bucket, burst = rate).") var writeRate = 1200
     @Option(name: .customLong("public-origin"), help: "The origin session signatures must name (default: the listen URL).")

@@ -110,7 +110,7 @@ struct PairingAndSessionTests {
         #expect(answer.status == 201)
         #expect(answer.json["token"]?.stringValue?.hasPrefix("ags_") == true)
         #expect(answer.json["sessionId"]?.stringValue?.hasPrefix("ses_") == true)
-        #expect(answer.json["expiresInSeconds"]?.intValue == 3600)
+        #expect(answer.json["expiresInSeconds"]?.intValue == 900)
         let replay = AgentClient.sessionBody(baseURL: gateway.url, deviceID: client.deviceID, key: client.key, nonce: nonce)
         answer = try await HTTP.send("POST", endpoint, json: replay)
         #expect(answer.status == 401 && answer.errorCode == "nonce_reused")

@@ -2,8 +2,9 @@ import NIOCore
 
 /// Settings of one running gateway.
 public struct GatewayConfiguration: Sendable {
-    /// Lifetime of a session token.
-    public var sessionTTLSeconds: Int = 3600
+    /// Lifetime of a session token (15 minutes: a token copied out of a killed sidecar's memory
+    /// works at most this long; the sidecar renews a minute before the end).
+    public var sessionTTLSeconds: Int = 900
     /// Per-agent token bucket for read tool calls (burst = rate).
     public var readsPerMinute: Int = 6000
     /// Per-agent token bucket for write tool calls (burst = rate).
