@@ -76,7 +76,7 @@ final class ScriptedGateway: GatewayTransport {
         case ("POST", "/api/v1/devices/current/revoke"):
             return Self.json(200, ["revoked": true])
         case ("POST", "/mcp"):
-            guard request.headers.value(for: "authorization")?.hasPrefix("Bearer ags_") == true else { return Self.error(401, "token_missing") }
+            guard authorization?.hasPrefix("Bearer ags_") == true else { return Self.error(401, "token_missing") }
             let id = body?["id"] ?? .null
             switch body?["method"]?.stringValue {
             case "initialize":
