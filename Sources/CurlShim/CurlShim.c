@@ -68,9 +68,18 @@ void curlshim_secure_zero(void *pointer, size_t length) {
     while (length--) *bytes++ = 0;
 }
 
+// Blocks up to this size are zeroed whole. Of a larger block (libcurl's 256 KiB receive and
+// upload buffers) only the head is zeroed: a request or response that carries the token (the
+// Authorization line, a session mint's answer) starts at the head of its buffer and is far
+// shorter, while zeroing all of every large buffer would make its untouched pages resident
+// (64 idle handles of 256 KiB each: +16 MiB of RSS, measured).
+#define ZERO_WHOLE_UP_TO 65536
+#define ZERO_HEAD_OF_LARGE 16384
+
 static void zeroing_free(void *pointer) {
     if (pointer == NULL) return;
-    curlshim_secure_zero(pointer, usable_size(pointer));
+    size_t size = usable_size(pointer);
+    curlshim_secure_zero(pointer, size <= ZERO_WHOLE_UP_TO ? size : ZERO_HEAD_OF_LARGE);
     free(pointer);
 }
 
