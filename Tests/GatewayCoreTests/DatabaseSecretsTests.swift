@@ -59,7 +59,7 @@ struct DatabaseSecretsTests {
 
     @Test("a database directory other users can write is refused with what to do")
     func writableDirectoryIsRefused() throws {
-        let directory = temporaryDirectory() + "/shared"
+        let directory = temporaryDirectory() + "/writable-by-all"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory)
         let failure = Self.failureOf(["seed-demo", "--db", directory + "/gateway.sqlite"])

@@ -171,7 +171,7 @@ struct PairedServeTests {
             // Issue 11: a key file replaced by a FIFO blocked `serve` forever in open(2).
             try FileManager.default.removeItem(atPath: kek)
             try #require(mkfifo(kek, 0o600) == 0)
-            expected = "\(kek) is not a regular file; run `agent-sidecar setup` again"
+            expected = "\(kek) is not a regular file; ask the agent's owner for a new pairing code, then run `agent-sidecar setup` and enter it"
         } else if damage == "tampered" {
             let sealed = try #require(world.read("sidecar-home/keys/default.key"))
             var envelope = try JSONValue(parsing: sealed)

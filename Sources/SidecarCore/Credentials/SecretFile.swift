@@ -29,7 +29,7 @@ public enum SecretFile {
             if errno == ENOENT { throw missing }
             if errno == ELOOP {
                 throw CredentialError(
-                    .malformedKeyFile, "\(path) is a symbolic link, not the key file itself; point to the file or run `agent-sidecar setup` again",
+                    .malformedKeyFile, "\(path) is a symbolic link, and key files are read only from the file itself; replace the link with the file",
                     path: path)
             }
             throw FileSystemError(code: errno, operation: "read", path: path)
