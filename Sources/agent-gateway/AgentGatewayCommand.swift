@@ -54,9 +54,16 @@ struct StoreOptions: ParsableArguments {
         return (store, key)
     }
 
+    /// The admin operations. Only `agent pair` hashes; the other commands also work on a database
+    /// whose hash key is kept in a file when `--hash-key-file` is not given (pairing then refuses).
     func admin(creating: Bool = false) async throws -> GatewayAdmin {
-        let (store, key) = try await open(creating: creating)
-        return GatewayAdmin(store: store, hashKey: key)
+        if !creating { try GatewayAdmin.requireExistingDatabase(db) }
+        let store = try SQLiteGatewayStore(path: db)
+        do {
+            return GatewayAdmin(store: store, hashKey: try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile))
+        } catch let error as AdminError where error.code == "hash_key_file_required" {
+            return GatewayAdmin(store: store, hashKey: [])
+        }
     }
 }
 

@@ -98,6 +98,9 @@ struct DatabaseSecretsTests {
         }
         // Without the file the database cannot be used, and says why; a wrong file is told apart.
         #expect(Self.failureOf(["agent", "pair", "--db", server.database, agent]).contains("pass --hash-key-file"))
+        #expect(Self.failureOf(["serve", "--db", server.database, "--port", "0"]).contains("pass --hash-key-file"))
+        // Commands that hash nothing (listings, audit, revoke, block) work without it.
+        #expect(try runGatewayCommand(["agent", "list", "--db", server.database]).contains(agent))
         let wrong = directory + "/wrong.key"
         try Data((String(repeating: "ab", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: wrong))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: wrong)

@@ -138,6 +138,11 @@ public struct GatewayAdmin: Sendable {
 
     /// A fresh one-time pairing code for the agent (`XXXX-XXXX`); only its keyed hash is stored.
     public func createPairingCode(agentID: String, ttlSeconds: Int = 600) async throws -> String {
+        guard hashKey.count == 32 else {
+            throw AdminError(
+                code: "hash_key_file_required",
+                message: "this database keeps its hash key in a file; pass --hash-key-file FILE (the one agent-gateway serve uses)")
+        }
         let random = Sodium.randomBytes(5)
         let value = random.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let raw = CrockfordBase32.encode(value, count: 8)
