@@ -35,7 +35,11 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The SQLite database file. It must exist, except for init, serve and seed-demo, which create it.")
     var db: String
 
-    @Option(name: .long, help: "A file with the 32-byte secret for keyed hashes (raw or 64 hex digits); default: the key stored in the database.")
+    @Option(
+        name: .long,
+        help:
+            "The file with the secret for keyed hashes (64 hex digits), kept out of the database; made, or the database's stored key moved into it, when it does not exist. Without it the key is stored in the database."
+    )
     var hashKeyFile: String?
 
     @Flag(name: .long, help: "Print JSON.")
@@ -50,9 +54,16 @@ struct StoreOptions: ParsableArguments {
         return (store, key)
     }
 
+    /// The admin operations. Only `agent pair` hashes; the other commands also work on a database
+    /// whose hash key is kept in a file when `--hash-key-file` is not given (pairing then refuses).
     func admin(creating: Bool = false) async throws -> GatewayAdmin {
-        let (store, key) = try await open(creating: creating)
-        return GatewayAdmin(store: store, hashKey: key)
+        if !creating { try GatewayAdmin.requireExistingDatabase(db) }
+        let store = try SQLiteGatewayStore(path: db)
+        do {
+            return GatewayAdmin(store: store, hashKey: try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile))
+        } catch let error as AdminError where error.code == "hash_key_file_required" {
+            return GatewayAdmin(store: store, hashKey: [])
+        }
     }
 }
 
@@ -97,12 +108,20 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on; 0 picks a free port and prints {\"url\": …} once listening.") var port = 7420
-    @Option(name: .customLong("session-ttl"), help: "Session token lifetime in seconds.") var sessionTTL = 3600
+    @Option(name: .customLong("session-ttl"), help: "Session token lifetime in seconds.") var sessionTTL = 900
     @Option(name: .customLong("read-rate"), help: "Read tool calls per agent per minute (token bucket, burst = rate).") var readRate = 6000
     @Option(name: .customLong("write-rate"), help: "Write tool calls per agent per minute (token bucket, burst = rate).") var writeRate = 1200
     @Option(name: .customLong("public-origin"), help: "The origin session signatures must name (default: the listen URL).")
     var publicOrigin: String?
     @Option(help: "normal (WAL, synchronous=NORMAL: survives kill -9) or full (also fsync every commit).") var durability = "normal"
+    @Option(name: .customLong("header-timeout"), help: "Seconds a request header may take (from the accept, or from its first byte).")
+    var headerTimeout: Double = 10
+    @Option(name: .customLong("body-timeout"), help: "Seconds a request body may take after its header.") var bodyTimeout: Double = 30
+    @Option(name: .customLong("idle-timeout"), help: "Seconds an idle keep-alive connection stays open.") var idleTimeout: Double = 60
+    @Option(name: .customLong("max-connections"), help: "Open connections in total (default 1024, fitted to the descriptor limit).")
+    var maxConnections: Int?
+    @Option(name: .customLong("max-connections-per-address"), help: "Open connections per client address (IPv6: per /64).")
+    var maxConnectionsPerAddress = 128
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -111,7 +130,26 @@ struct Serve: AsyncParsableCommand {
         guard sessionTTL > 0, readRate > 0, writeRate > 0 else {
             throw ValidationError("--session-ttl, --read-rate and --write-rate must be positive")
         }
+        for (flag, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)]
+        where !(seconds > 0 && seconds <= 3600) {
+            throw ValidationError("\(flag) must be more than 0 and at most 3600 seconds")
+        }
         var configuration = GatewayConfiguration()
+        guard (1...1_000_000).contains(maxConnections ?? configuration.maxConnections),
+            (1...(maxConnections ?? configuration.maxConnections)).contains(maxConnectionsPerAddress)
+        else { throw ValidationError("--max-connections must be 1 to 1000000, and --max-connections-per-address 1 to --max-connections") }
+        let fitted: (connections: Int, note: String?)
+        do {
+            fitted = try DescriptorBudget.fit(maxConnections: maxConnections ?? configuration.maxConnections, explicit: maxConnections != nil)
+        } catch {
+            throw CommandFailure(description: error.message)
+        }
+        if let note = fitted.note { logger.warning("\(note)") }
+        configuration.maxConnections = fitted.connections
+        configuration.maxConnectionsPerAddress = min(maxConnectionsPerAddress, fitted.connections)
+        configuration.headerTimeoutSeconds = headerTimeout
+        configuration.bodyTimeoutSeconds = bodyTimeout
+        configuration.idleTimeoutSeconds = idleTimeout
         configuration.sessionTTLSeconds = sessionTTL
         configuration.readsPerMinute = readRate
         configuration.writesPerMinute = writeRate

@@ -77,7 +77,13 @@ struct BinaryTests {
         let setup = try await HTTP.send("GET", server.url + "/api/v1/agent-session/setup", headers: other.authorization)
         #expect(setup.status == 403 && setup.errorCode == "owner_blocked")
         try server.admin(["owner", "unblock", "alice"])
-        #expect(try await other.call("get_issue", ["issue": "WEB-1"]).1.isToolSuccess)
+        // Blocking ended the session: the token from before the block stays dead after the unblock
+        // (issue 11: unblocking revived it), and the device mints a new one with its key.
+        let (stale, _) = try await other.call("get_issue", ["issue": "WEB-1"])
+        #expect(stale.status == 401 && stale.errorCode == "session_ended", "\(stale.status) \(stale.errorCode ?? "")")
+        var renewed = other
+        try await renewed.newSession()
+        #expect(try await renewed.call("get_issue", ["issue": "WEB-1"]).1.isToolSuccess)
     }
 
     @Test func sessionTTLAndRateFlags() async throws {

@@ -47,27 +47,28 @@ struct PairingAndSessionTests {
         #expect(answer.json["owner"] == ["id": "alice", "name": "Alice"])
     }
 
-    @Test func failedClaimsAreLimitedPerAddress() async throws {
+    @Test func failedClaimsAreSlowedNotLockedOut() async throws {
         let clock = ManualClock()
         let gateway = try await InProcessGateway(clock: clock)
         let (_, code) = try await gateway.newAgent(scopes: [Scope.projectRead])
-        for attempt in 0..<5 {
+        // Text that is not a code is refused without a lookup, and costs no attempt.
+        for _ in 0..<10 {
             let answer = try await HTTP.send(
                 "POST", gateway.url + "/api/v1/pairing/claim",
-                json: ["code": .string(attempt == 0 ? "not a code" : "ZZZZ-ZZZ\(attempt)"), "publicKey": .string(DeviceKey().publicKeyBase64)])
+                json: ["code": "not-a-pairing-code", "publicKey": .string(DeviceKey().publicKeyBase64)])
+            #expect(answer.status == 401 && answer.errorCode == "pairing_code_invalid")
+        }
+        for attempt in 1...5 {
+            let answer = try await HTTP.send(
+                "POST", gateway.url + "/api/v1/pairing/claim",
+                json: ["code": .string("ZZZZ-ZZZ\(attempt)"), "publicKey": .string(DeviceKey().publicKeyBase64)])
             #expect(answer.status == 401)
             #expect(answer.errorCode == "pairing_code_invalid")
         }
-        // The sixth attempt is refused even with the right code.
-        let limited = try await HTTP.send(
+        // The sixth attempt, with the right code, is held a moment and then accepted.
+        let slowed = try await HTTP.send(
             "POST", gateway.url + "/api/v1/pairing/claim", json: ["code": .string(code), "publicKey": .string(DeviceKey().publicKeyBase64)])
-        #expect(limited.status == 429)
-        #expect(limited.errorCode == "pairing_rate_limited")
-        #expect(Int(limited.header("Retry-After") ?? "") ?? 0 >= 1)
-        clock.advance(seconds: 61)
-        let later = try await HTTP.send(
-            "POST", gateway.url + "/api/v1/pairing/claim", json: ["code": .string(code), "publicKey": .string(DeviceKey().publicKeyBase64)])
-        #expect(later.status == 201)
+        #expect(slowed.status == 201)
     }
 
     @Test func sessionChecksSignatureTimestampAndNonce() async throws {
@@ -111,7 +112,7 @@ struct PairingAndSessionTests {
         #expect(answer.status == 201)
         #expect(answer.json["token"]?.stringValue?.hasPrefix("ags_") == true)
         #expect(answer.json["sessionId"]?.stringValue?.hasPrefix("ses_") == true)
-        #expect(answer.json["expiresInSeconds"]?.intValue == 3600)
+        #expect(answer.json["expiresInSeconds"]?.intValue == 900)
         let replay = AgentClient.sessionBody(baseURL: gateway.url, deviceID: client.deviceID, key: client.key, nonce: nonce)
         answer = try await HTTP.send("POST", endpoint, json: replay)
         #expect(answer.status == 401 && answer.errorCode == "nonce_reused")

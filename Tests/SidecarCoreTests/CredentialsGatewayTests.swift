@@ -29,9 +29,11 @@ final class ScriptedGateway: GatewayTransport {
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         let body: JSONValue? = request.body.isEmpty ? nil : try JSONValue(parsing: request.body)
-        seen.withLock {
-            $0.append(Seen(method: request.method, url: request.url, authorization: request.headers.value(for: "authorization"), body: body))
-        }
+        // The token travels in guarded memory (`secret`), never as the header's string value.
+        let field = request.headers.first { $0.name.lowercased() == "authorization" }
+        #expect(field == nil || field?.value == "")
+        let authorization = field?.secret?.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        seen.withLock { $0.append(Seen(method: request.method, url: request.url, authorization: authorization, body: body)) }
         let path = String(request.url.dropFirst(origin.count))
         switch (request.method, path) {
         case ("POST", "/api/v1/pairing/claim"):
@@ -74,7 +76,7 @@ final class ScriptedGateway: GatewayTransport {
         case ("POST", "/api/v1/devices/current/revoke"):
             return Self.json(200, ["revoked": true])
         case ("POST", "/mcp"):
-            guard request.headers.value(for: "authorization")?.hasPrefix("Bearer ags_") == true else { return Self.error(401, "token_missing") }
+            guard authorization?.hasPrefix("Bearer ags_") == true else { return Self.error(401, "token_missing") }
             let id = body?["id"] ?? .null
             switch body?["method"]?.stringValue {
             case "initialize":

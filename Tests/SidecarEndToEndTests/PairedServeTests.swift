@@ -106,6 +106,25 @@ struct PairedServeTests {
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    @Test("after the owner is blocked and unblocked, the running sidecar works again on a new session")
+    func blockedThenUnblockedWhileServing() async throws {
+        let (world, gateway, _) = try await Self.paired()
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize()
+        #expect(try await sidecar.callTool(1, "list_projects")["result"]?["isError"] == false)
+        _ = try await gateway.admin(["owner", "block", "alice"])
+        let blocked = try await sidecar.callTool(2, "list_projects")
+        #expect(blocked["result"]?["isError"] == true)
+        // Blocking ended the session at the gateway, so the old token stays dead after the unblock;
+        // the sidecar mints a new session with its device key and the call goes through.
+        #expect(try await gateway.sql("SELECT count(*) FROM session WHERE endedAt IS NULL") == "0")
+        _ = try await gateway.admin(["owner", "unblock", "alice"])
+        let again = try await sidecar.callTool(3, "list_projects")
+        #expect(again["result"]?["isError"] == false, "\(again)")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     @Test("a sidecar started after the gateway refused the device answers at once with the reason", arguments: ["agent revoke", "owner block"])
     func refusedAtStart(action: String) async throws {
         let (world, gateway, _) = try await Self.paired()
@@ -140,12 +159,20 @@ struct PairedServeTests {
         #expect(try await gateway.sql("SELECT DISTINCT tool FROM auditEvent WHERE outcome = 'refused'") == "api:create_session")
     }
 
-    @Test("a tampered or too open key file is refused; serve keeps answering with the reason", arguments: ["tampered", "0644"])
+    @Test("a tampered, too open or FIFO key file is refused; serve keeps answering with the reason", arguments: ["tampered", "0644", "fifo"])
     func refusesBadKeyFile(damage: String) async throws {
         let (world, _, _) = try await Self.paired()
         let keyFile = world.path("sidecar-home/keys/default.key")
+        let kek = world.path("sidecar-home/keys/default.kek")
+        // A FIFO must be gone before the secret scan reads the directory.
+        defer { if damage == "fifo" { unlink(kek) } }
         let expected: String
-        if damage == "tampered" {
+        if damage == "fifo" {
+            // Issue 11: a key file replaced by a FIFO blocked `serve` forever in open(2).
+            try FileManager.default.removeItem(atPath: kek)
+            try #require(mkfifo(kek, 0o600) == 0)
+            expected = "\(kek) is not a regular file; ask the agent's owner for a new pairing code, then run `agent-sidecar setup` and enter it"
+        } else if damage == "tampered" {
             let sealed = try #require(world.read("sidecar-home/keys/default.key"))
             var envelope = try JSONValue(parsing: sealed)
             let encoded = try #require(envelope["ciphertext"]?.stringValue)

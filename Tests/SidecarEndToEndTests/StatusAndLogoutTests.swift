@@ -19,7 +19,7 @@ struct StatusAndLogoutTests {
         ] {
             #expect(text.stdout.contains(expected), "missing \(expected) in\n\(text.stdout)")
         }
-        #expect(text.stdout.contains("session  ok: minted one valid for 3600 s, until 20"))
+        #expect(text.stdout.contains("session  ok: minted one valid for 900 s, until 20"))
         #expect(text.stdout.contains("Z, and ended it\n"))
 
         let json = try await world.sidecar(["status", "--json"])
@@ -29,7 +29,7 @@ struct StatusAndLogoutTests {
         #expect(report["device"]?["id"]?.stringValue == deviceID)
         #expect(report["agent"]?["name"] == "codex")
         #expect(report["grants"]?[0]?["project"] == "WEB")
-        #expect(report["session"]?["expiresInSeconds"] == 3600)
+        #expect(report["session"]?["expiresInSeconds"] == 900)
         #expect(report["tools"] == 6)
         #expect(try await gateway.sql("SELECT count(*) FROM session WHERE endedAt IS NULL") == "0", "status left a session open")
     }

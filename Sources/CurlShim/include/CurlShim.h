@@ -22,4 +22,12 @@ CURLcode curlshim_easy_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *v
 
 CURLMcode curlshim_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 
+// curl_global_init with an allocator that zeroes every block before it is freed (and the old
+// block when realloc moves one), so request copies holding a session token do not linger in
+// freed heap memory.
+CURLcode curlshim_global_init_zeroing(long flags);
+
+// Zeroes memory in a way the compiler cannot drop.
+void curlshim_secure_zero(void *pointer, size_t length);
+
 #endif

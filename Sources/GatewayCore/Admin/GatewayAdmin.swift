@@ -23,29 +23,11 @@ public struct GatewayAdmin: Sendable {
         self.clock = clock
     }
 
-    /// The keyed-hash secret: from `hashKeyFile` (32 raw bytes or 64 hex digits) if given, else the
-    /// one stored in the database, generated on first use.
+    /// The keyed-hash secret: from `hashKeyFile` (32 raw bytes or 64 hex digits; created, or
+    /// moved out of the database, when the file does not exist yet), else the one stored in the
+    /// database, generated on first use. See ``HashKey``.
     public static func loadHashKey(store: any GatewayStore, hashKeyFile: String?) async throws -> [UInt8] {
-        if let hashKeyFile {
-            guard let bytes = readFile(hashKeyFile) else {
-                throw AdminError(
-                    code: "hash_key_unreadable", message: "cannot read the hash key file \(hashKeyFile); check the path and its permissions")
-            }
-            if bytes.count == 32 { return bytes }
-            let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces().filter { !$0.isNewline }
-            if let decoded = Sodium.unhex(text), decoded.count == 32 { return decoded }
-            throw AdminError(code: "hash_key_invalid", message: "the hash key file must hold 32 raw bytes or 64 hex digits")
-        }
-        let stored = try await store.write { store -> String in
-            if let existing = try store.setting("hash_key") { return existing }
-            let created = Sodium.hex(Sodium.randomBytes(32))
-            try store.setSetting("hash_key", value: created)
-            return created
-        }
-        guard let key = Sodium.unhex(stored), key.count == 32 else {
-            throw AdminError(code: "hash_key_invalid", message: "the database's stored hash key is damaged; restore the database from a backup")
-        }
-        return key
+        try await HashKey.load(store: store, hashKeyFile: hashKeyFile)
     }
 
     /// Creates the demo workspace: owner `alice`, members `bob` and `carol`, projects WEB and OPS.
@@ -156,6 +138,11 @@ public struct GatewayAdmin: Sendable {
 
     /// A fresh one-time pairing code for the agent (`XXXX-XXXX`); only its keyed hash is stored.
     public func createPairingCode(agentID: String, ttlSeconds: Int = 600) async throws -> String {
+        guard hashKey.count == 32 else {
+            throw AdminError(
+                code: "hash_key_file_required",
+                message: "this database keeps its hash key in a file; pass --hash-key-file FILE (the one agent-gateway serve uses)")
+        }
         let random = Sodium.randomBytes(5)
         let value = random.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let raw = CrockfordBase32.encode(value, count: 8)
@@ -185,11 +172,15 @@ public struct GatewayAdmin: Sendable {
     }
 
     /// Blocks (or unblocks) an owner: every agent of a blocked owner fails with `owner_blocked`.
+    /// Blocking also ends the owner's sessions and expires its unused pairing codes, so that
+    /// unblocking revives neither: a token copied before the block stays dead, and the owner's
+    /// devices mint new sessions with their keys.
     public func setOwnerBlocked(id: String, blocked: Bool) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
             guard try store.user(id: id) != nil else { throw AdminError(code: "unknown_owner", message: "unknown owner \(id)") }
             try store.setUserBlocked(id: id, at: blocked ? now : nil)
+            if blocked { try store.endSessions(ownerID: id, at: now) }
         }
     }
 
@@ -210,23 +201,4 @@ public struct GatewayAdmin: Sendable {
             "replayed": .bool(event.replayed), "latencyMicroseconds": .int(Int(event.latencyMicroseconds)),
         ]
     }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-func readFile(_ path: String) -> [UInt8]? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<count])
-    }
-    return bytes
 }

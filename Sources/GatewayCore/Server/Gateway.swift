@@ -8,7 +8,7 @@ public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
     let hashKey: [UInt8]
     let rateLimiter: AgentRateLimiter
-    let pairingLimiter: PairingAttemptLimiter
+    let pairingGuard: PairingGuard
     let inFlight = IdempotencyInFlight()
     /// Refused calls audited per device per minute (`RefusalAudit.swift`).
     let refusalAudit = RefusalAuditLimiter(perMinute: 60)
@@ -23,7 +23,11 @@ public final class Gateway: Sendable {
         self.hashKey = hashKey
         self.configuration = configuration
         self.rateLimiter = AgentRateLimiter(readsPerMinute: configuration.readsPerMinute, writesPerMinute: configuration.writesPerMinute)
-        self.pairingLimiter = PairingAttemptLimiter(limit: configuration.pairingFailuresPerMinute)
+        var pairingPolicy = PairingGuard.Policy()
+        pairingPolicy.perAddress.free = configuration.pairingFailuresPerMinute
+        pairingPolicy.perPrefix.free = configuration.pairingFailuresPerPrefix
+        pairingPolicy.global.free = configuration.pairingFailuresPerMinuteGlobal
+        self.pairingGuard = PairingGuard(policy: pairingPolicy)
         origins.withLockedValue { $0 = configuration.publicOrigins }
     }
 
@@ -48,10 +52,9 @@ public final class Gateway: Sendable {
 
     // MARK: Pairing
 
-    /// `POST /api/v1/pairing/claim`.
+    /// `POST /api/v1/pairing/claim`. A claim takes its place in the pairing guard before the code
+    /// is looked up (see ``PairingGuard``): it may be held a few seconds, or refused with 429.
     public func claimPairingCode(_ body: JSONValue, clientAddress: String) async throws(GatewayError) -> JSONValue {
-        let startedAt = now
-        if let wait = pairingLimiter.retryAfter(address: clientAddress, now: startedAt) { throw .pairingRateLimited(retryAfter: wait) }
         guard let typed = body["code"]?.stringValue else { throw .validationFailed("code is required (the XXXX-XXXX pairing code)") }
         guard let publicKeyText = body["publicKey"]?.stringValue, let publicKey = Sodium.base64Decode(publicKeyText), publicKey.count == 32
         else { throw .validationFailed("publicKey must be the standard base64 of a 32-byte Ed25519 public key") }
@@ -60,10 +63,15 @@ public final class Gateway: Sendable {
             throw .validationFailed("deviceName must have 1 to 100 characters, on one line, without control characters")
         }
 
-        guard let code = PairingCodeFormat.normalize(typed) else {
-            pairingLimiter.recordFailure(address: clientAddress, now: startedAt)
-            throw .pairingCodeInvalid
+        // Text that is not a code at all is refused without a lookup: it tells the sender nothing.
+        guard let code = PairingCodeFormat.normalize(typed) else { throw .pairingCodeInvalid }
+        let (decision, ticket) = pairingGuard.begin(address: clientAddress, prefix: PairingGuard.prefix(of: code), now: now)
+        switch decision {
+        case .refuse(let retryAfter): throw .pairingRateLimited(retryAfter: retryAfter)
+        case .proceed(let delay):
+            if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
         }
+        let startedAt = now
         let codeHash = pairingCodeHash(code)
         let deviceID = "dev_\(ULID())"
         let result: Result<JSONValue, GatewayError>
@@ -90,13 +98,17 @@ public final class Gateway: Sendable {
                 ])
             }
         } catch {
+            if let ticket { pairingGuard.giveBack(ticket) }
             throw Self.asGatewayError(error)
         }
         switch result {
-        case .success(let value): return value
+        case .success(let value):
+            if let ticket { pairingGuard.giveBack(ticket) }
+            return value
         case .failure(let error):
-            if [GatewayError.pairingCodeInvalid, .pairingCodeUsed, .pairingCodeExpired].contains(error) {
-                pairingLimiter.recordFailure(address: clientAddress, now: startedAt)
+            // Only a wrong, used or expired code is a failed guess; a right code refused for another reason is not.
+            if ![GatewayError.pairingCodeInvalid, .pairingCodeUsed, .pairingCodeExpired].contains(error), let ticket {
+                pairingGuard.giveBack(ticket)
             }
             throw error
         }

@@ -1,13 +1,21 @@
+import NIOCore
+
 /// Settings of one running gateway.
 public struct GatewayConfiguration: Sendable {
-    /// Lifetime of a session token.
-    public var sessionTTLSeconds: Int = 3600
+    /// Lifetime of a session token (15 minutes: a token copied out of a killed sidecar's memory
+    /// works at most this long; the sidecar renews a minute before the end).
+    public var sessionTTLSeconds: Int = 900
     /// Per-agent token bucket for read tool calls (burst = rate).
     public var readsPerMinute: Int = 6000
     /// Per-agent token bucket for write tool calls (burst = rate).
     public var writesPerMinute: Int = 1200
-    /// Failed pairing claims allowed per client address per minute before 429.
+    /// Failed pairing claims per client address per minute that are evaluated at once; further
+    /// guesses are slowed by a doubling delay (1 s, 2 s, 4 s, …), and get 429 past a 10 s wait.
     public var pairingFailuresPerMinute: Int = 5
+    /// The same for every claim naming one code prefix (its first four characters), per 10 minutes.
+    public var pairingFailuresPerPrefix: Int = 5
+    /// The same for the whole gateway, per minute.
+    public var pairingFailuresPerMinuteGlobal: Int = 30
     /// How long a pairing code stays valid.
     public var pairingCodeTTLSeconds: Int = 600
     /// How far a session request's timestamp may be from the gateway's clock.
@@ -16,6 +24,19 @@ public struct GatewayConfiguration: Sendable {
     public var idempotencyReplaySeconds: Int = 86_400
     /// Origins a session signature may name; empty means "derive from the listen address".
     public var publicOrigins: [String] = []
+    /// Seconds a connection's request header may take to arrive: from the accept for the first
+    /// request, from its first byte for a later one.
+    public var headerTimeoutSeconds: Double = 10
+    /// Seconds a request body may take to arrive after its header.
+    public var bodyTimeoutSeconds: Double = 30
+    /// Seconds a keep-alive connection may stay idle between requests (also the bound on writing
+    /// a response to a client that does not read it).
+    public var idleTimeoutSeconds: Double = 60
+    /// Open connections in total; at the cap a new connection replaces the longest-idle one, or is
+    /// refused with 503 when none is idle.
+    public var maxConnections: Int = 1024
+    /// Open connections per client address (IPv4 address or IPv6 /64), with the same rule.
+    public var maxConnectionsPerAddress: Int = 128
     public var clock: GatewayClock = .system
 
     public init() {}
@@ -25,4 +46,13 @@ public struct GatewayConfiguration: Sendable {
 public enum MCPVersions {
     public static let supported = ["2025-03-26", "2025-06-18", "2025-11-25"]
     public static let latest = "2025-11-25"
+}
+
+extension GatewayConfiguration {
+    var connectionLimits: ConnectionLimits {
+        func amount(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64((seconds * 1e9).rounded())) }
+        return ConnectionLimits(
+            headerTimeout: amount(headerTimeoutSeconds), bodyTimeout: amount(bodyTimeoutSeconds), idleTimeout: amount(idleTimeoutSeconds),
+            maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
+    }
 }

@@ -3,14 +3,15 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// The request context of the gateway's routes: the standard one plus the client address.
+/// The request context of the gateway's routes: the standard one plus the client address (an
+/// IPv4 address or an IPv6 /64, as the connection and pairing limits count it).
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let clientAddress: String
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        clientAddress = ClientAddress.key(source.channel.remoteAddress)
     }
 }
 
@@ -69,8 +70,9 @@ public struct GatewayHTTPServer: Sendable {
             response.headers[.allow] = "POST, DELETE"
             return response
         }
+        let registry = ConnectionRegistry(limits: gateway.configuration.connectionLimits, logger: logger)
         let app = Application(
-            router: router,
+            router: router, server: GuardedHTTP1Channel.builder(registry: registry),
             configuration: .init(address: .hostname(host, port: port), serverName: "agent-gateway"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger)

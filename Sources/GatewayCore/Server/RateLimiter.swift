@@ -36,28 +36,6 @@ final class AgentRateLimiter: Sendable {
     }
 }
 
-/// Failed pairing claims per client address, in a sliding one-minute window.
-final class PairingAttemptLimiter: Sendable {
-    let limit: Int
-    private let failures = NIOLockedValueBox<[String: [Int64]]>([:])
-
-    init(limit: Int) { self.limit = limit }
-
-    /// `nil` when the address may try, or the seconds until it may.
-    func retryAfter(address: String, now: Int64) -> Int? {
-        failures.withLockedValue { failures in
-            let recent = (failures[address] ?? []).filter { now - $0 < 60_000 }
-            failures[address] = recent
-            guard recent.count >= limit, let oldest = recent.first else { return nil }
-            return max(1, Int((60_000 - (now - oldest) + 999) / 1000))
-        }
-    }
-
-    func recordFailure(address: String, now: Int64) {
-        failures.withLockedValue { $0[address, default: []].append(now) }
-    }
-}
-
 /// Idempotency keys whose first call is still running, with the fingerprint of its arguments.
 final class IdempotencyInFlight: Sendable {
     private let running = NIOLockedValueBox<[String: String]>([:])

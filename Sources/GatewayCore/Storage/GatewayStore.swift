@@ -75,6 +75,9 @@ public protocol StoreWriter: StoreReader {
     func insertSession(_ session: SessionRecord) throws
     func endSession(id: String, at: Int64) throws
     func endSessions(deviceID: String, at: Int64) throws
+    /// Ends every open session of every device of every agent of the owner, and expires the
+    /// owner's unused pairing codes (blocking an owner).
+    func endSessions(ownerID: String, at: Int64) throws
     func insertNonce(deviceID: String, nonce: String, at: Int64) throws
 
     func insertProject(_ project: ProjectRecord) throws

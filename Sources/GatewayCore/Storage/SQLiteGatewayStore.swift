@@ -16,7 +16,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     let pool: DatabasePool
     public let path: String
 
-    /// Opens (creating if needed) the database at `path` and applies every migration.
+    /// Opens (creating if needed) the database at `path` and applies every migration. The file
+    /// and its companions are made owner-only first (see ``DatabaseFiles``).
     public init(path: String, durability: Durability = .normal) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
@@ -26,6 +27,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         self.path = path
+        try DatabaseFiles.prepare(path: path)
         self.pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
     }
@@ -316,6 +318,18 @@ struct SQLiteTransaction: StoreWriter {
     }
     func endSessions(deviceID: String, at: Int64) throws {
         try db.execute(sql: "UPDATE session SET endedAt = ? WHERE deviceID = ? AND endedAt IS NULL", arguments: [at, deviceID])
+    }
+    func endSessions(ownerID: String, at: Int64) throws {
+        try db.execute(
+            sql: """
+                UPDATE session SET endedAt = ? WHERE endedAt IS NULL AND deviceID IN (
+                    SELECT device.id FROM device JOIN agent ON agent.id = device.agentID WHERE agent.ownerID = ?)
+                """, arguments: [at, ownerID])
+        try db.execute(
+            sql: """
+                UPDATE pairingCode SET expiresAt = ? WHERE usedAt IS NULL AND expiresAt > ?
+                    AND agentID IN (SELECT id FROM agent WHERE ownerID = ?)
+                """, arguments: [at, at, ownerID])
     }
     func insertNonce(deviceID: String, nonce: String, at: Int64) throws {
         try db.execute(sql: "INSERT INTO sessionNonce (deviceID, nonce, seenAt) VALUES (?, ?, ?)", arguments: [deviceID, nonce, at])

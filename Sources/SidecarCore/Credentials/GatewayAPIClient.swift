@@ -199,7 +199,7 @@ public struct GatewayAPIClient: Sendable {
     {
         var headers = extraHeaders ?? [HTTPHeader("Accept", "application/json")]
         if body != nil, extraHeaders == nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
-        if let token { headers.append(HTTPHeader("Authorization", "Bearer " + token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })) }
+        if let token { headers.append(HTTPHeader("Authorization", secret: Self.bearer(token))) }
         let request = HTTPRequest(method: method, url: gateway.url(path), headers: headers, body: body?.serialized() ?? [], timeout: timeout)
         let response: HTTPResponse
         do {
@@ -213,6 +213,17 @@ public struct GatewayAPIClient: Sendable {
         }
         guard expecting.contains(response.status) else { throw GatewayErrorMessage.failure(for: response, path: path) }
         return response
+    }
+
+    /// `Bearer <token>`, assembled in guarded memory.
+    static func bearer(_ token: SecretBytes) -> SecretBytes {
+        let prefix = Array("Bearer ".utf8)
+        return token.withUnsafeBytes { value in
+            SecretBytes(count: prefix.count + value.count) { (buffer: UnsafeMutableRawBufferPointer) in
+                buffer.copyBytes(from: prefix)
+                UnsafeMutableRawBufferPointer(rebasing: buffer[prefix.count...]).copyMemory(from: value)
+            }
+        }
     }
 
     private func parse(_ response: HTTPResponse, _ path: String) throws(UpstreamFailure) -> JSONValue {

@@ -24,6 +24,8 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
 
     private struct Session {
         let token: SecretBytes
+        /// `Bearer <token>`, made once per session in guarded memory: requests carry this.
+        let header: SecretBytes
         let id: String
         let renewAt: ContinuousClock.Instant
     }
@@ -52,20 +54,26 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
         self.onRefusal = onRefusal
     }
 
-    /// `Bearer <token>`, minting or renewing the session first when needed.
+    /// `Bearer <token>` as a string (for tests and diagnostics; requests use ``authorizationSecret()``).
     public func authorizationHeader() async throws -> String? {
         let current = try await currentSession()
-        return "Bearer " + current.token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        return current.header.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// On a 401 `token_expired` (or a 401 without a code), drops the token and mints a new one;
-    /// any other rejection (revoked, blocked) is final and is reported by the caller.
+    /// `Bearer <token>` in guarded memory, minting or renewing the session first when needed.
+    public func authorizationSecret() async throws -> SecretBytes? {
+        try await currentSession().header
+    }
+
+    /// On a 401 `token_expired` or `session_ended` (the owner was blocked and unblocked since; the
+    /// gateway ended the session) or a 401 without a code, drops the token and mints a new one; any
+    /// other rejection (revoked, blocked) is final and is reported by the caller.
     public func credentialRejected(status: Int, errorCode: String?) async -> Bool {
         if let errorCode, Self.refusalCodes.contains(errorCode) {
             _ = explain(UpstreamFailure(code: status == 403 ? .forbidden : .unauthorized, message: "", httpStatus: status, gatewayCode: errorCode))
             return false
         }
-        guard status == 401, errorCode == nil || errorCode == "token_expired", !closed else { return false }
+        guard status == 401, errorCode == nil || errorCode == "token_expired" || errorCode == "session_ended", !closed else { return false }
         session = nil
         return (try? await currentSession()) != nil
     }
@@ -104,7 +112,8 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
             let minted = try await api.mintSession(deviceKey: deviceKey, deviceID: deviceID)
             let lifetime = Duration.seconds(minted.expiresInSeconds)
             let margin = min(refreshMargin, lifetime / 3)
-            return Session(token: minted.token, id: minted.sessionID, renewAt: now() + lifetime - margin)
+            return Session(
+                token: minted.token, header: GatewayAPIClient.bearer(minted.token), id: minted.sessionID, renewAt: now() + lifetime - margin)
         }
         minting = task
         defer { minting = nil }

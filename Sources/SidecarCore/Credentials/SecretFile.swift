@@ -21,9 +21,17 @@ public enum SecretFile {
     ///   - missing: The error to throw when the file does not exist.
     public static func read(_ path: String, missing: CredentialError) throws -> SecretBytes {
         try checkDirectory(of: path)
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO (or a device) planted in the file's place must not block
+        // `serve` forever; O_NOFOLLOW: a symbolic link is not the file we checked. Anything but a
+        // regular file is refused below, on the open descriptor.
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY)
         if descriptor < 0 {
             if errno == ENOENT { throw missing }
+            if errno == ELOOP {
+                throw CredentialError(
+                    .malformedKeyFile, "\(path) is a symbolic link, and key files are read only from the file itself; replace the link with the file",
+                    path: path)
+            }
             throw FileSystemError(code: errno, operation: "read", path: path)
         }
         defer { close(descriptor) }

@@ -12,8 +12,10 @@ final class CurlTransferEngine: @unchecked Sendable {
         var cancelled: [ObjectIdentifier] = []
     }
 
+    /// libcurl with an allocator that zeroes every block it frees or moves, so the copies libcurl
+    /// makes of a request (the header list, the request buffer) do not outlive the request in freed heap.
     private static let globalInit: Void = {
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        curlshim_global_init_zeroing(Int(CURL_GLOBAL_DEFAULT))
     }()
 
     private let multi: UnsafeMutableRawPointer
@@ -29,7 +31,11 @@ final class CurlTransferEngine: @unchecked Sendable {
         self.configuration = configuration
         self.multi = curl_multi_init()!
         curlshim_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
-        curlshim_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0)
+        // At most this many connections to one host: more concurrent calls wait in libcurl's queue
+        // (their request timeout counts the wait). An HTTP/1.1 upstream would otherwise get one
+        // connection per concurrent call, and a burst of 1,000 calls would take 1,000 descriptors
+        // here and run into the gateway's per-address connection cap (128 by default).
+        curlshim_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32)
         if let extra = configuration.additionalCertificateAuthorities {
             // CURLOPT_CAINFO_BLOB replaces the bundle, so add the system's own first.
             var bundle = (try? readWholeFile(path: systemCertificateBundlePath)) ?? []
@@ -129,6 +135,10 @@ final class CurlTransferEngine: @unchecked Sendable {
         }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in request.headers {
+            if let secret = header.secret {
+                list = Self.appendSecretLine(list, name: header.name, secret: secret)
+                continue
+            }
             // "Name:" with nothing after it tells curl to drop the header; "Name;" sends it empty.
             let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
             list = line.withCString { curl_slist_append(list, $0) }
@@ -144,6 +154,28 @@ final class CurlTransferEngine: @unchecked Sendable {
         transfer.maximumResponseBytes = configuration.maximumResponseBytes
         active[ObjectIdentifier(transfer)] = transfer
         curl_multi_add_handle(multi, easy)
+    }
+
+    /// Appends `Name: <secret>` to the list. The line is assembled in a plain buffer that is
+    /// zeroed and freed as soon as libcurl has its own copy (which the zeroing allocator wipes).
+    private static func appendSecretLine(
+        _ list: UnsafeMutablePointer<curl_slist>?, name: String, secret: SecretBytes
+    )
+        -> UnsafeMutablePointer<curl_slist>?
+    {
+        let prefix = Array((name + ": ").utf8)
+        return secret.withUnsafeBytes { value -> UnsafeMutablePointer<curl_slist>? in
+            let size = prefix.count + value.count + 1
+            let line = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+            defer {
+                curlshim_secure_zero(line.baseAddress, size)
+                line.deallocate()
+            }
+            line.copyBytes(from: prefix)
+            UnsafeMutableRawBufferPointer(rebasing: line[prefix.count..<(prefix.count + value.count)]).copyMemory(from: value)
+            line[size - 1] = 0
+            return curl_slist_append(list, line.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
     }
 
     private func recycle(_ transfer: CurlTransfer) {

@@ -1,10 +1,34 @@
 /// One HTTP header field.
+///
+/// A secret field (the `Authorization` of a session token) keeps its value in guarded memory
+/// (`secret`) and has an empty `value`: the libcurl client writes the header line straight from
+/// the guarded bytes into libcurl and zeroes its one transient copy, so no Swift string of the
+/// token is made per request (see docs/security.md, "Where the token passes through ordinary memory").
 public struct HTTPHeader: Sendable, Hashable {
     public var name: String
     public var value: String
+    public var secret: SecretBytes?
     public init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
+        self.secret = nil
+    }
+
+    /// A field whose value stays in guarded memory.
+    public init(_ name: String, secret: SecretBytes) {
+        self.name = name
+        self.value = ""
+        self.secret = secret
+    }
+
+    public static func == (lhs: HTTPHeader, rhs: HTTPHeader) -> Bool {
+        lhs.name == rhs.name && lhs.value == rhs.value && lhs.secret.map(ObjectIdentifier.init) == rhs.secret.map(ObjectIdentifier.init)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(value)
+        hasher.combine(secret.map(ObjectIdentifier.init))
     }
 }
 

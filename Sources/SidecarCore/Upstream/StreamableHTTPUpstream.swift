@@ -441,9 +441,9 @@ public final class StreamableHTTPUpstream: Sendable {
     }
 
     /// The `Authorization` value from the credential source, its failure said as an UpstreamFailure.
-    func authorization() async throws(UpstreamFailure) -> String? {
+    func authorization() async throws(UpstreamFailure) -> SecretBytes? {
         do {
-            return try await credentials.authorizationHeader()
+            return try await credentials.authorizationSecret()
         } catch let failure as UpstreamFailure {
             throw failure
         } catch {
@@ -455,7 +455,7 @@ public final class StreamableHTTPUpstream: Sendable {
     func baseHeaders(era: UpstreamEra?, method: String?, toolName: String?) async throws(UpstreamFailure) -> [HTTPHeader] {
         var headers = settings.extraHeaders
         if let authorization = try await authorization() {
-            headers.append(HTTPHeader("Authorization", authorization))
+            headers.append(HTTPHeader("Authorization", secret: authorization))
         }
         switch era {
         case .legacy(let version, let sessionID):

@@ -216,20 +216,36 @@ func runGatewayCommandResult(_ arguments: [String]) throws -> (status: Int32, st
     return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
 }
 
-/// Runs an admin command of the binary and returns its stdout.
+/// Runs an admin command of the binary and returns its stdout. `shell` runs it behind a shell
+/// command such as `umask 022`.
 @discardableResult
-func runGatewayCommand(_ arguments: [String]) throws -> String {
+func runGatewayCommand(_ arguments: [String], shell: String? = nil) throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-    process.arguments = arguments
+    if let shell {
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+        process.arguments = arguments
+    }
     let output = Pipe()
     let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
     try process.run()
+    // Bounded: a command that hangs (as one opening a FIFO did) is killed after a minute.
+    let pid = process.processIdentifier
+    let timedOut = LineBox()
+    DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+        if kill(pid, 0) == 0, process.isRunning {
+            timedOut.set("yes")
+            kill(pid, SIGKILL)
+        }
+    }
     let data = output.fileHandleForReading.readDataToEndOfFile()
     let errorData = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    if timedOut.get() != nil { throw TestFailure("agent-gateway \(arguments.first ?? "") did not finish within 60 s") }
     guard process.terminationStatus == 0 else {
         throw TestFailure("agent-gateway \(arguments.first ?? "") failed: \(String(decoding: errorData, as: UTF8.self))")
     }
@@ -243,12 +259,24 @@ final class GatewayProcess: @unchecked Sendable {
     let process = Process()
     let url: String
 
-    init(extraArguments: [String] = [], database: String? = nil, seed: Bool = true) throws {
+    /// `descriptorLimit` runs the server under `ulimit -n` (soft and hard), as a small host would;
+    /// `shell` behind another shell command (`umask 022`).
+    init(
+        extraArguments: [String] = [], database: String? = nil, seed: Bool = true, descriptorLimit: Int? = nil, shell: String? = nil
+    ) throws {
         directory = temporaryDirectory()
         self.database = database ?? directory + "/gateway.sqlite"
-        if seed { try runGatewayCommand(["seed-demo", "--db", self.database]) }
-        process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-        process.arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
+        let options = extraArguments.firstIndex(of: "--hash-key-file").map { Array(extraArguments[$0...($0 + 1)]) } ?? []
+        if seed { try runGatewayCommand(["seed-demo", "--db", self.database] + options, shell: shell) }
+        let arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
+        let prefix = [descriptorLimit.map { "ulimit -n \($0)" }, shell].compactMap { $0 }
+        if !prefix.isEmpty {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", prefix.joined(separator: " && ") + " && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+            process.arguments = arguments
+        }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -262,6 +290,8 @@ final class GatewayProcess: @unchecked Sendable {
         }
         self.url = url
     }
+
+    var port: Int { Int(url.split(separator: ":").last!)! }
 
     static func readLine(_ handle: FileHandle, timeoutSeconds: Double) throws -> String {
         let box = LineBox()
