@@ -17,8 +17,9 @@ public struct Principal: Sendable {
     public func holdsAnywhere(_ scope: String) -> Bool { grants.contains { $0.scopes.contains(scope) } }
 }
 
-/// What a tool returns: the structured result, its text rendering, the JSON pointers of
-/// untrusted text inside it, and the ids it touched (for the audit).
+/// What a tool returns: the structured result, its text rendering (untrusted text already marked
+/// there), the JSON pointers of untrusted text inside the structured result (marked when the result
+/// is built, see `Gateway.successResult`), and the ids it touched (for the audit).
 public struct ToolOutput: Sendable {
     public var structured: JSONValue
     public var text: String
@@ -117,13 +118,14 @@ struct TrackerTools {
         for project in try store.projects() {
             guard let scopes = principal.scopes(on: project.key), scopes.contains(Scope.projectRead) else { continue }
             let ordered = Scope.all.filter { scopes.contains($0) }
-            untrusted.append("/projects/\(items.count)/description")
+            untrusted += ["/projects/\(items.count)/name", "/projects/\(items.count)/description"]
             items.append([
                 "key": .string(project.key), "name": .string(project.name), "description": .string(UntrustedText.sanitize(project.description)),
                 "scopes": .array(ordered.map { .string($0) }),
             ])
             lines.append(
-                "\(project.key) — \(project.name): \(UntrustedText.marked(project.description))\n  scopes: \(ordered.joined(separator: ", "))")
+                "\(project.key) — \(UntrustedText.marked(project.name)): \(UntrustedText.marked(project.description))\n  scopes: \(ordered.joined(separator: ", "))"
+            )
         }
         let text = lines.isEmpty ? "No projects are granted to this agent." : "Granted projects:\n" + lines.joined(separator: "\n")
         return ToolOutput(structured: ["projects": .array(items)], text: text, untrustedPointers: untrusted, targetIDs: [], project: nil)
@@ -144,16 +146,20 @@ struct TrackerTools {
             "blockNames": .array(IssueVocabulary.blockNames.map { .string($0) }),
         ]
         let text = """
-            Project \(project.key) — \(project.name)
+            Project \(project.key) — \(UntrustedText.marked(project.name))
             Description: \(UntrustedText.marked(project.description))
-            States: \(context.orderedStates.map(\.name).joined(separator: ", "))
-            Labels: \(context.orderedLabels.map(\.name).joined(separator: ", "))
-            Members: \(members.map { "\($0.id) (\($0.name))" }.joined(separator: ", "))
+            States: \(context.orderedStates.map { UntrustedText.marked($0.name) }.joined(separator: ", "))
+            Labels: \(context.orderedLabels.map { UntrustedText.marked($0.name) }.joined(separator: ", "))
+            Members: \(members.map { "\($0.id) (\(UntrustedText.marked($0.name)))" }.joined(separator: ", "))
             Priorities: \(IssueVocabulary.priorities.joined(separator: ", "))
             Block names: \(IssueVocabulary.blockNames.joined(separator: ", "))
             """
+        let names =
+            context.orderedStates.indices.map { "/states/\($0)/name" } + context.orderedLabels.indices.map { "/labels/\($0)/name" }
+            + members.indices.map { "/members/\($0)/name" }
         return ToolOutput(
-            structured: structured, text: text, untrustedPointers: ["/project/description"], targetIDs: [project.id], project: project.key)
+            structured: structured, text: text, untrustedPointers: ["/project/name", "/project/description"] + names, targetIDs: [project.id],
+            project: project.key)
     }
 
     func searchIssues(_ store: any StoreReader) throws -> ToolOutput {
@@ -311,7 +317,7 @@ struct TrackerTools {
 
     func addProjectMember(_ store: any StoreWriter) throws -> ToolOutput {
         let project = try grantedProject(string("project") ?? "", in: store)
-        let wanted = string("member") ?? ""
+        let wanted = UntrustedText.unwrapped(string("member") ?? "")
         let users = try store.users()
         guard let user = users.first(where: { $0.id == wanted }) ?? users.first(where: { $0.name.lowercased() == wanted.lowercased() }) else {
             throw GatewayError.validationFailed(
@@ -329,8 +335,9 @@ struct TrackerTools {
                 "project": .string(project.key), "member": ["id": .string(user.id), "name": .string(user.name)], "alreadyMember": .bool(already),
             ],
             text: already
-                ? "\(user.id) (\(user.name)) was already a member of \(project.key)." : "Added \(user.id) (\(user.name)) to \(project.key).",
-            untrustedPointers: [], targetIDs: [project.id, user.id], project: project.key)
+                ? "\(user.id) (\(UntrustedText.marked(user.name))) was already a member of \(project.key)."
+                : "Added \(user.id) (\(UntrustedText.marked(user.name))) to \(project.key).",
+            untrustedPointers: ["/member/name"], targetIDs: [project.id, user.id], project: project.key)
     }
 
     func workSessionOutput(_ id: String, project: ProjectRecord, store: any StoreReader, verb: String) throws -> ToolOutput {
@@ -458,18 +465,21 @@ struct ProjectView {
         return state
     }
 
-    func resolveState(_ name: String) throws -> StateRecord {
+    func resolveState(_ marked: String) throws -> StateRecord {
+        let name = UntrustedText.unwrapped(marked)
         if let state = orderedStates.first(where: { $0.id == name || $0.name.lowercased() == name.lowercased() }) { return state }
         throw GatewayError.validationFailed(
-            "unknown state \"\(name)\" in \(project.key); valid states: \(orderedStates.map(\.name).joined(separator: ", "))")
+            "unknown state \"\(name)\" in \(project.key); valid states: \(orderedStates.map { UntrustedText.marked($0.name) }.joined(separator: ", "))"
+        )
     }
 
     func resolveLabels(_ names: [String]) throws -> [String] {
         var ids: [String] = []
-        for name in names {
+        for name in names.map(UntrustedText.unwrapped) {
             guard let label = orderedLabels.first(where: { $0.id == name || $0.name.lowercased() == name.lowercased() }) else {
                 throw GatewayError.validationFailed(
-                    "unknown label \"\(name)\" in \(project.key); valid labels: \(orderedLabels.map(\.name).joined(separator: ", "))")
+                    "unknown label \"\(name)\" in \(project.key); valid labels: \(orderedLabels.map { UntrustedText.marked($0.name) }.joined(separator: ", "))"
+                )
             }
             if !ids.contains(label.id) { ids.append(label.id) }
         }
@@ -479,7 +489,7 @@ struct ProjectView {
     func resolveMembers(_ names: [String], store: any StoreReader) throws -> [String] {
         let members = try store.members(projectID: project.id)
         var ids: [String] = []
-        for name in names {
+        for name in names.map(UntrustedText.unwrapped) {
             guard let member = members.first(where: { $0.id == name }) ?? members.first(where: { $0.name.lowercased() == name.lowercased() }) else {
                 throw GatewayError.validationFailed(
                     "unknown member \"\(name)\" in \(project.key); valid members: \(members.map(\.id).joined(separator: ", "))")
@@ -505,6 +515,9 @@ struct ProjectView {
         object["state"] = reference(id: issue.stateID, name: states[issue.stateID]?.name)
         object["labels"] = .array(issue.labelIDs.map { reference(id: $0, name: labels[$0]?.name) })
         object["assignees"] = .array(issue.assigneeIDs.map { reference(id: $0, name: users[$0]?.name) })
+        untrusted.append("\(pointer)/state/name")
+        untrusted += issue.labelIDs.indices.map { "\(pointer)/labels/\($0)/name" }
+        untrusted += issue.assigneeIDs.indices.map { "\(pointer)/assignees/\($0)/name" }
         if includeBody {
             object["blocks"] = .array(
                 issue.blocks.enumerated().map { index, block in
@@ -528,19 +541,19 @@ struct ProjectView {
     }
 
     func authorName(_ comment: CommentRecord) -> String {
-        let owner = users[comment.authorUserID]?.name ?? comment.authorUserID
+        let owner = users[comment.authorUserID].map { UntrustedText.marked($0.name) } ?? comment.authorUserID
         return comment.authorAgentID.map { "agent \($0) for \(owner)" } ?? owner
     }
 
     func summaryLine(_ issue: IssueRecord) -> String {
-        let state = states[issue.stateID]?.name ?? issue.stateID
+        let state = states[issue.stateID].map { UntrustedText.marked($0.name) } ?? issue.stateID
         return "\(key(issue)) [\(state)] \(issue.priority): \(UntrustedText.marked(issue.title))"
     }
 
     func detailText(_ issue: IssueRecord) -> String {
         var lines = [summaryLine(issue)]
-        let labelNames = issue.labelIDs.map { labels[$0]?.name ?? $0 }
-        let assignees = issue.assigneeIDs.map { users[$0].map { "\($0.id) (\($0.name))" } ?? $0 }
+        let labelNames = issue.labelIDs.map { labels[$0].map { UntrustedText.marked($0.name) } ?? $0 }
+        let assignees = issue.assigneeIDs.map { users[$0].map { "\($0.id) (\(UntrustedText.marked($0.name)))" } ?? $0 }
         lines.append(
             "Labels: \(labelNames.isEmpty ? "none" : labelNames.joined(separator: ", ")) · Assignees: \(assignees.isEmpty ? "none" : assignees.joined(separator: ", "))"
         )
