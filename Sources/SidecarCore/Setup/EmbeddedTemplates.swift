@@ -49,9 +49,13 @@ public enum EmbeddedTemplates {
         # No secret here: the sidecar signs in to the gateway with its own encrypted device key.
         command = {{command}}
         args = {{args}}
+        # Passed on by name from Codex's own environment (proxy, CA bundle); their values are not written here.
+        env_vars = {{env_vars}}
         startup_timeout_sec = 20
         tool_timeout_sec = 120
-        {{env_table}}
+        # `agent-sidecar setup --approve {{approve}}`: {{approval_summary}}.
+        default_tools_approval_mode = {{default_tools_approval_mode}}
+        {{env_table}}{{tool_tables}}
 
         """#
 
