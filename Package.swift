@@ -41,7 +41,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "agent-sidecar",
-            dependencies: ["SidecarCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AgentWire", "SidecarCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
 
@@ -58,7 +58,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "agent-gateway",
-            dependencies: ["GatewayCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AgentWire", "GatewayCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
 
@@ -73,7 +73,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // The stdin fuzz harness: libFuzzer's entry point when built by scripts/fuzz with -sanitize=fuzzer
+        // The stdin fuzz harness: libFuzzer's entry point when built by Fuzz/fuzz with -sanitize=fuzzer
         // (-D LIBFUZZER), otherwise a corpus replayer and seeded generator. Not a product.
         .executableTarget(
             name: "sidecar-fuzz",

@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // A minimal MCP server on the MCP swift-sdk's StdioTransport, built only to measure that transport
-// beside agent-sidecar's own (scripts/compare-stdio-transports.py). Not part of the product or CI.
+// beside agent-sidecar's own (Benchmarks/compare-stdio-transports.py). Not part of the product or CI.
 import PackageDescription
 
 let package = Package(

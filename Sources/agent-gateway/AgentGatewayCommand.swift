@@ -15,12 +15,24 @@ struct AgentGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-gateway",
         abstract: "The reference Agent Gateway: scoped, audited access for local agents to an embedded task tracker.",
-        subcommands: [Serve.self, SeedDemo.self, Agent.self, Owner.self, Audit.self])
+        subcommands: [Serve.self, Initialize.self, SeedDemo.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self])
+
+    /// A mistyped subcommand gets a suggestion instead of ArgumentParser's bare "unexpected argument".
+    static func main() async {
+        if let typed = CommandLine.arguments.dropFirst().first, !typed.hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName } + ["help"]
+            if !names.contains(typed) {
+                FileHandleOutput.standardError("Error: \(CommandSuggestion.unknownCommandMessage(typed, among: names, program: "agent-gateway"))\n")
+                Glibc.exit(2)
+            }
+        }
+        await main(nil)
+    }
 }
 
 /// Options every command shares.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The SQLite database file (created if missing).")
+    @Option(name: .long, help: "The SQLite database file. It must exist, except for init, serve and seed-demo, which create it.")
     var db: String
 
     @Option(name: .long, help: "A file with the 32-byte secret for keyed hashes (raw or 64 hex digits); default: the key stored in the database.")
@@ -29,15 +41,32 @@ struct StoreOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    func open(durability: Durability = .normal) async throws -> (SQLiteGatewayStore, [UInt8]) {
+    /// Opens the database. Only `creating` commands (init, serve, seed-demo) may make a new file:
+    /// for every other command a missing file is a typo, refused with its name.
+    func open(durability: Durability = .normal, creating: Bool = false) async throws -> (SQLiteGatewayStore, [UInt8]) {
+        if !creating { try GatewayAdmin.requireExistingDatabase(db) }
         let store = try SQLiteGatewayStore(path: db, durability: durability)
         let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile)
         return (store, key)
     }
 
-    func admin() async throws -> GatewayAdmin {
-        let (store, key) = try await open()
+    func admin(creating: Bool = false) async throws -> GatewayAdmin {
+        let (store, key) = try await open(creating: creating)
         return GatewayAdmin(store: store, hashKey: key)
+    }
+}
+
+/// Writes to stderr without buffering.
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            if written < 0, errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
     }
 }
 
@@ -93,7 +122,7 @@ struct Serve: AsyncParsableCommand {
             configuration.publicOrigins = [origin]
         }
         let (sqlite, key): (SQLiteGatewayStore, [UInt8])
-        do { (sqlite, key) = try await store.open(durability: durability) } catch { throw fail(error) }
+        do { (sqlite, key) = try await store.open(durability: durability, creating: true) } catch { throw fail(error) }
         let gateway = Gateway(store: sqlite, hashKey: key, configuration: configuration)
         let server = GatewayHTTPServer(gateway: gateway)
         let host = self.host
@@ -115,109 +144,8 @@ struct SeedDemo: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let result = try await store.admin().seedDemo()
+            let result = try await store.admin(creating: true).seedDemo()
             printLine(store.json ? result.jsonText : (result["seeded"]?.boolValue == true ? "seeded WEB and OPS" : "already seeded"))
-        } catch { throw fail(error) }
-    }
-}
-
-struct Agent: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create, pair and revoke agents.", subcommands: [Create.self, Pair.self, Revoke.self])
-
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an agent with grants; prints its id.")
-        @OptionGroup var store: StoreOptions
-        @Option(help: "The owner's id, e.g. alice.") var owner: String
-        @Option(help: "The agent's name.") var name: String
-        @Option(name: .customLong("project"), parsing: .upToNextOption, help: "Project keys to grant.") var projects: [String]
-        @Option(name: .customLong("scope"), parsing: .upToNextOption, help: "Scopes to grant on each project.") var scopes: [String]
-
-        func run() async throws {
-            do {
-                let id = try await store.admin().createAgent(ownerID: owner, name: name, projects: projects, scopes: scopes)
-                printLine(store.json ? JSONValue.object(["id": .string(id)]).jsonText : id)
-            } catch { throw fail(error) }
-        }
-    }
-
-    struct Pair: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a fresh one-time pairing code (valid 10 minutes).")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The agent id.") var agentID: String
-
-        func run() async throws {
-            do {
-                let code = try await store.admin().createPairingCode(agentID: agentID)
-                printLine(store.json ? JSONValue.object(["code": .string(code)]).jsonText : code)
-            } catch { throw fail(error) }
-        }
-    }
-
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke an agent: its next call fails.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The agent id.") var agentID: String
-
-        func run() async throws {
-            do {
-                try await store.admin().revokeAgent(id: agentID)
-                printLine(store.json ? JSONValue.object(["revoked": true, "id": .string(agentID)]).jsonText : "revoked \(agentID)")
-            } catch { throw fail(error) }
-        }
-    }
-}
-
-struct Owner: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Block or unblock owners.", subcommands: [Block.self, Unblock.self])
-
-    struct Block: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Block an owner: every agent of the owner fails on its next call.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The owner id.") var ownerID: String
-
-        func run() async throws {
-            do {
-                try await store.admin().setOwnerBlocked(id: ownerID, blocked: true)
-                printLine(store.json ? JSONValue.object(["blocked": true, "id": .string(ownerID)]).jsonText : "blocked \(ownerID)")
-            } catch { throw fail(error) }
-        }
-    }
-
-    struct Unblock: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Unblock an owner.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The owner id.") var ownerID: String
-
-        func run() async throws {
-            do {
-                try await store.admin().setOwnerBlocked(id: ownerID, blocked: false)
-                printLine(store.json ? JSONValue.object(["blocked": false, "id": .string(ownerID)]).jsonText : "unblocked \(ownerID)")
-            } catch { throw fail(error) }
-        }
-    }
-}
-
-struct Audit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print audit events, oldest first.")
-    @OptionGroup var store: StoreOptions
-    @Option(help: "Only this agent's events.") var agent: String?
-
-    func run() async throws {
-        do {
-            let events = try await store.admin().auditEvents(agentID: agent)
-            if store.json {
-                printLine(JSONValue.object(["events": .array(events.map(GatewayAdmin.json))]).jsonText)
-            } else {
-                var lines: [String] = []
-                for event in events {
-                    let at = Timestamp.rfc3339(milliseconds: event.at, fractional: true)
-                    let outcome = event.errorCode.map { "\(event.outcome) \($0)" } ?? event.outcome
-                    lines.append(
-                        "\(at) \(event.id) \(event.agentID ?? "-") \(event.tool) \(event.project ?? "-") \(outcome)\(event.replayed ? " replayed" : "") \(event.latencyMicroseconds)µs"
-                    )
-                }
-                if !lines.isEmpty { printLine(lines.joined(separator: "\n")) }
-            }
         } catch { throw fail(error) }
     }
 }

@@ -1,3 +1,4 @@
+import AgentWire
 import ArgumentParser
 import Logging
 import SidecarCore
@@ -22,6 +23,13 @@ struct AgentSidecar: AsyncParsableCommand {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "serve", let serve = try? Serve.parse(Array(arguments.dropFirst())) {
             do { try await serve.run() } catch { exit(withError: error) }
+        }
+        if let typed = arguments.first, !typed.hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName } + ["help"]
+            if !names.contains(typed) {
+                printError(CommandSuggestion.unknownCommandMessage(typed, among: names, program: "agent-sidecar"))
+                Glibc.exit(2)
+            }
         }
         await main(nil)
     }

@@ -7,7 +7,7 @@ struct Logout: AsyncParsableCommand {
         commandName: "logout",
         abstract: "Revoke this device at the gateway and delete its key and profile.",
         discussion: """
-            The local key is deleted even when the gateway cannot be reached; the command then says so and exits 1, and the agent's owner should revoke the device at the gateway.
+            When the gateway cannot be reached, nothing is deleted (the key is what revokes the device) and the command exits 1: run it again later, or add --force to delete the local key anyway, after which the agent's owner must revoke the device at the gateway.
             """
     )
 
@@ -19,6 +19,9 @@ struct Logout: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Do not contact the gateway; only delete local state.")
     var noRevoke = false
+
+    @Flag(name: .long, help: "Delete local state even when the gateway cannot be reached to revoke the device.")
+    var force = false
 
     @Option(name: .long, help: "Where the key-encryption key is (default: where setup put it).")
     var keyFile: String?
@@ -33,7 +36,7 @@ struct Logout: AsyncParsableCommand {
         let setup = SidecarSetup(paths: paths, environment: environment, transport: CurlHTTPClient())
         let outcome: LogoutOutcome
         do {
-            outcome = try await setup.logout(profile: profile, revoke: !noRevoke, purgeConfig: purgeConfig, keyFile: keyFile)
+            outcome = try await setup.logout(profile: profile, revoke: !noRevoke, purgeConfig: purgeConfig, keyFile: keyFile, force: force)
         } catch {
             printError("\(error)")
             throw ExitCode(2)

@@ -89,9 +89,26 @@ struct Setup: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let setup = SidecarSetup(paths: paths, environment: environment, transport: CurlHTTPClient())
-        let outcome: SetupOutcome
+        var outcome: SetupOutcome
         do {
             outcome = try await setup.run(request)
+        } catch  where request.pairingCode == nil && SidecarSetup.needsNewPairing(error) {
+            // A refresh found the pairing dead (key lost or broken, device or agent revoked): only a
+            // new code mends that, so ask for one here rather than send the user in a circle.
+            printError("\(error)")
+            guard TerminalPrompt.standardInputIsTerminal,
+                let typed = TerminalPrompt.readHiddenLine(prompt: "New pairing code from the agent's owner: "), !typed.isEmpty
+            else {
+                printError("pair again with the new code: pass --code CODE or set AGENT_SIDECAR_PAIRING_CODE (stdin is not a terminal to ask on)")
+                throw ExitCode(1)
+            }
+            request.pairingCode = typed
+            do {
+                outcome = try await setup.run(request)
+            } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
         } catch {
             printError("\(error)")
             throw ExitCode(1)

@@ -7,7 +7,7 @@ struct Status: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show a paired profile and check that the gateway would give this device a session now.",
         discussion: """
-            Mints a session, reads the agent's grants and tools, and ends the session again. Exits 0 when a session can be had, 1 when the gateway refuses (revoked, blocked) or cannot be reached, or the device key cannot be used, and 2 when there is no such profile.
+            Mints a session, reads the agent's grants and tools, and ends the session again. Exits 0 when a session can be had, 1 when the gateway refuses (revoked, blocked) or cannot be reached, or the device key cannot be used (the report says which; stderr says why, once), and 2 when there is no such profile.
             """
     )
 

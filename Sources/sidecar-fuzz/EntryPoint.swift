@@ -39,7 +39,7 @@ enum SidecarFuzzDriver {
     }
 }
 
-/// libFuzzer's entry: built with `-sanitize=fuzzer` (see scripts/fuzz); a broken invariant aborts,
+/// libFuzzer's entry: built with `-sanitize=fuzzer` (see Fuzz/fuzz); a broken invariant aborts,
 /// which libFuzzer records as a crash with the input that caused it.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -54,7 +54,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 #else
 
 /// `sidecar-fuzz`: the stdin fuzz harness without libFuzzer (a plain debug build): replays a corpus,
-/// runs the seeded generator, or writes hostile input for other tests. `scripts/fuzz` drives it.
+/// runs the seeded generator, or writes hostile input for other tests. `Fuzz/fuzz` drives it.
 @main
 enum SidecarFuzz {
     static let usage = """

@@ -71,7 +71,8 @@ struct PairingAndSessionTests {
     }
 
     @Test func sessionChecksSignatureTimestampAndNonce() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+        let clock = ManualClock()
+        let gateway = try await InProcessGateway(clock: clock)
         let (_, code) = try await gateway.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code, initialize: false)
         let endpoint = gateway.url + "/api/v1/sessions"
@@ -94,8 +95,9 @@ struct PairingAndSessionTests {
         answer = try await HTTP.send("POST", endpoint, json: viaLocalhost)
         #expect(answer.status == 201)
 
-        // Six minutes off, either way.
-        let now = Int64(Date().timeIntervalSince1970)
+        // Six minutes off, either way: off the gateway's clock, not the wall clock (on a loaded
+        // machine a minute can pass between the two, which brought -360 s inside the window).
+        let now = clock.nowSeconds
         for skew in [-360, 360] as [Int64] {
             let stale = AgentClient.sessionBody(baseURL: gateway.url, deviceID: client.deviceID, key: client.key, timestamp: now + skew)
             answer = try await HTTP.send("POST", endpoint, json: stale)

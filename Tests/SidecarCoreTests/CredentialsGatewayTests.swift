@@ -73,10 +73,42 @@ final class ScriptedGateway: GatewayTransport {
                 ])
         case ("POST", "/api/v1/devices/current/revoke"):
             return Self.json(200, ["revoked": true])
+        case ("POST", "/mcp"):
+            guard request.headers.value(for: "authorization")?.hasPrefix("Bearer ags_") == true else { return Self.error(401, "token_missing") }
+            let id = body?["id"] ?? .null
+            switch body?["method"]?.stringValue {
+            case "initialize":
+                var response = Self.json(
+                    200,
+                    [
+                        "jsonrpc": "2.0", "id": id,
+                        "result": [
+                            "protocolVersion": "2025-11-25", "capabilities": ["tools": ["listChanged": false]],
+                            "serverInfo": ["name": "scripted-gateway", "version": "1"], "instructions": "Scripted gateway instructions.",
+                        ],
+                    ])
+                response.headers.append(HTTPHeader("Mcp-Session-Id", "mcp-session-1"))
+                return response
+            case "tools/list":
+                guard request.headers.value(for: "mcp-session-id") == "mcp-session-1" else { return Self.error(400, "no_session") }
+                return Self.json(200, ["jsonrpc": "2.0", "id": id, "result": ["tools": .array(Self.tools)]])
+            default:
+                return Self.json(200, ["jsonrpc": "2.0", "id": id, "error": ["code": -32601, "message": "not scripted"]])
+            }
+        case ("DELETE", "/mcp"):
+            return HTTPResponse(status: 204, headers: [], body: [])
         default:
             return Self.error(404, "not_found")
         }
     }
+
+    /// The catalog `/mcp` lists.
+    static let tools: [JSONValue] = [
+        [
+            "name": "search_issues", "description": "Search issues", "inputSchema": ["type": "object", "properties": [:]],
+            "annotations": ["readOnlyHint": true],
+        ]
+    ]
 
     static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
         HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")], body: value.serialized())
@@ -139,7 +171,7 @@ final class ScriptedGateway: GatewayTransport {
                 #expect(error.gatewayCode == expected)
                 #expect(!error.message.contains("\n"))
                 if expected == "pairing_rate_limited" { #expect(error.retryAfterSeconds == 30 && error.message.contains("30 s")) }
-                if expected == "device_revoked" { #expect(error.message.contains("run `agent-sidecar setup` again")) }
+                if expected == "device_revoked" { #expect(error.message.contains("run `agent-sidecar setup` and enter it")) }
             }
         }
     }

@@ -73,7 +73,7 @@ import Testing
         do {
             _ = try fixture.store.loadDeviceKey(for: Self.profile(key))
         } catch let error as CredentialError {
-            #expect(error.message.contains("tampered or corrupted; run `agent-sidecar setup` again"))
+            #expect(error.message.contains("tampered or corrupted; ask the agent's owner for a new pairing code"))
         }
 
         try AtomicFile.write(Array(original.prefix(40)), to: keyFile, permissions: .ownerOnly)
@@ -122,7 +122,7 @@ import Testing
             Issue.record("loaded a 0644 key file")
         } catch let error as CredentialError {
             #expect(error.code == .permissionsTooOpen)
-            #expect(error.message == "permissions 0644 for \(keyFile) are too open; run `chmod 600 \(keyFile)` or `agent-sidecar setup` again")
+            #expect(error.message == "permissions 0644 for \(keyFile) are too open; run `chmod 600 \(keyFile)`")
         }
         chmod(keyFile, 0o600)
         chmod(fixture.paths.defaultKeyEncryptionKeyFile("default"), 0o640)

@@ -185,6 +185,24 @@ import Testing
         #expect(shown.output.contains("default_tools_approval_mode: \(approval.codexDefaultMode)"), "\(shown.output)")
     }
 
+    @Test(
+        "a config.toml that is not TOML is refused by line number, never merged into",
+        arguments: [
+            "model = \"o3\"\nthis line is not toml\n", "[mcp_servers.docs\ncommand = \"x\"\n", "= \"no key\"\n",
+        ])
+    func refusesInvalidTOML(text: String) throws {
+        #expect(throws: SetupError(.unparseableConfig, "")) {
+            _ = try CodexConfig.merge(existing: Array(text.utf8), serverName: "agent-sidecar", table: try Self.table())
+        }
+        let table = try Self.table()
+        do {
+            _ = try CodexConfig.merge(existing: Array(text.utf8), serverName: "agent-sidecar", table: table)
+        } catch {
+            #expect(error.message.contains("is not valid TOML"))
+            #expect(!error.message.contains("not toml") && !error.message.contains("no key"), "the line's text is not echoed")
+        }
+    }
+
     @Test func appendsToABusyFileAndKeepsEveryByte() throws {
         let existing = Array(Self.busyConfig.utf8)
         let merged = try CodexConfig.merge(existing: existing, serverName: "agent-sidecar", table: try Self.table())

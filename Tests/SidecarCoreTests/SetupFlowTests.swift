@@ -50,13 +50,22 @@ import Testing
         let key = try CredentialStore(paths: fixture.setup.paths, environment: fixture.environment).loadDeviceKey(for: profile)
         #expect(fixture.gateway.registeredKey.withLock { $0 } == key.publicKey)
 
+        // The first stored tool catalog: what the gateway's /mcp listed, owner-only, in a 0700 directory.
+        let catalogFile = fixture.setup.paths.toolCatalogFile("default")
+        #expect(catalogFile == fixture.directory.file("home/state/default.tools.json"))
+        let stored = ToolCatalogCache(paths: fixture.setup.paths, profile: "default", gatewayURL: profile.gatewayURL).load()
+        #expect((try? stored.get())?.tools == ScriptedGateway.tools)
+        #expect((try? stored.get())?.instructions == "Scripted gateway instructions.")
+        #expect(fileMode(catalogFile) == 0o600)
+        #expect(fileMode(fixture.directory.file("home/state")) == 0o700)
+
         // Refreshing without a code writes nothing new.
         let again = try await fixture.setup.run(fixture.request(code: nil))
         #expect(!again.paired)
         #expect(again.written.map(\.outcome) == [.unchanged, .unchanged])
 
         // No secret in anything setup wrote.
-        for file in ["codex/config.toml", "project/AGENTS.md", "home/profiles/default.json"] {
+        for file in ["codex/config.toml", "project/AGENTS.md", "home/profiles/default.json", "home/state/default.tools.json"] {
             let text = try #require(try fixture.directory.read(file))
             #expect(!text.contains("ags_"))
             #expect(!text.contains("ABCD-EFGH"))
@@ -83,7 +92,8 @@ import Testing
         #expect(outcome.purged.map(\.outcome) == [.written, .removed])
         #expect(try fixture.directory.read("codex/config.toml") == "model = \"x\"\n")
         #expect(!FileSystem.exists(fixture.directory.file("project/AGENTS.md")))
-        #expect(outcome.removedFiles.count == 3)
+        #expect(outcome.removedFiles.count == 4)
+        #expect(!FileSystem.exists(fixture.directory.file("home/state/default.tools.json")))
         #expect(!FileSystem.exists(fixture.directory.file("home/keys/default.key")))
         #expect(!FileSystem.exists(fixture.directory.file("home/profiles/default.json")))
     }

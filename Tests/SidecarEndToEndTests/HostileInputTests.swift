@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-/// The process-level complement of `scripts/fuzz`: thousands of hostile lines from the seeded
+/// The process-level complement of `Fuzz/fuzz`: thousands of hostile lines from the seeded
 /// generator (`sidecar-fuzz lines`) go to one real `agent-sidecar serve` over a pipe, in front of
 /// the real fixture upstream. Checked: every request answered exactly once (the fuzz oracle,
 /// `sidecar-fuzz check`), every line on stdout valid against the revision's schema, the process

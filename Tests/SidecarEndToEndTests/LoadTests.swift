@@ -3,12 +3,12 @@ import Foundation
 import Testing
 
 /// 64 calls in flight through one paired sidecar to the real gateway, for a short while: the CI
-/// run of `scripts/soak` (which runs 5 minutes by default; figures in docs/reliability.md).
+/// run of `Reliability/soak` (which runs 5 minutes by default; figures in docs/reliability.md).
 @Suite("Load: 64 calls in flight through one sidecar", .secretScan)
 struct LoadTests {
     @Test("every answer matches its request, none is stuck, nothing leaks, writes happen once, renewals under load")
     func shortSoak() async throws {
-        let script = BuiltProducts.repositoryRoot.appendingPathComponent("scripts/soak").path
+        let script = BuiltProducts.repositoryRoot.appendingPathComponent("Reliability/soak").path
         let (python, prefix) = FaultProxy.python
         // A 6 s session TTL makes the sidecar renew its session about every 4 s, under load.
         let result = try await Command.run(

@@ -15,6 +15,9 @@ struct PairedServeTests {
         return (world, gateway, try world.secretMaterial())
     }
 
+    /// The tools the test agent's grants show.
+    static let agentTools: Set<String> = ["list_projects", "get_project_context", "search_issues", "get_issue", "create_issue", "comment_issue"]
+
     static func toolNames(_ response: JSONValue) -> [String] {
         (response["result"]?["tools"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
     }
@@ -85,9 +88,11 @@ struct PairedServeTests {
         let call = try await sidecar.callTool(2, "list_projects")
         #expect(call["result"]?["isError"] == true)
         #expect(Self.text(of: call["result"]).contains("revoked by its owner"))
-        #expect(Self.text(of: call["result"]).contains("run `agent-sidecar setup` again"))
+        #expect(Self.text(of: call["result"]).contains("run `agent-sidecar setup` and enter it"))
+        #expect(Self.text(of: call["result"]).contains("(nothing was written)"))
+        // tools/list still succeeds, with the stored catalog: an MCP host keeps the tools.
         let list = try await sidecar.call(3, "tools/list")
-        #expect(list["error"]?["message"]?.stringValue?.contains("run `agent-sidecar setup` again") == true, "\(list)")
+        #expect(Set(Self.toolNames(list)) == Self.agentTools, "\(list)")
         let again = try await sidecar.callTool(4, "search_issues", ["project": "WEB"])
         #expect(again["result"]?["isError"] == true)
         #expect(try await sidecar.call(5, "ping")["result"] != nil)
@@ -95,7 +100,7 @@ struct PairedServeTests {
         // One line on stderr however many calls failed.
         let lines = Self.ownLines(sidecar.child.stderr)
         #expect(lines.count == 1, "\(sidecar.child.stderr)")
-        #expect(lines.first?.contains("run `agent-sidecar setup` again") == true)
+        #expect(lines.first?.contains("run `agent-sidecar setup` and enter it") == true)
 
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
@@ -115,14 +120,24 @@ struct PairedServeTests {
         let initialized = try await sidecar.initialize(timeout: .seconds(10))
         #expect(initialized["result"] != nil)
         #expect(ContinuousClock.now - started < .seconds(15), "initialize must not wait on a refused gateway")
+        // The instructions say why, and the stored catalog is listed: the tools do not vanish.
+        let instructions = initialized["result"]?["instructions"]?.stringValue ?? ""
+        #expect(instructions.contains("refused this device") && instructions.contains(expected), "\(instructions)")
+        #expect(instructions.contains("Agent Gateway"), "the gateway's own instructions come from the stored catalog: \(instructions)")
         let list = try await sidecar.call(1, "tools/list")
-        #expect(list["error"]?["message"]?.stringValue?.contains(expected) == true, "\(list)")
+        #expect(Set(Self.toolNames(list)) == Self.agentTools, "\(list)")
         let call = try await sidecar.callTool(2, "list_projects")
         #expect(call["result"]?["isError"] == true)
         #expect(Self.text(of: call["result"]).contains(expected))
         #expect(Self.ownLines(sidecar.child.stderr).count == 1, "\(sidecar.child.stderr)")
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+
+        // Each refused session mint left a `refused` audit event with its reason, and nothing else.
+        let code = action == "agent revoke" ? "agent_revoked" : "owner_blocked"
+        let refused = Int(try await gateway.sql("SELECT count(*) FROM auditEvent WHERE outcome = 'refused' AND errorCode = '\(code)'")) ?? 0
+        #expect(refused >= 1, "no refusal was audited")
+        #expect(try await gateway.sql("SELECT DISTINCT tool FROM auditEvent WHERE outcome = 'refused'") == "api:create_session")
     }
 
     @Test("a tampered or too open key file is refused; serve keeps answering with the reason", arguments: ["tampered", "0644"])
@@ -142,16 +157,19 @@ struct PairedServeTests {
             }
             try Data(envelope.serialized()).write(to: URL(fileURLWithPath: keyFile))
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
-            expected = "the device key file \(keyFile) is tampered or corrupted; run `agent-sidecar setup` again"
+            expected =
+                "the device key file \(keyFile) is tampered or corrupted; ask the agent's owner for a new pairing code, then run `agent-sidecar setup` and enter it"
         } else {
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
             expected = "permissions 0644 for \(keyFile) are too open; run `chmod 600 \(keyFile)`"
         }
 
         let sidecar = try world.serve()
-        _ = try await sidecar.initialize(timeout: .seconds(10))
+        let initialized = try await sidecar.initialize(timeout: .seconds(10))
+        let instructions = initialized["result"]?["instructions"]?.stringValue ?? ""
+        #expect(instructions.contains("cannot sign in to the gateway: \(expected)"), "\(initialized)")
         let list = try await sidecar.call(1, "tools/list")
-        #expect(list["error"]?["message"]?.stringValue?.contains(expected) == true, "\(list)")
+        #expect(Set(Self.toolNames(list)) == Self.agentTools, "\(list)")
         let call = try await sidecar.callTool(2, "list_projects")
         #expect(call["result"]?["isError"] == true)
         #expect(Self.text(of: call["result"]).contains(expected))
@@ -163,6 +181,94 @@ struct PairedServeTests {
         let status = try await world.sidecar(["status"])
         #expect(status.status == 1)
         #expect(status.stderr.contains(expected))
+    }
+
+    @Test("gateway down at start: the stored catalog is listed, calls say nothing was written, and the session recovers when it is back")
+    func gatewayDownAtStart() async throws {
+        let (world, gateway, _) = try await Self.paired()
+        let port = try #require(URL(string: gateway.url)?.port)
+        // The stored catalog misses a tool, so the recovered session has news for the client.
+        let catalogPath = world.path("sidecar-home/state/default.tools.json")
+        var stored = try JSONValue(parsing: try #require(world.read("sidecar-home/state/default.tools.json")))
+        if case .object(var object) = stored, let tools = object["tools"]?.arrayValue {
+            object["tools"] = .array(tools.filter { $0["name"] != "comment_issue" })
+            stored = .object(object)
+        }
+        try Data(stored.serialized()).write(to: URL(fileURLWithPath: catalogPath))
+        gateway.child.kill()
+        _ = try await gateway.child.waitForExit(timeout: .seconds(10))
+
+        let sidecar = try world.serve()
+        let initialized = try await sidecar.initialize(timeout: .seconds(15))
+        let instructions = initialized["result"]?["instructions"]?.stringValue ?? ""
+        #expect(instructions.contains("could not be reached") && instructions.contains("connection refused"), "\(instructions)")
+        let list = try await sidecar.call(1, "tools/list")
+        #expect(Set(Self.toolNames(list)) == Self.agentTools.subtracting(["comment_issue"]), "\(list)")
+
+        let down = try await sidecar.callTool(2, "create_issue", ["project": "WEB", "title": "Written while the gateway is down"])
+        #expect(down["result"]?["isError"] == true)
+        #expect(Self.text(of: down["result"]).contains("cannot reach the gateway"), "\(down)")
+        #expect(Self.text(of: down["result"]).contains("nothing was written; the next call tries again"), "\(down)")
+
+        // The gateway comes back on its port, with its database: the next call goes through.
+        let restarted = try ChildProcess(executable: TestGateway.binary, arguments: ["serve", "--db", gateway.database, "--port", "\(port)"])
+        defer { restarted.terminate() }
+        _ = try await restarted.nextLine(timeout: .seconds(30))
+        var others: [JSONValue] = []
+        sidecar.send([
+            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": ["name": "create_issue", "arguments": ["project": "WEB", "title": "Written after the gateway came back"]],
+        ])
+        let back = try await sidecar.child.response(to: .int(3), timeout: .seconds(20), others: &others)
+        #expect(back["result"]?["isError"] == false, "\(back)")
+        // The catalog changed (comment_issue is back): the client is told, and the file is rewritten.
+        if !others.contains(where: { $0["method"] == "notifications/tools/list_changed" }) {
+            let next = try await sidecar.child.nextMessage(timeout: .seconds(15))
+            #expect(next["method"] == "notifications/tools/list_changed", "\(next)")
+        }
+        let relisted = try await sidecar.call(4, "tools/list")
+        #expect(Set(Self.toolNames(relisted)) == Self.agentTools)
+        let rewritten = try JSONValue(parsing: try #require(world.read("sidecar-home/state/default.tools.json")))
+        #expect(Set((rewritten["tools"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }) == Self.agentTools)
+        #expect(world.mode("sidecar-home/state/default.tools.json") == 0o600)
+        #expect(try await gateway.sql("SELECT count(*) FROM issue WHERE title = 'Written while the gateway is down'") == "0")
+        #expect(try await gateway.sql("SELECT count(*) FROM issue WHERE title = 'Written after the gateway came back'") == "1")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    @Test("no stored catalog and no gateway: tools/list still succeeds (empty), and initialize says why")
+    func noCatalogNoGateway() async throws {
+        let (world, gateway, _) = try await Self.paired()
+        try FileManager.default.removeItem(atPath: world.path("sidecar-home/state/default.tools.json"))
+        gateway.child.kill()
+        _ = try await gateway.child.waitForExit(timeout: .seconds(10))
+        let sidecar = try world.serve()
+        let initialized = try await sidecar.initialize(timeout: .seconds(15))
+        #expect(initialized["result"]?["instructions"]?.stringValue?.contains("No tool catalog is stored yet") == true, "\(initialized)")
+        let list = try await sidecar.call(1, "tools/list")
+        #expect(list["result"]?["tools"] == [], "\(list)")
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    @Test("calls refused at /mcp (revoked agent, ended session) are audited with their reason, without argument text")
+    func refusedCallsAreAudited() async throws {
+        let (world, gateway, _) = try await Self.paired()
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize()
+        #expect(try await sidecar.callTool(1, "list_projects")["result"]?["isError"] == false)
+        _ = try await gateway.admin(["agent", "revoke", gateway.agentID])
+        let secretTitle = "a title that must not reach the audit"
+        let refused = try await sidecar.callTool(2, "create_issue", ["project": "WEB", "title": .string(secretTitle)])
+        #expect(refused["result"]?["isError"] == true)
+        let rows = try await gateway.sql(
+            "SELECT tool, outcome, errorCode, sessionID IS NOT NULL FROM auditEvent WHERE outcome = 'refused' AND tool = 'create_issue'")
+        #expect(rows == "create_issue|refused|agent_revoked|1", "\(rows)")
+        let dump = try await gateway.sql("SELECT * FROM auditEvent")
+        #expect(!dump.contains(secretTitle) && !dump.contains("ags_"))
+        sidecar.child.closeStdin()
+        #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
     }
 
     @Test("a profile that does not exist ends serve at once with one line")

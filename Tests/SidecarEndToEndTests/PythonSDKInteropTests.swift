@@ -13,7 +13,7 @@ struct PythonSDKInteropTests {
         try #require(
             FileManager.default.isExecutableFile(atPath: python), "missing \(python): run scripts/install-deps --python (scripts/test does it)")
         let (status, text) = try runToCompletion(
-            python, [root.appendingPathComponent("scripts/interop-python-sdk.py").path, BuiltProducts.directory.path])
+            python, [root.appendingPathComponent("Tests/Tooling/interop-python-sdk.py").path, BuiltProducts.directory.path])
         #expect(status == 0, "\(text)")
         #expect(text.contains(" 0 failed"), "\(text)")
     }

@@ -40,10 +40,10 @@ struct StatusAndLogoutTests {
         _ = try await gateway.admin(["agent", "revoke", gateway.agentID])
         let text = try await world.sidecar(["status"])
         #expect(text.status == 1)
-        #expect(text.stdout.contains("session  refused: this agent was revoked by its owner"))
+        #expect(text.stdout.contains("session  refused by the gateway (agent_revoked)"))
         #expect(
             text.stderr
-                == "agent-sidecar: this agent was revoked by its owner at the gateway; ask the owner for a new pairing code, then run `agent-sidecar setup` again\n"
+                == "agent-sidecar: this agent was revoked by its owner at the gateway; ask the agent's owner for a new pairing code, then run `agent-sidecar setup` and enter it\n"
         )
         let json = try await world.sidecar(["status", "--json"])
         #expect(json.status == 1)
@@ -106,19 +106,6 @@ struct StatusAndLogoutTests {
         // AGENTS.md held only our block, and .cursor/mcp.json only our server: both are gone.
         #expect(world.read("project/AGENTS.md") == nil)
         #expect(world.read("project/.cursor/mcp.json") == nil)
-    }
-
-    @Test("logout without the gateway still deletes the key, says the device is still registered, and exits 1")
-    func logoutWhileGatewayIsDown() async throws {
-        let (world, gateway, _) = try await PairedServeTests.paired()
-        gateway.child.terminate()
-        _ = try await gateway.child.waitForExit(timeout: .seconds(10))
-        let result = try await world.sidecar(["logout"])
-        #expect(result.status == 1, "\(result)")
-        #expect(result.stderr.contains("could not revoke device dev_"))
-        #expect(result.stderr.contains("ask the agent's owner to revoke the device"))
-        #expect(world.read("sidecar-home/keys/default.key") == nil)
-        #expect(world.read("sidecar-home/profiles/default.json") == nil)
     }
 
     @Test("logout --no-revoke only deletes local state")

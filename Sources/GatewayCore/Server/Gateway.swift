@@ -10,6 +10,8 @@ public final class Gateway: Sendable {
     let rateLimiter: AgentRateLimiter
     let pairingLimiter: PairingAttemptLimiter
     let inFlight = IdempotencyInFlight()
+    /// Refused calls audited per device per minute (`RefusalAudit.swift`).
+    let refusalAudit = RefusalAuditLimiter(perMinute: 60)
     private let origins = NIOLockedValueBox<[String]>([])
 
     public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) {
@@ -125,21 +127,27 @@ public final class Gateway: Sendable {
             id: "ses_\(ULID())", deviceID: deviceID, tokenHash: tokenHash(token), createdAt: startedAt,
             expiresAt: startedAt + Int64(configuration.sessionTTLSeconds) * 1000, endedAt: nil)
         let failure: GatewayError?
+        let refused: RefusedCaller?
         do {
-            failure = try await store.write { store -> GatewayError? in
+            (failure, refused) = try await store.write { store -> (GatewayError?, RefusedCaller?) in
                 guard let device = try store.device(id: deviceID), let agent = try store.agent(id: device.agentID),
                     let owner = try store.user(id: agent.ownerID)
-                else { return .deviceUnknown }
-                if agent.revokedAt != nil { return .agentRevoked }
-                if device.revokedAt != nil { return .deviceRevoked }
-                if owner.blockedAt != nil { return .ownerBlocked }
-                if try store.nonceSeen(deviceID: deviceID, nonce: nonce) { return .nonceReused }
+                else { return (.deviceUnknown, nil) }
+                // The signature verified: the caller holds this device's key, so a refusal is audited.
+                let caller = RefusedCaller(agentID: agent.id, ownerID: owner.id, deviceID: device.id, sessionID: nil)
+                if agent.revokedAt != nil { return (.agentRevoked, caller) }
+                if device.revokedAt != nil { return (.deviceRevoked, caller) }
+                if owner.blockedAt != nil { return (.ownerBlocked, caller) }
+                if try store.nonceSeen(deviceID: deviceID, nonce: nonce) { return (.nonceReused, nil) }
                 try store.insertNonce(deviceID: deviceID, nonce: nonce, at: startedAt)
                 try store.insertSession(session)
-                return nil
+                return (nil, nil)
             }
         } catch { throw Self.asGatewayError(error) }
-        if let failure { throw failure }
+        if let failure {
+            if let refused { await recordRefusal(failure, caller: refused, call: .api("create_session")) }
+            throw failure
+        }
         return [
             "token": .string(token), "sessionId": .string(session.id), "expiresAt": .string(Timestamp.rfc3339(milliseconds: session.expiresAt)),
             "expiresInSeconds": .int(configuration.sessionTTLSeconds),
@@ -148,30 +156,44 @@ public final class Gateway: Sendable {
 
     /// Resolves `Authorization: Bearer ags_…` to the caller, checking on every call that the session,
     /// device, agent and owner are all still in good standing.
-    public func authenticate(authorization: String?) async throws(GatewayError) -> Principal {
+    ///
+    /// - Parameter refusedCall: What the request asks, read only when a known session is refused
+    ///   (revoked agent or device, blocked owner, expired or ended session): such a refusal leaves
+    ///   a `refused` audit event. Nil (or a nil answer) audits nothing.
+    public func authenticate(
+        authorization: String?, refusedCall: (@Sendable () async -> RefusedCall?)? = nil
+    ) async throws(GatewayError) -> Principal {
         guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { throw .tokenMissing }
         let token = String(authorization.dropFirst(7)).trimmingSpaces()
         guard token.hasPrefix("ags_"), token.count < 200 else { throw .tokenInvalid }
         let hash = tokenHash(token)
         let moment = now
         let outcome: Result<Principal, GatewayError>
+        let refused: RefusedCaller?
         do {
-            outcome = try await store.read { store -> Result<Principal, GatewayError> in
+            (outcome, refused) = try await store.read { store -> (Result<Principal, GatewayError>, RefusedCaller?) in
                 guard let session = try store.session(tokenHash: hash),
                     Sodium.constantTimeEqual(Array(session.tokenHash.utf8), Array(hash.utf8))
-                else { return .failure(.tokenInvalid) }
+                else { return (.failure(.tokenInvalid), nil) }
                 guard let device = try store.device(id: session.deviceID), let agent = try store.agent(id: device.agentID),
                     let owner = try store.user(id: agent.ownerID)
-                else { return .failure(.tokenInvalid) }
-                if agent.revokedAt != nil { return .failure(.agentRevoked) }
-                if device.revokedAt != nil { return .failure(.deviceRevoked) }
-                if owner.blockedAt != nil { return .failure(.ownerBlocked) }
-                if session.endedAt != nil { return .failure(.sessionEnded) }
-                if session.expiresAt <= moment { return .failure(.tokenExpired) }
-                return .success(
-                    Principal(agent: agent, owner: owner, device: device, session: session, grants: try store.grants(agentID: agent.id)))
+                else { return (.failure(.tokenInvalid), nil) }
+                let caller = RefusedCaller(agentID: agent.id, ownerID: owner.id, deviceID: device.id, sessionID: session.id)
+                if agent.revokedAt != nil { return (.failure(.agentRevoked), caller) }
+                if device.revokedAt != nil { return (.failure(.deviceRevoked), caller) }
+                if owner.blockedAt != nil { return (.failure(.ownerBlocked), caller) }
+                if session.endedAt != nil { return (.failure(.sessionEnded), caller) }
+                if session.expiresAt <= moment { return (.failure(.tokenExpired), caller) }
+                return (
+                    .success(
+                        Principal(agent: agent, owner: owner, device: device, session: session, grants: try store.grants(agentID: agent.id))),
+                    nil
+                )
             }
         } catch { throw Self.asGatewayError(error) }
+        if case .failure(let error) = outcome, let refused, let refusedCall, let call = await refusedCall() {
+            await recordRefusal(error, caller: refused, call: call)
+        }
         return try outcome.get()
     }
 

@@ -49,13 +49,14 @@ public struct GatewayHTTPServer: Sendable {
         }
         router.post("api/v1/devices/current/revoke") { request, _ in
             await self.rest {
-                let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
+                let principal = try await gateway.authenticate(
+                    authorization: request.headers[.authorization], refusedCall: { .api("revoke_device") })
                 return Self.json(try await gateway.revokeDevice(principal))
             }
         }
         router.get("api/v1/agent-session/setup") { request, _ in
             await self.rest {
-                let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
+                let principal = try await gateway.authenticate(authorization: request.headers[.authorization], refusedCall: { .api("setup") })
                 return Self.json(try await gateway.setupPacket(principal))
             }
         }

@@ -27,7 +27,11 @@ extension GatewayHTTPServer {
     func handleMCPPost(_ request: Request) async -> Response {
         if let refusal = checkOrigin(request) { return refusal }
         let principal: Principal
-        do { principal = try await gateway.authenticate(authorization: request.headers[.authorization]) } catch {
+        do {
+            // A refused session's request is read only to audit what it asked (RefusalAudit.swift).
+            principal = try await gateway.authenticate(
+                authorization: request.headers[.authorization], refusedCall: { RefusedCall.mcp(try? await Self.readJSON(request)) })
+        } catch {
             return Self.errorResponse(Gateway.asGatewayError(error))
         }
         if let version = request.headers[.mcpProtocolVersion], !MCPVersions.supported.contains(version) {

@@ -17,11 +17,18 @@ public protocol StoreReader {
     func users() throws -> [UserRecord]
 
     func agent(id: String) throws -> AgentRecord?
+    /// Every agent, or one owner's, oldest first.
+    func agents(ownerID: String?) throws -> [AgentRecord]
     func grants(agentID: String) throws -> [GrantRecord]
     func pairingCode(hash: String) throws -> PairingCodeRecord?
     func device(id: String) throws -> DeviceRecord?
+    /// An agent's devices, oldest first.
+    func devices(agentID: String) throws -> [DeviceRecord]
     func session(tokenHash: String) throws -> SessionRecord?
     func session(id: String) throws -> SessionRecord?
+    /// The sessions of an agent's devices, newest first, at most `limit`; with `openAt`, only those
+    /// neither ended nor expired at that time.
+    func sessions(agentID: String, openAt: Int64?, limit: Int) throws -> [SessionRecord]
     func nonceSeen(deviceID: String, nonce: String) throws -> Bool
 
     func projects() throws -> [ProjectRecord]
@@ -39,6 +46,8 @@ public protocol StoreReader {
     func idempotencyRecord(agentID: String, keyHash: String) throws -> IdempotencyRecord?
     func auditEvents(agentID: String?, limit: Int) throws -> [AuditEventRecord]
     func auditEventCount() throws -> Int
+    /// When the agent's latest audited call was, if it made one.
+    func lastAuditTime(agentID: String) throws -> Int64?
 }
 
 /// Reads and writes inside a transaction. Inserts and updates only.

@@ -137,11 +137,33 @@ struct SQLiteTransaction: StoreWriter {
     func user(id: String) throws -> UserRecord? { try UserRecord.fetchOne(db, key: id) }
     func users() throws -> [UserRecord] { try UserRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM user ORDER BY id")) }
     func agent(id: String) throws -> AgentRecord? { try AgentRecord.fetchOne(db, key: id) }
+    func agents(ownerID: String?) throws -> [AgentRecord] {
+        if let ownerID {
+            return try AgentRecord.fetchAll(
+                try db.cachedStatement(sql: "SELECT * FROM agent WHERE ownerID = ? ORDER BY createdAt, id"), arguments: [ownerID])
+        }
+        return try AgentRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM agent ORDER BY createdAt, id"))
+    }
     func grants(agentID: String) throws -> [GrantRecord] {
         try GrantRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM \"grant\" WHERE agentID = ? ORDER BY projectKey"), arguments: [agentID])
     }
     func pairingCode(hash: String) throws -> PairingCodeRecord? { try PairingCodeRecord.fetchOne(db, key: hash) }
     func device(id: String) throws -> DeviceRecord? { try DeviceRecord.fetchOne(db, key: id) }
+    func devices(agentID: String) throws -> [DeviceRecord] {
+        try DeviceRecord.fetchAll(
+            try db.cachedStatement(sql: "SELECT * FROM device WHERE agentID = ? ORDER BY createdAt, id"), arguments: [agentID])
+    }
+    func sessions(agentID: String, openAt: Int64?, limit: Int) throws -> [SessionRecord] {
+        let open = openAt == nil ? "" : " AND session.endedAt IS NULL AND session.expiresAt > ?"
+        var arguments: StatementArguments = [agentID]
+        if let openAt { arguments += [openAt] }
+        arguments += [limit]
+        return try SessionRecord.fetchAll(
+            try db.cachedStatement(
+                sql: "SELECT session.* FROM session JOIN device ON device.id = session.deviceID WHERE device.agentID = ?\(open) "
+                    + "ORDER BY session.createdAt DESC, session.id DESC LIMIT ?"),
+            arguments: arguments)
+    }
     func session(tokenHash: String) throws -> SessionRecord? {
         try SessionRecord.fetchOne(try db.cachedStatement(sql: "SELECT * FROM session WHERE tokenHash = ?"), arguments: [tokenHash])
     }
@@ -216,6 +238,9 @@ struct SQLiteTransaction: StoreWriter {
         return try AuditEventRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM auditEvent ORDER BY id LIMIT ?"), arguments: [limit])
     }
     func auditEventCount() throws -> Int { try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM auditEvent")) ?? 0 }
+    func lastAuditTime(agentID: String) throws -> Int64? {
+        try Int64.fetchOne(try db.cachedStatement(sql: "SELECT MAX(at) FROM auditEvent WHERE agentID = ?"), arguments: [agentID])
+    }
 
     // MARK: Writes
 

@@ -77,9 +77,20 @@ public struct CredentialError: Error, Hashable, Sendable, CustomStringConvertibl
 }
 
 extension CredentialError {
+    /// What to do when the device key cannot be used: setup cannot mend a lost or broken key, only
+    /// a new pairing helps, and that needs a new code from the owner.
+    public static let newPairingAdvice =
+        "ask the agent's owner for a new pairing code, then run `agent-sidecar setup` and enter it"
+
+    /// Whether only a new pairing (a new code from the owner) can mend this: the device key or its
+    /// key-encryption key is gone, unreadable, tampered or not this profile's.
+    public var needsNewPairing: Bool {
+        [.keyMissing, .keyEncryptionKeyMissing, .malformedKeyFile, .credentialTampered, .keyMismatch].contains(code)
+    }
+
     static func tampered(_ path: String) -> CredentialError {
         CredentialError(
-            .credentialTampered, "the device key file \(path) is tampered or corrupted; run `agent-sidecar setup` again", path: path)
+            .credentialTampered, "the device key file \(path) is tampered or corrupted; \(CredentialError.newPairingAdvice)", path: path)
     }
 
     static func fileSystem(_ operation: String, _ path: String, errno code: Int32) -> CredentialError {

@@ -70,13 +70,13 @@ public struct CredentialStore: Sendable {
         try ProfileName.validate(profile.name)
         guard let publicKey = StandardBase64.decode(profile.publicKey), publicKey.count == DeviceKey.publicKeyLength else {
             throw CredentialError(
-                .malformedProfile, "the profile \(paths.profileFile(profile.name)) has no valid public key; run `agent-sidecar setup` again")
+                .malformedProfile, "the profile \(paths.profileFile(profile.name)) has no valid public key; \(CredentialError.newPairingAdvice)")
         }
         let keyPath = paths.keyFile(profile.name)
         let sealed = try SecretFile.read(
             keyPath,
             missing: CredentialError(
-                .keyMissing, "there is no device key for profile \(profile.name) (\(keyPath)); run `agent-sidecar setup` again",
+                .keyMissing, "there is no device key for profile \(profile.name) (\(keyPath)); \(CredentialError.newPairingAdvice)",
                 path: keyPath))
         let kekPath = keyEncryptionKeyFile(
             profile: profile.name, explicitPath: explicitKeyEncryptionKeyFile, recordedPath: profile.keyEncryptionKeyFile)
@@ -108,12 +108,12 @@ public struct CredentialStore: Sendable {
             path,
             missing: CredentialError(
                 .keyEncryptionKeyMissing,
-                "the key-encryption key \(path) is missing; set --key-file or \(Self.keyFileVariable) to where it is, or run `agent-sidecar setup` again",
+                "the key-encryption key \(path) is missing; set --key-file or \(Self.keyFileVariable) to where it is, or \(CredentialError.newPairingAdvice)",
                 path: path))
         guard key.count == EncryptedKeyFile.keyEncryptionKeyLength else {
             throw CredentialError(
                 .malformedKeyFile,
-                "the key-encryption key \(path) is not \(EncryptedKeyFile.keyEncryptionKeyLength) bytes; run `agent-sidecar setup` again",
+                "the key-encryption key \(path) is not \(EncryptedKeyFile.keyEncryptionKeyLength) bytes; \(CredentialError.newPairingAdvice)",
                 path: path)
         }
         return key

@@ -28,7 +28,7 @@ public final class DeviceKey: Sendable {
     /// The key pair for a seed (as decrypted from the key file).
     public init(seed: SecretBytes) throws(CredentialError) {
         guard seed.count == Self.seedLength else {
-            throw CredentialError(.malformedKeyFile, "the device key has the wrong length; run `agent-sidecar setup` again")
+            throw CredentialError(.malformedKeyFile, "the device key has the wrong length; \(CredentialError.newPairingAdvice)")
         }
         self.publicKey = Self.withSigningKey(seed) { (_: UnsafeRawBufferPointer, derivedPublic: [UInt8]) in derivedPublic }
         self.seed = seed

@@ -40,7 +40,7 @@ public enum EncryptedKeyFile {
         _ key: DeviceKey, keyEncryptionKey: SecretBytes, profile: String, deviceID: String
     ) throws -> [UInt8] {
         guard keyEncryptionKey.count == keyEncryptionKeyLength else {
-            throw CredentialError(.malformedKeyFile, "the key-encryption key has the wrong length; run `agent-sidecar setup` again")
+            throw CredentialError(.malformedKeyFile, "the key-encryption key has the wrong length; \(CredentialError.newPairingAdvice)")
         }
         let nonce = try Sodium.randomBytes(nonceLength)
         let associated = associatedData(profile: profile, deviceID: deviceID, publicKey: key.publicKey)
@@ -90,13 +90,13 @@ public enum EncryptedKeyFile {
         guard envelope["version"]?.intValue == version, envelope["cipher"]?.stringValue == cipher else {
             throw CredentialError(
                 .unsupportedKeyFileVersion,
-                "the device key file \(path) was written by a newer agent-sidecar; upgrade it or run `agent-sidecar setup` again",
+                "the device key file \(path) was written by a newer agent-sidecar; upgrade agent-sidecar",
                 path: path)
         }
         guard keyEncryptionKey.count == keyEncryptionKeyLength else {
             throw CredentialError(
                 .malformedKeyFile,
-                "the key-encryption key for profile \(profile) is not \(keyEncryptionKeyLength) bytes; run `agent-sidecar setup` again")
+                "the key-encryption key for profile \(profile) is not \(keyEncryptionKeyLength) bytes; \(CredentialError.newPairingAdvice)")
         }
         guard let nonce = envelope["nonce"]?.stringValue.flatMap(StandardBase64.decode), nonce.count == nonceLength,
             let ciphertext = envelope["ciphertext"]?.stringValue.flatMap(StandardBase64.decode),
@@ -119,7 +119,7 @@ public enum EncryptedKeyFile {
         // deliberately mismatched profile; say so plainly anyway.
         guard key.publicKey == publicKey else {
             throw CredentialError(
-                .keyMismatch, "the device key in \(path) does not match profile \(profile); run `agent-sidecar setup` again", path: path)
+                .keyMismatch, "the device key in \(path) does not match profile \(profile); \(CredentialError.newPairingAdvice)", path: path)
         }
         return key
     }

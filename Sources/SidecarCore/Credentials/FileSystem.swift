@@ -170,9 +170,17 @@ public enum AtomicFile {
     ///     replaced and the link stays.
     ///   - permissions: The mode of the written file.
     ///   - directoryMode: The mode of parent directories this call has to create.
+    ///   - followLinks: false refuses a `path` that is a symbolic link instead of writing through
+    ///     it (backups: a link there was planted, never put there by the user).
     public static func write(
-        _ bytes: [UInt8], to path: String, permissions: Permissions, directoryMode: mode_t = 0o700
+        _ bytes: [UInt8], to path: String, permissions: Permissions, directoryMode: mode_t = 0o700, followLinks: Bool = true
     ) throws {
+        if !followLinks {
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+                throw FileSystemError(code: ELOOP, operation: "write (it is a link or not a regular file; remove it)", path: path)
+            }
+        }
         try write(to: path, permissions: permissions, directoryMode: directoryMode) { descriptor, temporaryPath in
             try bytes.withUnsafeBytes { try writeAll($0, to: descriptor, path: temporaryPath) }
         }

@@ -132,15 +132,73 @@ public struct GatewayAPIClient: Sendable {
         _ = try await call("POST", "/api/v1/devices/current/revoke", body: nil, token: token, expecting: [200, 204])
     }
 
+    /// The tool catalog the gateway serves this agent over `/mcp` (`initialize`, `tools/list`, then
+    /// `DELETE /mcp`), with the gateway's `initialize` instructions: what `setup` stores so that the
+    /// first `serve` has a catalog to fall back on.
+    ///
+    /// - Parameter token: A session token minted by the device key.
+    public func toolCatalog(token: SecretBytes) async throws(UpstreamFailure) -> (tools: [JSONValue], instructions: String?) {
+        let path = "/mcp"
+        var sessionID: String?
+        func post(_ id: Int, _ method: String, _ params: JSONValue) async throws(UpstreamFailure) -> JSONValue {
+            var headers = [HTTPHeader("Accept", "application/json, text/event-stream"), HTTPHeader("Content-Type", "application/json")]
+            if let sessionID {
+                headers.append(HTTPHeader("Mcp-Session-Id", sessionID))
+                headers.append(HTTPHeader("MCP-Protocol-Version", ProtocolRevision.latestLegacy.rawValue))
+            }
+            let body: JSONValue = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": params]
+            let response = try await call("POST", path, body: body, token: token, expecting: [200], extraHeaders: headers)
+            if sessionID == nil { sessionID = response.headers.value(for: "mcp-session-id") }
+            // A JSON body, or an event stream whose first `data:` line is the response.
+            var bytes = response.body[...]
+            if response.headers.value(for: "content-type")?.lowercased().hasPrefix("text/event-stream") == true {
+                let text = String(decoding: response.body, as: UTF8.self)
+                guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("data:") }) else { throw malformed(path) }
+                bytes = Array(line.dropFirst(5).utf8)[...]
+            }
+            guard let message = try? JSONValue(parsing: Array(bytes)) else { throw malformed(path) }
+            if let error = message["error"] {
+                throw UpstreamFailure(
+                    code: .rejected,
+                    message:
+                        "the gateway refused \(method) on /mcp: \(GatewayErrorMessage.oneLine(error["message"]?.stringValue ?? "no reason given"))")
+            }
+            guard let result = message["result"], result.objectValue != nil else { throw malformed(path) }
+            return result
+        }
+        let initialized = try await post(
+            1, "initialize",
+            [
+                "protocolVersion": .string(ProtocolRevision.latestLegacy.rawValue), "capabilities": [:],
+                "clientInfo": SidecarIdentity.implementation,
+            ])
+        var tools: [JSONValue] = []
+        var cursor: JSONValue?
+        for page in 0..<20 {
+            var params = JSONObject()
+            if let cursor { params["cursor"] = cursor }
+            let listed = try await post(2 + page, "tools/list", .object(params))
+            guard let more = listed["tools"]?.arrayValue else { throw malformed(path) }
+            tools += more
+            cursor = listed["nextCursor"]
+            if cursor == nil || cursor?.isNull == true || tools.count > ToolCatalogCache.maximumTools { break }
+        }
+        if let sessionID {
+            let headers = [HTTPHeader("Mcp-Session-Id", sessionID), HTTPHeader("MCP-Protocol-Version", ProtocolRevision.latestLegacy.rawValue)]
+            _ = try? await call("DELETE", path, body: nil, token: token, expecting: [200, 202, 204, 404, 405], extraHeaders: headers)
+        }
+        return (tools, initialized["instructions"]?.stringValue)
+    }
+
     // MARK: - Plumbing
 
     private func call(
-        _ method: String, _ path: String, body: JSONValue?, token: SecretBytes?, expecting: Set<Int>
+        _ method: String, _ path: String, body: JSONValue?, token: SecretBytes?, expecting: Set<Int>, extraHeaders: [HTTPHeader]? = nil
     )
         async throws(UpstreamFailure) -> HTTPResponse
     {
-        var headers = [HTTPHeader("Accept", "application/json")]
-        if body != nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
+        var headers = extraHeaders ?? [HTTPHeader("Accept", "application/json")]
+        if body != nil, extraHeaders == nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
         if let token { headers.append(HTTPHeader("Authorization", "Bearer " + token.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })) }
         let request = HTTPRequest(method: method, url: gateway.url(path), headers: headers, body: body?.serialized() ?? [], timeout: timeout)
         let response: HTTPResponse
@@ -185,6 +243,13 @@ public struct GatewayAPIClient: Sendable {
 }
 
 /// Turns a gateway error response into one line a person can act on.
+extension GatewayAPIClient {
+    /// Whether this refusal can only be mended by a new pairing (a new code from the owner).
+    public static func needsNewPairing(_ failure: UpstreamFailure) -> Bool {
+        ["agent_revoked", "device_revoked", "device_unknown"].contains(failure.gatewayCode ?? "")
+    }
+}
+
 enum GatewayErrorMessage {
     static func failure(for response: HTTPResponse, path: String) -> UpstreamFailure {
         let error = (try? JSONValue(parsing: response.body))?["error"]
@@ -223,16 +288,16 @@ enum GatewayErrorMessage {
         case "pairing_rate_limited":
             return "too many pairing attempts; wait \(retryAfter.map { "\($0) s" } ?? "a minute") and try again"
         case "agent_revoked":
-            return "this agent was revoked by its owner at the gateway; ask the owner for a new pairing code, then run `agent-sidecar setup` again"
+            return "this agent was revoked by its owner at the gateway; \(CredentialError.newPairingAdvice)"
         case "device_revoked":
-            return "this device was revoked at the gateway; get a new pairing code from the agent's owner and run `agent-sidecar setup` again"
+            return "this device was revoked at the gateway; \(CredentialError.newPairingAdvice)"
         case "owner_blocked":
             return "the agent's owner is blocked at the gateway, so the agent cannot act; the owner must contact the gateway's administrator"
         case "signature_invalid", "timestamp_out_of_range", "nonce_reused":
             return
-                "the gateway refused this device's signature (\(gatewayCode)); check the system clock, that the URL is the gateway you paired with, or run `agent-sidecar setup` again"
+                "the gateway refused this device's signature (\(gatewayCode)); check the system clock and that the URL is the gateway you paired with"
         case "device_unknown", "device_not_found":
-            return "the gateway does not know this device; run `agent-sidecar setup` again with a new pairing code"
+            return "the gateway does not know this device; \(CredentialError.newPairingAdvice)"
         case "token_expired":
             return "the session expired; the sidecar will start a new one, retry the call"
         default:

@@ -87,7 +87,8 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
             let message = GatewayErrorMessage.knownMessage(gatewayCode: code, retryAfter: failure.retryAfterSeconds)
         else { return failure }
         let explained = UpstreamFailure(
-            code: failure.code, message: message, httpStatus: failure.httpStatus, gatewayCode: code, retryAfterSeconds: failure.retryAfterSeconds)
+            code: failure.code, message: message, httpStatus: failure.httpStatus, gatewayCode: code, retryAfterSeconds: failure.retryAfterSeconds,
+            callDidNotRun: failure.callDidNotRun)
         if Self.refusalCodes.contains(code), reportedRefusals.insert(code).inserted { onRefusal?(explained) }
         return explained
     }

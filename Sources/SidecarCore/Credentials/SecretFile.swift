@@ -33,7 +33,7 @@ public enum SecretFile {
         try checkFile(info, path: path)
         let size = Int(info.st_size)
         guard size <= maximumSize else {
-            throw CredentialError(.malformedKeyFile, "\(path) is too large to be a key file; run `agent-sidecar setup` again", path: path)
+            throw CredentialError(.malformedKeyFile, "\(path) is too large to be a key file; \(CredentialError.newPairingAdvice)", path: path)
         }
         return try SecretBytes(count: size) { (buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) in
             var offset = 0
@@ -59,7 +59,7 @@ public enum SecretFile {
 
     static func checkFile(_ info: stat, path: String) throws(CredentialError) {
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw CredentialError(.malformedKeyFile, "\(path) is not a regular file; run `agent-sidecar setup` again", path: path)
+            throw CredentialError(.malformedKeyFile, "\(path) is not a regular file; \(CredentialError.newPairingAdvice)", path: path)
         }
         let user = geteuid()
         guard info.st_uid == user else {
@@ -72,7 +72,7 @@ public enum SecretFile {
         guard mode & 0o077 == 0 else {
             throw CredentialError(
                 .permissionsTooOpen,
-                "permissions \(octal(mode)) for \(path) are too open; run `chmod 600 \(path)` or `agent-sidecar setup` again",
+                "permissions \(octal(mode)) for \(path) are too open; run `chmod 600 \(path)`",
                 path: path)
         }
     }

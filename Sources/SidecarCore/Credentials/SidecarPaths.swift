@@ -8,10 +8,11 @@ import Darwin
 ///
 /// * `AGENT_SIDECAR_HOME` set: everything under that one root —
 ///   `$AGENT_SIDECAR_HOME/profiles/NAME.json`, `$AGENT_SIDECAR_HOME/keys/NAME.key`,
-///   `$AGENT_SIDECAR_HOME/keys/NAME.kek`.
+///   `$AGENT_SIDECAR_HOME/keys/NAME.kek`, `$AGENT_SIDECAR_HOME/state/NAME.tools.json`.
 /// * Otherwise the XDG base directories: profiles (nothing secret) in
 ///   `$XDG_CONFIG_HOME/agent-sidecar/profiles/` (default `~/.config/agent-sidecar/profiles/`),
-///   keys in `$XDG_STATE_HOME/agent-sidecar/keys/` (default `~/.local/state/agent-sidecar/keys/`).
+///   keys in `$XDG_STATE_HOME/agent-sidecar/keys/` (default `~/.local/state/agent-sidecar/keys/`),
+///   the non-secret state of a profile (the last tool catalog) in `$XDG_STATE_HOME/agent-sidecar/state/`.
 ///
 /// Every directory the sidecar creates here is `0700`.
 public struct SidecarPaths: Sendable, Equatable {
@@ -19,6 +20,8 @@ public struct SidecarPaths: Sendable, Equatable {
     public let profilesDirectory: String
     /// The directory of encrypted key files and (by default) key-encryption keys.
     public let keysDirectory: String
+    /// The directory of non-secret profile state: the last tool catalog each profile's gateway served.
+    public let stateDirectory: String
     /// The `AGENT_SIDECAR_HOME` in effect, if any (the setup writer passes it on to MCP hosts).
     public let customHome: String?
 
@@ -32,6 +35,7 @@ public struct SidecarPaths: Sendable, Equatable {
             customHome = root
             profilesDirectory = FileSystem.join(root, "profiles")
             keysDirectory = FileSystem.join(root, "keys")
+            stateDirectory = FileSystem.join(root, "state")
             return
         }
         customHome = nil
@@ -42,6 +46,7 @@ public struct SidecarPaths: Sendable, Equatable {
             environment["XDG_STATE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? FileSystem.join(userHome, ".local/state")
         profilesDirectory = FileSystem.join(FileSystem.join(config, "agent-sidecar"), "profiles")
         keysDirectory = FileSystem.join(FileSystem.join(state, "agent-sidecar"), "keys")
+        stateDirectory = FileSystem.join(FileSystem.join(state, "agent-sidecar"), "state")
     }
 
     /// The layout for this process's environment.
@@ -53,6 +58,8 @@ public struct SidecarPaths: Sendable, Equatable {
     public func keyFile(_ profile: String) -> String { FileSystem.join(keysDirectory, "\(profile).key") }
     /// `keys/NAME.kek`: the default place of the key-encryption key.
     public func defaultKeyEncryptionKeyFile(_ profile: String) -> String { FileSystem.join(keysDirectory, "\(profile).kek") }
+    /// `state/NAME.tools.json`: the last tool catalog the profile's gateway served (not secret).
+    public func toolCatalogFile(_ profile: String) -> String { FileSystem.join(stateDirectory, "\(profile).tools.json") }
 
     /// The user's home directory: `$HOME`, else the password database, else `/`.
     public static func homeDirectory(_ environment: [String: String]) -> String {

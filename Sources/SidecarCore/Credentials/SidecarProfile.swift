@@ -114,7 +114,10 @@ public struct SidecarProfile: Sendable, Equatable {
     ///   - path: The file, for messages.
     public init(json: JSONValue, path: String) throws(CredentialError) {
         func malformed(_ what: String) -> CredentialError {
-            CredentialError(.malformedProfile, "the profile \(path) is not valid (\(what)); run `agent-sidecar setup` again", path: path)
+            CredentialError(
+                .malformedProfile,
+                "the profile \(path) is not valid (\(what)); pair again with `agent-sidecar setup --gateway URL` and a new pairing code from the agent's owner",
+                path: path)
         }
         func string(_ value: JSONValue?, _ field: String) throws(CredentialError) -> String {
             guard let text = value?.stringValue else { throw malformed("missing \(field)") }
@@ -126,7 +129,7 @@ public struct SidecarProfile: Sendable, Equatable {
         guard json.objectValue != nil else { throw malformed("not a JSON object") }
         guard let version = json["version"]?.intValue, version <= Self.formatVersion else {
             throw CredentialError(
-                .malformedProfile, "the profile \(path) was written by a newer agent-sidecar; upgrade it or run `agent-sidecar setup` again",
+                .malformedProfile, "the profile \(path) was written by a newer agent-sidecar; upgrade agent-sidecar",
                 path: path)
         }
         name = try string(json["name"], "name")
@@ -169,12 +172,17 @@ public struct ProfileStore: Sendable {
                 .profileNotFound, "there is no profile \"\(name)\" (\(path)); run `agent-sidecar setup` first", path: path)
         }
         guard let json = try? JSONValue(parsing: bytes) else {
-            throw CredentialError(.malformedProfile, "the profile \(path) is not valid JSON; run `agent-sidecar setup` again", path: path)
+            throw CredentialError(
+                .malformedProfile,
+                "the profile \(path) is not valid JSON; pair again with `agent-sidecar setup --gateway URL` and a new pairing code from the agent's owner",
+                path: path)
         }
         let profile = try SidecarProfile(json: json, path: path)
         guard profile.name == name else {
             throw CredentialError(
-                .malformedProfile, "the profile \(path) names itself \"\(profile.name)\"; run `agent-sidecar setup` again", path: path)
+                .malformedProfile,
+                "the profile \(path) names itself \"\(profile.name)\"; pair again with `agent-sidecar setup --gateway URL` and a new pairing code from the agent's owner",
+                path: path)
         }
         return profile
     }

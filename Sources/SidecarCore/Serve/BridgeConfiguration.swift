@@ -68,7 +68,7 @@ public struct BridgeConfiguration: Sendable {
     /// The server, over an HTTP client the caller already made (paired mode shares it with the
     /// gateway's REST calls, so both use one connection cache).
     func makeServer(
-        logger: Logger, http: CurlHTTPClient, credentials: (any UpstreamCredentialSource)?
+        logger: Logger, http: CurlHTTPClient, credentials: (any UpstreamCredentialSource)?, catalog: ToolCatalogMemory? = nil
     ) throws(ConfigurationError) -> MCPStdioServer {
         let url: UpstreamURL
         do {
@@ -83,6 +83,6 @@ public struct BridgeConfiguration: Sendable {
         settings.prefersModern = probesModernRevision
         let upstream = StreamableHTTPUpstream(
             settings: settings, http: http, credentials: credentials ?? StaticCredentials(bearerToken: bearerToken), logger: logger)
-        return MCPStdioServer(options: serveOptions, upstream: upstream, logger: logger)
+        return MCPStdioServer(options: serveOptions, upstream: upstream, logger: logger, catalog: catalog)
     }
 }

@@ -70,6 +70,11 @@ public final class MCPStdioServer: Sendable {
         /// The revision of the last modern request, for errors that cannot name a request.
         var lastModernRevision: ProtocolRevision?
         var listenerStarted = false
+        /// Paired mode: the tools last listed to the client (from the gateway or the stored catalog).
+        var listedTools: [JSONValue]?
+        /// Paired mode: the client holds the stored catalog (or a session started without the gateway),
+        /// so the first call that reaches the gateway again checks the catalog.
+        var awaitingRecovery = false
     }
 
     let options: ServeOptions
@@ -79,11 +84,22 @@ public final class MCPStdioServer: Sendable {
     let reader: StdinLineReader
     let state = Mutex(State())
     let shutdownSignal = ShutdownLatch()
+    /// Paired mode: the last tool catalog, served when the gateway cannot be used (see `ToolCatalogCache`).
+    let catalog: ToolCatalogMemory?
 
-    public init(options: ServeOptions, upstream: any MCPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
+    /// - Parameters:
+    ///   - catalog: Paired mode's stored catalog. With one, `tools/list` always succeeds: when the
+    ///     upstream fails or is slow it is answered from the catalog, `initialize`'s instructions say
+    ///     why, and the first call that goes through again checks the catalog and sends
+    ///     `notifications/tools/list_changed` if it changed.
+    public init(
+        options: ServeOptions, upstream: any MCPUpstream, logger: Logger, input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO,
+        catalog: ToolCatalogMemory? = nil
+    ) {
         self.options = options
         self.upstream = upstream
         self.logger = logger
+        self.catalog = catalog
         let latch = shutdownSignal
         self.writer = StdoutWriter(fileDescriptor: output) { latch.trigger("stdout closed") }
         self.reader = StdinLineReader(fileDescriptor: input, maximumLineBytes: options.maximumMessageBytes)
@@ -429,14 +445,62 @@ public final class MCPStdioServer: Sendable {
 
     func initializeResult(id: RequestKey) async -> Reply {
         let revision = state.withLock { $0.legacyRevision } ?? .latestLegacy
-        let handshake = await upstreamHandshake(waitingAtMost: options.initializeWaitForUpstream)
+        var handshake: UpstreamHandshake?
+        var text: String?
+        if let catalog {
+            switch await upstreamHandshakeOutcome(waitingAtMost: options.initializeWaitForUpstream) {
+            case .ready(let ready):
+                handshake = ready
+                text = instructions(handshake: ready)
+            case .failed(let failure):
+                state.withLock { $0.awaitingRecovery = true }
+                text = degradedInstructions(catalog: catalog.current, reason: failure)
+            case .pending:
+                state.withLock { $0.awaitingRecovery = true }
+                text = degradedInstructions(catalog: catalog.current, reason: nil)
+            }
+        } else {
+            handshake = await upstreamHandshake(waitingAtMost: options.initializeWaitForUpstream)
+            text = instructions(handshake: handshake)
+        }
         var result: JSONObject = [
             "protocolVersion": .string(revision.rawValue),
             "capabilities": .object(advertisedCapabilities(handshake: handshake, modern: false)),
             "serverInfo": SidecarIdentity.implementation,
         ]
-        if let instructions = instructions(handshake: handshake) { result["instructions"] = .string(instructions) }
+        if let text { result["instructions"] = .string(text) }
         return .value(JSONRPC.result(id: id.id, .object(result)))
+    }
+
+    /// Paired mode's instructions when the gateway could not be used at `initialize`: the gateway's
+    /// own (from the stored catalog), then why, and what the model and the user can expect.
+    ///
+    /// - Parameter reason: The failure, or nil when the gateway had not answered in time.
+    func degradedInstructions(catalog: ToolCatalogSnapshot?, reason: UpstreamFailure?) -> String {
+        let tools =
+            catalog == nil
+            ? "No tool catalog is stored yet, so no tools are listed; run `agent-sidecar setup` again once the gateway answers."
+            : "The tools listed are the last catalog this gateway served."
+        let notice: String
+        if let reason, Self.isRefusal(reason) {
+            // A refusal the gateway sent, or a local credential problem (the device key file).
+            let what = reason.httpStatus == nil ? "cannot sign in to the gateway" : "the gateway refused this device when the session started"
+            notice =
+                "agent-sidecar: \(what): \(reason.message). \(tools) Every call fails with this reason, and nothing is written, until that is fixed; tell the user what to do."
+        } else {
+            let why = reason.map { "could not be reached when the session started: \($0.message)" } ?? "had not answered when the session started"
+            notice =
+                "agent-sidecar: the gateway \(why). \(tools) A call made while it is down returns an error and writes nothing; the next call tries again, and once the gateway answers, calls go through in this same session without a restart."
+        }
+        let parts = [catalog?.instructions, notice, options.extraInstructions].compactMap { $0 }.filter { !$0.isEmpty }
+        return parts.joined(separator: "\n\n")
+    }
+
+    /// Whether a failure is the gateway refusing the device or session (revoked, blocked, unknown,
+    /// a bad key), which no retry fixes, rather than the gateway being unreachable or failing.
+    static func isRefusal(_ failure: UpstreamFailure) -> Bool {
+        if let code = failure.gatewayCode, PairedSessionCredentials.refusalCodes.contains(code) { return true }
+        return failure.code == .unauthorized || failure.code == .forbidden || failure.code == .configuration
     }
 
     func discoverResult() -> JSONValue {
@@ -468,6 +532,30 @@ public final class MCPStdioServer: Sendable {
     func instructions(handshake: UpstreamHandshake?) -> String? {
         let parts = [handshake?.instructions, options.extraInstructions].compactMap { $0 }.filter { !$0.isEmpty }
         return parts.isEmpty ? nil : parts.joined(separator: "\n\n")
+    }
+
+    enum HandshakeOutcome: Sendable {
+        case ready(UpstreamHandshake)
+        case failed(UpstreamFailure)
+        /// Not done within the wait (it goes on in the background).
+        case pending
+    }
+
+    /// The upstream handshake and, when it failed, why; waiting a bounded time.
+    func upstreamHandshakeOutcome(waitingAtMost limit: Duration) async -> HandshakeOutcome {
+        if let handshake = upstream.currentHandshake { return .ready(handshake) }
+        return await withTaskGroup(of: HandshakeOutcome.self) { group in
+            group.addTask { [upstream] in
+                do throws(UpstreamFailure) { return .ready(try await upstream.handshake()) } catch { return .failed(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return .pending
+            }
+            let first = await group.next() ?? .pending
+            group.cancelAll()
+            return first
+        }
     }
 
     /// The upstream handshake, waiting a bounded time; nil if the upstream is not (yet) reachable.
@@ -561,15 +649,131 @@ public final class MCPStdioServer: Sendable {
     // MARK: Tools
 
     func listTools(id: RequestKey, params: JSONObject?, context: RequestContext) async -> Reply {
+        if let catalog { return await listTools(id: id, params: params, context: context, catalog: catalog) }
         let response: UpstreamMessage
         do {
             response = try await upstream.request(method: "tools/list", params: forwardedParams(params))
         } catch {
             return .value(JSONRPC.error(id: id.id, code: JSONRPCErrorCode.internalError, message: "tools/list failed: \(error.message)"))
         }
-        guard var result = response.value("result")?.objectValue else {
+        guard let result = response.value("result")?.objectValue else {
             return relayResponse(response, to: id, context: context)
         }
+        return toolListReply(result, id: id, context: context)
+    }
+
+    /// Paired mode's `tools/list`: the gateway's answer when it comes within
+    /// `toolsListWaitForUpstream`, else the stored catalog (empty if there is none), so the client
+    /// never loses the server's tools. A late answer still updates the catalog, and tells the
+    /// client when it changed.
+    func listTools(id: RequestKey, params: JSONObject?, context: RequestContext, catalog: ToolCatalogMemory) async -> Reply {
+        let forwarded = forwardedParams(params)
+        let paged = params?["cursor"] != nil
+        let fetch = Task { [upstream] () -> Result<UpstreamMessage, UpstreamFailure> in
+            do throws(UpstreamFailure) {
+                return .success(try await upstream.request(method: "tools/list", params: forwarded))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let outcome = await Self.value(of: fetch, waitingAtMost: options.toolsListWaitForUpstream)
+        switch outcome {
+        case .success(let response)?:
+            if let result = response.value("result")?.objectValue {
+                if !paged { catalogFetched(result, listed: true) }
+                return toolListReply(result, id: id, context: context)
+            }
+            let reason = response.value("error")?["message"]?.stringValue ?? "an answer with neither result nor error"
+            logger.notice("the gateway refused tools/list (\(reason)); listing the stored tool catalog")
+        case .failure(let failure)?:
+            logger.notice("tools/list could not get the gateway's catalog (\(failure.message)); listing the stored tool catalog")
+        case nil:
+            logger.notice("the gateway did not list its tools within \(options.toolsListWaitForUpstream); listing the stored tool catalog")
+            Task { [self] in
+                if case .success(let response) = await fetch.value, !paged, let result = response.value("result")?.objectValue {
+                    catalogFetched(result, listed: false)
+                }
+            }
+        }
+        let tools = paged ? [] : (catalog.current?.tools ?? [])
+        state.withLock { state in
+            if !paged { state.listedTools = tools }
+            state.awaitingRecovery = true
+        }
+        return toolListReply(["tools": .array(tools)], id: id, context: context)
+    }
+
+    /// Paired mode: the gateway served a catalog (a complete, unpaged `tools/list` result). Stores it
+    /// if it changed; unless the client is being answered with it right now (`listed`), tells the
+    /// client when it differs from what the client was last given.
+    func catalogFetched(_ result: JSONObject, listed: Bool) {
+        guard result["nextCursor"] == nil || result["nextCursor"]?.isNull == true, let tools = result["tools"]?.arrayValue else { return }
+        catalog?.remember(tools: tools, instructions: upstream.currentHandshake?.instructions)
+        let changed = state.withLock { state -> Bool in
+            defer {
+                state.listedTools = tools
+                state.awaitingRecovery = false
+            }
+            return !listed && state.listedTools != nil && state.listedTools != tools
+        }
+        if changed {
+            logger.info("the gateway's tool catalog differs from the one listed to the client; sending notifications/tools/list_changed")
+            sendToolsListChanged()
+        }
+    }
+
+    /// Paired mode: a call went through while the client held the stored catalog (or the session
+    /// started without the gateway). Reads the gateway's catalog once, in the background.
+    func checkCatalogAfterRecovery() {
+        guard catalog != nil else { return }
+        let start = state.withLock { state -> Bool in
+            guard state.awaitingRecovery else { return false }
+            state.awaitingRecovery = false
+            return true
+        }
+        guard start else { return }
+        logger.info("the gateway answers again; checking its tool catalog")
+        Task { [self] in
+            guard let response = try? await upstream.request(method: "tools/list", params: nil), let result = response.value("result")?.objectValue
+            else {
+                state.withLock { $0.awaitingRecovery = true }
+                return
+            }
+            catalogFetched(result, listed: false)
+        }
+    }
+
+    /// `notifications/tools/list_changed`, in the client's era.
+    func sendToolsListChanged() {
+        let method = "notifications/tools/list_changed"
+        let (legacyClient, subscribers) = state.withLock { state in
+            state.readOnlyHints = [:]
+            return (state.legacyRevision != nil, state.subscriptions.values.filter { $0.toolsListChanged })
+        }
+        if legacyClient { send(JSONRPC.notification(method: method)) }
+        for subscription in subscribers {
+            send(JSONRPC.notification(method: method, params: ["_meta": [ModernMetaKey.subscriptionID: subscription.id]]))
+        }
+    }
+
+    /// A task's value, or nil when it takes longer than `limit` (the task goes on).
+    static func value<T: Sendable>(of task: Task<T, Never>, waitingAtMost limit: Duration) async -> T? {
+        await withTaskGroup(of: T?.self) { group in
+            group.addTask { await task.value }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// The client's `tools/list` result: narrowing applied, read-only hints noted, and the fields a
+    /// modern revision needs.
+    func toolListReply(_ upstreamResult: JSONObject, id: RequestKey, context: RequestContext) -> Reply {
+        var result = upstreamResult
         let tools = result["tools"]?.arrayValue ?? []
         var hints: [String: Bool?] = [:]
         let visible = tools.filter { tool in
@@ -614,14 +818,27 @@ public final class MCPStdioServer: Sendable {
             // is answered like any other, or the request would wait forever.
             if Task.isCancelled { return .deferred }
             logger.notice("tools/call \(name) failed: \(error.code.rawValue)")
-            var result = JSONRPC.toolError(error.message)
+            var result = JSONRPC.toolError(Self.toolErrorText(error))
             if context.isModern, case .object(var object) = result {
                 object["resultType"] = "complete"
                 result = .object(object)
             }
             return .value(JSONRPC.result(id: id.id, result))
         }
+        checkCatalogAfterRecovery()
         return relayResponse(response, to: id, context: context)
+    }
+
+    /// What the model reads when a call failed before the upstream answered it: the failure's own
+    /// line, and whether anything was written and retrying makes sense.
+    static func toolErrorText(_ failure: UpstreamFailure) -> String {
+        guard failure.callDidNotRun else { return failure.message }
+        switch failure.code {
+        case .unreachable, .timedOut, .tls, .upstreamError, .badResponse:
+            return "\(failure.message) (nothing was written; the next call tries again)"
+        default:
+            return "\(failure.message) (nothing was written)"
+        }
     }
 
     /// Why narrowing forbids calling this tool, or nil when it may be called.

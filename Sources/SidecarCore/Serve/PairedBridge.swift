@@ -6,9 +6,14 @@ import Logging
 /// A profile that cannot be read is a mistake in how the sidecar was started, and ``makeServer``
 /// throws it (the command exits with one line). Everything after that keeps the server up: a
 /// device key that is missing, tampered or too open, and a device or agent revoked at the gateway,
-/// are answered on every `tools/list` and `tools/call` with a message that says what to do, and
-/// are reported once on stderr. The MCP host then shows the reason instead of a server that died
-/// at start.
+/// are answered on every `tools/call` with a message that says what to do, and are reported once on
+/// stderr. The MCP host then shows the reason instead of a server that died at start.
+///
+/// `tools/list` always succeeds: when the gateway cannot be reached or refuses the session, it
+/// lists the last catalog the gateway served (``ToolCatalogCache``, which `setup` writes first),
+/// and `initialize`'s instructions say why. An MCP host that drops a server whose `tools/list`
+/// fails (Codex does, for the whole session) keeps the tools, and the model reads the reason on
+/// its first call. When the gateway answers again, the next call goes through.
 public struct PairedBridge: Sendable {
     /// The state layout (`SidecarPaths.current()`).
     public var paths: SidecarPaths
@@ -66,7 +71,8 @@ public struct PairedBridge: Sendable {
             credentials = UnavailableCredentials(failure: UpstreamFailure(code: .unauthorized, message: message))
         }
         logger.debug("serving profile \(profile) (device \(loaded.deviceID)) through \(gateway.baseURL)")
-        return try configuration.makeServer(logger: logger, http: http, credentials: credentials)
+        let catalog = ToolCatalogMemory(cache: ToolCatalogCache(paths: paths, profile: profile, gatewayURL: loaded.gatewayURL), logger: logger)
+        return try configuration.makeServer(logger: logger, http: http, credentials: credentials, catalog: catalog)
     }
 }
 

@@ -6,6 +6,9 @@ public struct ServeOptions: Sendable {
     public var shutdownGrace: Duration = .seconds(2)
     /// How long `initialize` waits for the upstream handshake, to pass on its instructions.
     public var initializeWaitForUpstream: Duration = .seconds(3)
+    /// Paired mode: how long `tools/list` waits for the gateway before it lists the stored catalog
+    /// (an MCP host gives a server's start-up about 10 s, tools/list included).
+    public var toolsListWaitForUpstream: Duration = .seconds(5)
     /// Only tools whose `readOnlyHint` is true are listed or callable.
     public var readOnly = false
     /// Tools that are neither listed nor callable.

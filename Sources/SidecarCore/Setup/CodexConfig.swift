@@ -60,6 +60,7 @@ public enum CodexConfig {
     public static func merge(existing: [UInt8], serverName: String, table: String) throws(SetupError) -> [UInt8] {
         let newline = TextLines.newline(of: existing)
         let lines = TOMLTableLocator.lines(existing)
+        try checkReadable(lines)
         try checkNoInlineDefinition(lines, serverName: serverName)
         let block = Array(TextLines.withNewline(table, newline).utf8)
         let regions = TOMLTableLocator.tableRegions(lines, prefix: ["mcp_servers", serverName])
@@ -100,6 +101,17 @@ public enum CodexConfig {
         }
         output += existing[cursor...]
         return output
+    }
+
+    /// Refuses a file with a line that is neither a table header, a `key = value`, a continuation,
+    /// a comment nor blank: it is not TOML, Codex would refuse it too, and merging into it would
+    /// hide that. (The line is named by number only: config files can hold secrets.) Values are
+    /// not checked in full; Codex does that when it starts.
+    private static func checkReadable(_ lines: [TOMLTableLocator.Line]) throws(SetupError) {
+        guard let bad = lines.firstIndex(where: { $0.kind == .unrecognized }) else { return }
+        throw SetupError(
+            .unparseableConfig,
+            "config.toml line \(bad + 1) is not valid TOML, so Codex would refuse the file too; fix that line, then run setup again")
     }
 
     private static func checkNoInlineDefinition(_ lines: [TOMLTableLocator.Line], serverName: String) throws(SetupError) {

@@ -38,6 +38,7 @@ public enum CommandReport {
             ("owner", "\(profile.owner.name) (\(profile.owner.id))"),
             ("device", "\(profile.deviceName) (\(profile.deviceID))"),
         ]
+        if let retired = outcome.retiredDevice { lines.append(("retired", "the previous device \(retired), revoked at the gateway")) }
         let grants = profile.grants.isEmpty ? ["none yet: ask the owner to grant a project"] : profile.grants.map(describe)
         for (index, line) in grants.enumerated() { lines.append((index == 0 ? "grants" : "", line)) }
         text += aligned(lines)
@@ -75,15 +76,23 @@ public enum CommandReport {
         var text = ""
         var warning: String?
         let device = deviceID.map { "device \($0)" } ?? "the device"
+        let byHand =
+            deviceID.map { "the agent's owner must revoke device \($0) at the gateway (reference gateway: `agent-gateway device revoke \($0)`)" }
+            ?? "the agent's owner must revoke this device at the gateway"
         if outcome.revoked {
             text += "Revoked \(device) at the gateway.\n"
+        } else if outcome.keptLocalState, let failure = outcome.revocationFailure {
+            text += "Kept the key and profile, so that logout can revoke \(device) once the gateway answers.\n"
+            warning =
+                "could not revoke \(device) at the gateway (\(failure.message)); nothing was deleted: run `agent-sidecar logout` again when the gateway answers, or add --force to delete the local key anyway (then \(byHand))"
         } else if let failure = outcome.revocationFailure {
-            if let code = failure.gatewayCode, ["device_revoked", "agent_revoked", "device_unknown", "device_not_found"].contains(code) {
+            if let code = failure.gatewayCode, ["device_revoked", "agent_revoked", "device_unknown"].contains(code) {
                 text += "The gateway had already revoked \(device) (\(code)).\n"
             } else {
-                warning =
-                    "could not revoke \(device) at the gateway (\(failure.message)); the local key is deleted anyway, but ask the agent's owner to revoke the device"
+                warning = "could not revoke \(device) at the gateway (\(failure.message)); deleted the local key anyway (--force): \(byHand)"
             }
+        } else if let unusable = outcome.keyUnusable {
+            warning = "could not revoke \(device): its key cannot be used (\(unusable.code)); deleted what was left locally: \(byHand)"
         } else if !revokeRequested {
             text += "Did not contact the gateway (--no-revoke): \(device) stays registered until the owner revokes it.\n"
         }
@@ -93,7 +102,7 @@ public enum CommandReport {
                 "\(result.outcome == .removed ? "Removed" : result.outcome == .written ? "Took the entry out of" : "Unchanged:") \(result.path)\(backup)\n"
         }
         for file in outcome.removedFiles { text += "Deleted \(file)\n" }
-        text += "Logged out of profile \"\(profile)\".\n"
+        if !outcome.keptLocalState { text += "Logged out of profile \"\(profile)\".\n" }
         return (text, warning)
     }
 }

@@ -7,6 +7,7 @@ public struct SetupError: Error, Hashable, Sendable, CustomStringConvertible {
             case malformedMarkers = "malformed_markers"
             case template = "template"
             case invalidInput = "invalid_input"
+            case unsafePath = "unsafe_path"
         }
         private let kind: Kind
         private init(_ kind: Kind) { self.kind = kind }
@@ -22,6 +23,8 @@ public struct SetupError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let template = Code(.template)
         /// A flag or argument is unusable (not a pairing code, not a URL, missing the gateway).
         public static let invalidInput = Code(.invalidInput)
+        /// A path setup would write through is a link, or not a regular file (see `SetupPathGuard`).
+        public static let unsafePath = Code(.unsafePath)
 
         public var description: String { kind.rawValue }
     }

@@ -56,6 +56,15 @@ public struct SetupLocations: Sendable, Equatable {
         case .agentsMarkdown: return FileSystem.join(globalInstructions ? codexHome : projectDirectory, "AGENTS.md")
         }
     }
+
+    /// Whether a target's file lies in the project directory (untrusted: it may be a cloned repository).
+    public func isInProject(_ target: SetupTarget) -> Bool {
+        switch target {
+        case .codex: return false
+        case .claudeCode, .claudeCodeSettings, .cursor, .vscode: return true
+        case .agentsMarkdown: return !globalInstructions
+        }
+    }
 }
 
 /// Something the user should know about the packet that does not stop it.
@@ -127,7 +136,9 @@ public struct SetupWriteResult: Sendable, Equatable {
 /// Planning reads the current files and computes the merged content without writing, so
 /// `--print` and the real run share one code path. Writing replaces only files whose content
 /// changes, each atomically, after copying the previous content to `FILE.bak-agent-sidecar`
-/// (same permissions; one backup per file, overwritten by the next change).
+/// (same permissions; one backup per file, overwritten by the next change). No write follows a
+/// link inside the project directory, and no backup is ever written through a link
+/// (`SetupPathGuard`).
 public struct SetupPacketWriter: Sendable {
     /// The suffix of backup files.
     public static let backupSuffix = ".bak-agent-sidecar"
@@ -186,6 +197,8 @@ public struct SetupPacketWriter: Sendable {
         }
         for target in expanded {
             let path = locations.path(of: target)
+            // The project directory may be someone else's repository: no links there, regular files only.
+            _ = try SetupPathGuard.writablePath(path, untrustedRoot: locations.isInProject(target) ? locations.projectDirectory : nil)
             let existing = try FileSystem.readFile(path)
             let updated: [UInt8]
             switch target {
@@ -237,6 +250,9 @@ public struct SetupPacketWriter: Sendable {
         let serverName = Self.serverName(profile: profile)
         var packet = SetupPacket(files: [], warnings: [])
         for file in files {
+            // What setup wrote may have become a link since; inside a project, never follow it.
+            _ = try SetupPathGuard.writablePath(
+                file.path, untrustedRoot: file.kind == .codex ? nil : FileSystem.directory(of: file.path))
             guard let existing = try FileSystem.readFile(file.path) else { continue }
             var updated: [UInt8]?
             switch file.kind {
@@ -272,9 +288,10 @@ public struct SetupPacketWriter: Sendable {
             if let existing = file.existing {
                 let target = FileSystem.realPath(file.path) ?? file.path
                 backupPath = target + Self.backupSuffix
+                try SetupPathGuard.requireBackupSlot(backupPath!)
                 var info = stat()
                 let mode: mode_t = stat(target, &info) == 0 ? info.st_mode & 0o777 : 0o600
-                try AtomicFile.write(existing, to: backupPath!, permissions: .exactly(mode))
+                try AtomicFile.write(existing, to: backupPath!, permissions: .exactly(mode), followLinks: false)
             }
             if let updated = file.updated {
                 // Project directories such as .vscode are ordinary folders; ~/.codex stays private.

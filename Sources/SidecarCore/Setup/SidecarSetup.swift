@@ -38,6 +38,8 @@ public struct SetupOutcome: Sendable {
     public let profile: SidecarProfile
     /// Whether this run paired the device (false: refreshed an existing pairing).
     public let paired: Bool
+    /// The profile's previous device, revoked after the new one proved it can sign in.
+    public let retiredDevice: String?
     public let packet: SetupPacket
     /// Empty in `--print` mode.
     public let written: [SetupWriteResult]
@@ -52,8 +54,12 @@ public struct SetupOutcome: Sendable {
 public struct LogoutOutcome: Sendable {
     /// Whether the gateway confirmed the device revocation.
     public let revoked: Bool
-    /// Why revocation did not happen, when it was attempted and failed.
+    /// Why revocation did not happen, when the gateway was asked and failed or refused.
     public let revocationFailure: UpstreamFailure?
+    /// Why revocation could not even be attempted: the device key cannot be used.
+    public let keyUnusable: CredentialError?
+    /// True when nothing local was deleted because the gateway could not be reached (retry, or `--force`).
+    public let keptLocalState: Bool
     /// Config files changed or removed by `--purge-config`.
     public let purged: [SetupWriteResult]
     /// Local files deleted (key, default KEK, profile).
@@ -85,6 +91,7 @@ public struct SidecarSetup: Sendable {
         try ProfileName.validate(request.profile)
         let previous = profiles.exists(request.profile) ? try profiles.load(request.profile) : nil
         var warnings: [String] = []
+        var retired: String?
         var profile: SidecarProfile
         let deviceKey: DeviceKey
         let api: GatewayAPIClient
@@ -98,17 +105,36 @@ public struct SidecarSetup: Sendable {
                 throw SetupError(.invalidInput, "pairing needs the gateway URL; pass --gateway https://…")
             }
             api = try Self.client(url, transport: transport)
-            if let previous {
-                // Best effort: retire the device this profile used before, so it does not linger.
-                if let oldKey = try? credentials.loadDeviceKey(for: previous, explicitKeyEncryptionKeyFile: request.keyFile),
-                    let oldAPI = try? Self.client(previous.gatewayURL, transport: transport),
-                    let session = try? await oldAPI.mintSession(deviceKey: oldKey, deviceID: previous.deviceID)
-                {
-                    try? await oldAPI.revokeDevice(token: session.token)
-                }
-            }
+            // Claim first: the pairing this profile has keeps working until the new device has
+            // proved itself, and is retired only then (a used, wrong or rate-limited code must not
+            // cost the user a working pairing).
+            let keptNote = previous.map { " The previous pairing of profile \($0.name) is unchanged and still works." } ?? ""
+            let previousKey = previous.flatMap { try? credentials.loadDeviceKey(for: $0, explicitKeyEncryptionKeyFile: request.keyFile) }
             deviceKey = DeviceKey.generate()
-            let claim = try await api.claimPairing(code: code, publicKey: deviceKey.publicKey, deviceName: request.deviceName)
+            let claim: PairingClaim
+            do {
+                claim = try await api.claimPairing(code: code, publicKey: deviceKey.publicKey, deviceName: request.deviceName)
+            } catch let failure {
+                throw UpstreamFailure(
+                    code: failure.code, message: failure.message + keptNote, httpStatus: failure.httpStatus, gatewayCode: failure.gatewayCode,
+                    retryAfterSeconds: failure.retryAfterSeconds)
+            }
+            // When a working pairing would be replaced, the new device must sign in before anything
+            // local changes. (A first pairing has nothing to lose; a sign-in problem then shows as
+            // a warning below, where the setup data is read.)
+            if previous != nil {
+                let proof: MintedSession
+                do {
+                    proof = try await api.mintSession(deviceKey: deviceKey, deviceID: claim.deviceID)
+                } catch let failure {
+                    throw UpstreamFailure(
+                        code: failure.code,
+                        message: "the gateway accepted the code but the new device \(claim.deviceID) could not sign in (\(failure.message)); "
+                            + "ask the owner to revoke that device and for a new code." + keptNote,
+                        httpStatus: failure.httpStatus, gatewayCode: failure.gatewayCode)
+                }
+                try? await api.endSession(token: proof.token)
+            }
             let kekPath = credentials.keyEncryptionKeyFile(profile: request.profile, explicitPath: request.keyFile)
             try credentials.store(deviceKey, profile: request.profile, deviceID: claim.deviceID, keyEncryptionKeyFile: kekPath)
             profile = SidecarProfile(
@@ -118,6 +144,16 @@ public struct SidecarSetup: Sendable {
                 keyEncryptionKeyFile: kekPath == paths.defaultKeyEncryptionKeyFile(request.profile) ? nil : kekPath,
                 writtenFiles: previous?.writtenFiles ?? [])
             try profiles.save(profile)
+            // Now retire the device this profile used before, so it does not linger at the gateway.
+            if let previous, previous.deviceID != claim.deviceID {
+                switch await Self.retire(previous, key: previousKey, transport: transport) {
+                case .revoked: retired = previous.deviceID
+                case .alreadyGone: break
+                case .stillRegistered:
+                    warnings.append(
+                        "paired the new device, but could not revoke the previous one (\(previous.deviceID)); ask the agent's owner to revoke it")
+                }
+            }
             paired = true
         } else {
             guard let previous else {
@@ -136,6 +172,8 @@ public struct SidecarSetup: Sendable {
             let session = try await api.mintSession(deviceKey: deviceKey, deviceID: profile.deviceID)
             let fetched: Result<GatewaySetupData, UpstreamFailure>
             do { fetched = .success(try await api.setupData(token: session.token)) } catch { fetched = .failure(error) }
+            // The first stored tool catalog (ToolCatalogCache.swift), so `serve` lists tools even without the gateway.
+            if let warning = await storeToolCatalog(api: api, token: session.token, profile: profile) { warnings.append(warning) }
             try? await api.endSession(token: session.token)
             let data = try fetched.get()
             profile.agent = data.agent
@@ -170,20 +208,48 @@ public struct SidecarSetup: Sendable {
                 forwardedVariables: ForwardedEnvironment.present(in: environment), approval: request.approval, tools: tools)
         }
         return SetupOutcome(
-            profile: profile, paired: paired, packet: packet, written: written, warnings: warnings, codexEntry: codexEntry)
+            profile: profile, paired: paired, retiredDevice: retired, packet: packet, written: written, warnings: warnings,
+            codexEntry: codexEntry)
+    }
+
+    /// Whether `error` from a refresh means the pairing is dead and only a new code can mend it.
+    public static func needsNewPairing(_ error: any Error) -> Bool {
+        if let error = error as? CredentialError { return error.needsNewPairing }
+        if let error = error as? UpstreamFailure { return GatewayAPIClient.needsNewPairing(error) }
+        return false
+    }
+
+    /// What became of a profile's previous device after a new pairing.
+    enum Retirement { case revoked, alreadyGone, stillRegistered }
+
+    /// Revokes a profile's previous device with its own key.
+    static func retire(_ profile: SidecarProfile, key: DeviceKey?, transport: any GatewayTransport) async -> Retirement {
+        guard let key, let api = try? client(profile.gatewayURL, transport: transport) else { return .stillRegistered }
+        do {
+            let session = try await api.mintSession(deviceKey: key, deviceID: profile.deviceID)
+            try await api.revokeDevice(token: session.token)
+            return .revoked
+        } catch {
+            return GatewayAPIClient.needsNewPairing(error) ? .alreadyGone : .stillRegistered
+        }
     }
 
     /// Revokes the device at the gateway (when `revoke`), takes our entries out of the files setup
-    /// wrote (when `purgeConfig`), and deletes the local key and profile. Local state is wiped even
-    /// when the gateway cannot be reached; the outcome says so.
+    /// wrote (when `purgeConfig`), and deletes the local key and profile.
+    ///
+    /// When the gateway cannot be reached or fails, nothing local is touched (the key is what
+    /// revokes the device from here, so it is kept for a retry) unless `force` is set. When
+    /// revoking is impossible for good (the key is unusable, or the gateway already revoked the
+    /// device), local state is wiped and the outcome says so.
     public func logout(
-        profile name: String, revoke: Bool = true, purgeConfig: Bool = false, keyFile: String? = nil
+        profile name: String, revoke: Bool = true, purgeConfig: Bool = false, keyFile: String? = nil, force: Bool = false
     ) async throws
         -> LogoutOutcome
     {
         let profile = try profiles.load(name)
         var revoked = false
         var failure: UpstreamFailure?
+        var keyUnusable: CredentialError?
         if revoke {
             do {
                 let api = try Self.client(profile.gatewayURL, transport: transport)
@@ -193,9 +259,15 @@ public struct SidecarSetup: Sendable {
                 revoked = true
             } catch let error as UpstreamFailure {
                 failure = error
+            } catch let error as CredentialError {
+                keyUnusable = error
             } catch {
                 failure = UpstreamFailure(code: .configuration, message: "\(error)")
             }
+        }
+        if let failure, !GatewayAPIClient.needsNewPairing(failure), !force {
+            return LogoutOutcome(
+                revoked: false, revocationFailure: failure, keyUnusable: nil, keptLocalState: true, purged: [], removedFiles: [])
         }
         var purged: [SetupWriteResult] = []
         if purgeConfig {
@@ -205,7 +277,11 @@ public struct SidecarSetup: Sendable {
         }
         var removed = try credentials.remove(profile: name)
         if try profiles.remove(name) { removed.append(paths.profileFile(name)) }
-        return LogoutOutcome(revoked: revoked, revocationFailure: failure, purged: purged, removedFiles: removed)
+        if (try? ToolCatalogCache(paths: paths, profile: name, gatewayURL: profile.gatewayURL).remove()) == true {
+            removed.append(paths.toolCatalogFile(name))
+        }
+        return LogoutOutcome(
+            revoked: revoked, revocationFailure: failure, keyUnusable: keyUnusable, keptLocalState: false, purged: purged, removedFiles: removed)
     }
 
     /// Checks a gateway URL before anything is asked of the user: an absolute `https://` URL, or

@@ -5,8 +5,36 @@ import AgentWire
 public struct StatusReport: Sendable {
     /// Why the sidecar could not act, as `code` (the gateway's or the local store's) and one line.
     public struct Problem: Sendable, Equatable {
+        /// Where the problem lies, which decides what the user can do about it.
+        public enum Kind: String, Sendable {
+            /// The gateway answered and refused this device (revoked, blocked, unknown, bad signature).
+            case refused
+            /// The gateway could not be reached (connection, time-out, TLS): nothing is known about the pairing.
+            case unreachable
+            /// The gateway answered with a failure of its own.
+            case gatewayFailed = "gateway_failed"
+            /// The local key or profile cannot be used, so the gateway was not asked.
+            case local
+        }
+        public let kind: Kind
         public let code: String
         public let message: String
+
+        public init(kind: Kind, code: String, message: String) {
+            self.kind = kind
+            self.code = code
+            self.message = message
+        }
+
+        /// The `session` line of the report: what was found, not why (the one-line reason goes to stderr once).
+        var summary: String {
+            switch kind {
+            case .refused: "refused by the gateway (\(code))"
+            case .unreachable: "not checked: the gateway could not be reached (\(code))"
+            case .gatewayFailed: "not checked: the gateway failed (\(code))"
+            case .local: "not checked: the device key cannot be used (\(code))"
+            }
+        }
     }
 
     public let profile: SidecarProfile
@@ -22,7 +50,7 @@ public struct StatusReport: Sendable {
     public let problem: Problem?
 
     /// Whether the gateway refused the device for good (revoked, blocked) rather than being unreachable.
-    public var isRefused: Bool { problem.map { PairedSessionCredentials.refusalCodes.contains($0.code) } ?? false }
+    public var isRefused: Bool { problem?.kind == .refused }
 
     /// A few aligned lines for people.
     public var text: String {
@@ -36,7 +64,7 @@ public struct StatusReport: Sendable {
         let grantLines = grants.isEmpty ? ["none"] : grants.map(CommandReport.describe)
         for (index, line) in grantLines.enumerated() { lines.append((index == 0 ? "grants" : "", line)) }
         if let problem {
-            lines.append(("session", "refused: \(problem.message)"))
+            lines.append(("session", problem.summary))
         } else if let sessionLifetimeSeconds {
             let until = sessionExpiresAt.map { ", until \($0)" } ?? ""
             lines.append(("session", "ok: minted one valid for \(sessionLifetimeSeconds) s\(until), and ended it"))
@@ -57,7 +85,7 @@ public struct StatusReport: Sendable {
         ]
         if let problem {
             object["ok"] = false
-            object["error"] = ["code": .string(problem.code), "message": .string(problem.message)]
+            object["error"] = ["kind": .string(problem.kind.rawValue), "code": .string(problem.code), "message": .string(problem.message)]
         } else {
             object["ok"] = true
             var session: JSONObject = [:]
@@ -92,17 +120,17 @@ extension SidecarSetup {
             key = try credentials.loadDeviceKey(for: profile, explicitKeyEncryptionKeyFile: keyFile)
             api = try Self.client(profile.gatewayURL, transport: transport)
         } catch let error as CredentialError {
-            return report(problem: .init(code: error.code.description, message: error.message))
+            return report(problem: .init(kind: .local, code: error.code.description, message: error.message))
         } catch let error as UpstreamFailure {
-            return report(problem: .init(code: error.code.rawValue, message: error.message))
+            return report(problem: .init(kind: .local, code: error.code.rawValue, message: error.message))
         } catch {
-            return report(problem: .init(code: "local_error", message: "\(error)"))
+            return report(problem: .init(kind: .local, code: "local_error", message: "\(error)"))
         }
         let session: MintedSession
         do {
             session = try await api.mintSession(deviceKey: key, deviceID: profile.deviceID)
         } catch {
-            return report(problem: .init(code: error.gatewayCode ?? error.code.rawValue, message: error.message))
+            return report(problem: Self.problem(error))
         }
         let setupData: GatewaySetupData?
         do { setupData = try await api.setupData(token: session.token) } catch { setupData = nil }
@@ -110,6 +138,22 @@ extension SidecarSetup {
         return StatusReport(
             profile: profile, grants: setupData?.grants ?? profile.grants, sessionExpiresAt: session.expiresAt.isEmpty ? nil : session.expiresAt,
             sessionLifetimeSeconds: session.expiresInSeconds, toolCount: setupData?.tools.count, problem: nil)
+    }
+
+    /// Sorts a failed session mint by where the problem lies.
+    static func problem(_ failure: UpstreamFailure) -> StatusReport.Problem {
+        let code = failure.gatewayCode ?? failure.code.rawValue
+        let kind: StatusReport.Problem.Kind
+        if let gatewayCode = failure.gatewayCode, PairedSessionCredentials.refusalCodes.contains(gatewayCode) {
+            kind = .refused
+        } else {
+            switch failure.code {
+            case .unreachable, .timedOut, .tls, .cancelled: kind = .unreachable
+            case .configuration: kind = .local
+            default: kind = .gatewayFailed
+            }
+        }
+        return StatusReport.Problem(kind: kind, code: code, message: failure.message)
     }
 
     /// The names of the profiles on this machine (for messages that suggest one).

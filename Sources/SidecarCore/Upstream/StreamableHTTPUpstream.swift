@@ -248,7 +248,8 @@ public final class StreamableHTTPUpstream: Sendable {
         var reauthenticated = false
         while true {
             let handshake: UpstreamHandshake
-            do { handshake = try await self.handshake() } catch { throw await explained(error) }
+            // The call has not left yet: whatever failed here, the upstream did not run it.
+            do { handshake = try await self.handshake() } catch { throw await explained(error).notRun() }
             let id = allocateRequestID()
             var finalParams = params ?? JSONObject()
             if case .modern(let version) = handshake.era {
@@ -480,7 +481,8 @@ public final class StreamableHTTPUpstream: Sendable {
         body: [UInt8], requestID: Int?, method: String, toolName: String?, era: UpstreamEra?, idempotencyKey: String?,
         timeout: Duration, onNotification: NotificationHandler?, onHead: ((HTTPResponseHead) -> Void)? = nil
     ) async throws -> PostOutcome {
-        var headers = try await baseHeaders(era: era, method: method, toolName: toolName)
+        var headers: [HTTPHeader]
+        do { headers = try await baseHeaders(era: era, method: method, toolName: toolName) } catch { throw error.notRun() }
         headers.append(HTTPHeader("Content-Type", "application/json"))
         headers.append(HTTPHeader("Accept", "application/json, text/event-stream"))
         if let idempotencyKey { headers.append(HTTPHeader("Idempotency-Key", idempotencyKey)) }
@@ -579,6 +581,17 @@ public final class StreamableHTTPUpstream: Sendable {
         func say(_ what: String, _ advice: String) -> String {
             "\(what) (HTTP \(status)\(codeSuffix)): \(gatewayMessage ?? advice)"
         }
+        var failure = describeStatus(
+            status, say: say, gatewayCode: gatewayCode, gatewayMessage: gatewayMessage, parsed: parsed, retryAfter: retryAfter)
+        // Refused before it ran: unauthenticated, forbidden, or over the rate limit.
+        if status == 401 || status == 403 || status == 429 { failure.callDidNotRun = true }
+        return failure
+    }
+
+    private func describeStatus(
+        _ status: Int, say: (String, String) -> String, gatewayCode: String?, gatewayMessage: String?, parsed: JSONValue?, retryAfter: Int?
+    ) -> UpstreamFailure {
+        let codeSuffix = gatewayCode.map { " \($0)" } ?? ""
         switch status {
         case 401:
             return UpstreamFailure(

@@ -22,13 +22,28 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     /// The gateway's own error code (`{"error":{"code":…}}`), when it sent one.
     public var gatewayCode: String? = nil
     public var retryAfterSeconds: Int? = nil
+    /// Whether the upstream certainly did not run the call: the request never left (the connection
+    /// was refused, the handshake or the credential failed first), or it was refused before it ran
+    /// (401, 403, 429). A write that failed this way wrote nothing, so it is safe to retry.
+    public var callDidNotRun = false
 
-    public init(code: Code, message: String, httpStatus: Int? = nil, gatewayCode: String? = nil, retryAfterSeconds: Int? = nil) {
+    public init(
+        code: Code, message: String, httpStatus: Int? = nil, gatewayCode: String? = nil, retryAfterSeconds: Int? = nil,
+        callDidNotRun: Bool = false
+    ) {
         self.code = code
         self.message = message
         self.httpStatus = httpStatus
         self.gatewayCode = gatewayCode
         self.retryAfterSeconds = retryAfterSeconds
+        self.callDidNotRun = callDidNotRun
+    }
+
+    /// This failure, marked as one where the call did not run.
+    func notRun() -> UpstreamFailure {
+        var copy = self
+        copy.callDidNotRun = true
+        return copy
     }
 
     public var description: String { message }
@@ -39,6 +54,12 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     ///   - timeout: The time that was allowed.
     ///   - peer: What to call the other side in the message ("upstream", or "gateway" for the REST calls).
     static func from(_ error: HTTPClientError, upstream: String, timeout: Duration, peer: String = "upstream") -> UpstreamFailure {
+        var failure = describe(error, upstream: upstream, timeout: timeout, peer: peer)
+        failure.callDidNotRun = !error.requestWasSent
+        return failure
+    }
+
+    private static func describe(_ error: HTTPClientError, upstream: String, timeout: Duration, peer: String) -> UpstreamFailure {
         switch error.code {
         case .connectionRefused:
             return UpstreamFailure(

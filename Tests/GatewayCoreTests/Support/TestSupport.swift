@@ -186,6 +186,22 @@ func gatewayBinaryPath() -> String {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
 }
 
+/// Runs a command of the binary to its end: exit status, stdout, stderr.
+func runGatewayCommandResult(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
+    process.arguments = arguments
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+}
+
 /// Runs an admin command of the binary and returns its stdout.
 @discardableResult
 func runGatewayCommand(_ arguments: [String]) throws -> String {
@@ -256,7 +272,7 @@ final class GatewayProcess: @unchecked Sendable {
     @discardableResult
     func admin(_ arguments: [String]) throws -> String {
         guard let command = arguments.first else { return "" }
-        if command == "agent" || command == "owner" {
+        if ["agent", "owner", "device", "session"].contains(command) {
             return try runGatewayCommand(Array(arguments.prefix(2)) + ["--db", database] + Array(arguments.dropFirst(2)))
         }
         return try runGatewayCommand([command, "--db", database] + Array(arguments.dropFirst()))
@@ -291,6 +307,7 @@ final class ManualClock: @unchecked Sendable {
     private let lock = NSLock()
     private var milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
     func advance(seconds: Int64) { lock.withLock { milliseconds += seconds * 1000 } }
+    var nowSeconds: Int64 { lock.withLock { milliseconds / 1000 } }
     var gatewayClock: GatewayClock { GatewayClock { [self] in lock.withLock { milliseconds } } }
 }
 

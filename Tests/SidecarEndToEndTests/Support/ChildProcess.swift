@@ -19,7 +19,7 @@ enum BuiltProducts {
 
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    /// The repository root (for scripts/ and ../shared/).
+    /// The repository root (for scripts/ and .venv/).
     static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 }
@@ -107,7 +107,8 @@ final class ChildProcess: @unchecked Sendable {
     var stderr: String { stderrText.withLock { $0 } }
 
     /// The next stdout line not yet consumed, waiting up to `timeout`.
-    func nextLine(timeout: Duration = .seconds(10)) async throws -> String {
+    // Waits are bounds, not assertions: generous, because CI machines are loaded (load 15 seen).
+    func nextLine(timeout: Duration = .seconds(30)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             let line: String? = stdoutLines.withLock { lines in
@@ -124,13 +125,13 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// The next message on stdout, parsed.
-    func nextMessage(timeout: Duration = .seconds(10)) async throws -> JSONValue {
+    func nextMessage(timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let line = try await nextLine(timeout: timeout)
         return try JSONValue(parsing: line)
     }
 
     /// Reads messages until one answers `id` (collecting the others), within `timeout`.
-    func response(to id: JSONValue, timeout: Duration = .seconds(10), others: inout [JSONValue]) async throws -> JSONValue {
+    func response(to id: JSONValue, timeout: Duration = .seconds(30), others: inout [JSONValue]) async throws -> JSONValue {
         let deadline = ContinuousClock.now + timeout
         while true {
             let remaining = deadline - ContinuousClock.now
@@ -141,13 +142,13 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    func response(to id: JSONValue, timeout: Duration = .seconds(10)) async throws -> JSONValue {
+    func response(to id: JSONValue, timeout: Duration = .seconds(30)) async throws -> JSONValue {
         var others: [JSONValue] = []
         return try await response(to: id, timeout: timeout, others: &others)
     }
 
     /// Sends a request and waits for its response.
-    func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(10)) async throws -> JSONValue {
+    func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(30)) async throws -> JSONValue {
         var message: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
         if let params { message["params"] = params }
         send(.object(message))

@@ -2,7 +2,7 @@ import AgentWire
 import Foundation
 import Testing
 
-/// `scripts/fault-proxy.py` on a loopback port: relays HTTP between the sidecar and its upstream,
+/// `Reliability/fault-proxy.py` on a loopback port: relays HTTP between the sidecar and its upstream,
 /// and breaks exchanges on request (see the script's header for every fault and its parameters).
 final class FaultProxy: @unchecked Sendable {
     let child: ChildProcess
@@ -18,7 +18,7 @@ final class FaultProxy: @unchecked Sendable {
 
     /// Starts the proxy; `upstream` is `http://127.0.0.1:PORT` (no path), or nil to set it later.
     static func start(upstream: String? = nil, certificate: SelfSignedCertificate? = nil) async throws -> FaultProxy {
-        let script = BuiltProducts.repositoryRoot.appendingPathComponent("scripts/fault-proxy.py").path
+        let script = BuiltProducts.repositoryRoot.appendingPathComponent("Reliability/fault-proxy.py").path
         var arguments = python.1 + [script]
         if let upstream { arguments += ["--upstream", upstream] }
         if let certificate { arguments += ["--tls-cert", certificate.certificate, "--tls-key", certificate.key] }

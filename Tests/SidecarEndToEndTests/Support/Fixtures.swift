@@ -114,7 +114,7 @@ final class SidecarUnderTest: @unchecked Sendable {
     /// Records a line that went to stdin some other way (as raw bytes), for the schema check.
     func recordSent(_ line: String) { sent.append(line) }
 
-    func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(15)) async throws -> JSONValue {
+    func call(_ id: Int, _ method: String, _ params: JSONValue? = nil, timeout: Duration = .seconds(30)) async throws -> JSONValue {
         var message: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
         if let params { message["params"] = params }
         send(.object(message))
@@ -122,7 +122,7 @@ final class SidecarUnderTest: @unchecked Sendable {
     }
 
     func callTool(
-        _ id: Int, _ name: String, _ arguments: JSONValue = [:], meta: JSONValue? = nil, timeout: Duration = .seconds(15)
+        _ id: Int, _ name: String, _ arguments: JSONValue = [:], meta: JSONValue? = nil, timeout: Duration = .seconds(30)
     ) async throws
         -> JSONValue
     {
@@ -131,7 +131,7 @@ final class SidecarUnderTest: @unchecked Sendable {
         return try await call(id, "tools/call", .object(params), timeout: timeout)
     }
 
-    /// Validates everything written to stdout so far against the revision's schema.json.
+    /// Validates everything written to stdout so far against the revision (Tests/Tooling/validate-mcp-messages.py).
     ///
     /// - Parameter sentFilter: picks the sent lines the check may use to learn which method a reply
     ///   answers (a test that reuses ids drops the ambiguous ones).
@@ -164,16 +164,16 @@ func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (sta
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-/// Runs scripts/validate-mcp-messages.py with a Python that has jsonschema.
+/// Runs Tests/Tooling/validate-mcp-messages.py with the Python of `.venv/mcp2`, which has the MCP SDK's
+/// wire types (`mcp_types`), the independent oracle the check uses (scripts/install-deps --python).
 func runValidator(revision: String, sent: String, received: String) throws -> (status: Int32, output: String) {
     let root = BuiltProducts.repositoryRoot
-    let candidates = [".venv/mcp2/bin/python", ".venv/mcp1/bin/python"].map { root.appendingPathComponent($0).path }
-    let python = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    let schemaRoot = root.deletingLastPathComponent().appendingPathComponent("shared/reference/mcp-spec").path
+    let python = root.appendingPathComponent(".venv/mcp2/bin/python").path
     let arguments = [
-        root.appendingPathComponent("scripts/validate-mcp-messages.py").path, "--schema-root", schemaRoot, "--revision", revision, "--sent", sent,
-        "--received", received,
+        root.appendingPathComponent("Tests/Tooling/validate-mcp-messages.py").path, "--revision", revision, "--sent", sent, "--received", received,
     ]
-    if let python { return try runToCompletion(python, arguments) }
-    return try runToCompletion("/usr/bin/env", ["python3"] + arguments)
+    guard FileManager.default.isExecutableFile(atPath: python) else {
+        return (2, "no \(python); run scripts/install-deps --python first")
+    }
+    return try runToCompletion(python, arguments)
 }

@@ -267,7 +267,7 @@ func parseTOML(_ path: String) async throws -> JSONValue {
 
 extension SidecarUnderTest {
     /// `initialize` + `notifications/initialized`, as Codex does.
-    func initialize(timeout: Duration = .seconds(15)) async throws -> JSONValue {
+    func initialize(timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let response = try await call(
             0, "initialize", ["protocolVersion": .string(revision), "capabilities": [:], "clientInfo": ["name": "swift-tests", "version": "1"]],
             timeout: timeout)

@@ -1,10 +1,10 @@
-// mcpbench: the measuring client of scripts/bench.
+// mcpbench: the measuring client of Benchmarks/bench.
 //
 // It talks to an MCP stdio bridge (agent-sidecar, mcp-proxy) over pipes, the way an MCP host does,
 // and to the same upstream directly over HTTP/1.1 keep-alive connections, the way the bridge does.
 // Both paths are driven by the same small C code in the same process, so that a difference between
 // them is what the bridge adds: driver -> pipe -> bridge -> HTTP -> upstream against
-// driver -> HTTP -> upstream. Every result is one JSON object on stdout; scripts/bench.d/bench.py
+// driver -> HTTP -> upstream. Every result is one JSON object on stdout; Benchmarks/bench.d/bench.py
 // runs it and turns the numbers into the table.
 //
 //   mcpbench cold       --runs N                                    -- BRIDGE ARGV...

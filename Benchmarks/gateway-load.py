@@ -2,7 +2,7 @@
 """Throughput check for agent-gateway over loopback: N clients with keep-alive connections send
 tools/call requests (reads or writes) for a fixed time and report calls per second.
 
-Usage: scripts/gateway-load.py --binary .build/release/agent-gateway [--clients 16] [--seconds 10]
+Usage: Benchmarks/gateway-load.py --binary .build/release/agent-gateway [--clients 16] [--seconds 10]
 It makes a fresh database in a temp dir, seeds it, pairs one agent per client (Ed25519 via the
 `cryptography` package), starts `serve --port 0` and measures reads, then writes.
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side benchmarks of agent-sidecar, the Python mcp-proxy bridge and direct HTTP.
 
-Run through scripts/bench, which builds the release binaries, compiles the C client
-(scripts/bench.d/mcpbench.c) and installs mcp-proxy into .venv/bench. This file starts the
+Run through Benchmarks/bench, which builds the release binaries, compiles the C client
+(Benchmarks/bench.d/mcpbench.c) and installs mcp-proxy into .venv/bench. This file starts the
 upstreams (mcp-fixture-server, agent-gateway), runs every measurement with the C client, prints
 the table and writes it into docs/benchmarks.md (between the generated-section markers; the prose
 outside them is kept), or into bench-results/ with --quick.
@@ -23,8 +23,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RELEASE = os.path.join(ROOT, ".build", "release")
-BEGIN_MARK = "<!-- scripts/bench: generated section begins; edits inside it are overwritten -->"
-END_MARK = "<!-- scripts/bench: generated section ends -->"
+BEGIN_MARK = "<!-- Benchmarks/bench: generated section begins; edits inside it are overwritten -->"
+END_MARK = "<!-- Benchmarks/bench: generated section ends -->"
 
 
 def log(message):
@@ -58,7 +58,7 @@ class Settings:
 def binary(name):
     path = os.path.join(RELEASE, name)
     if not os.access(path, os.X_OK):
-        sys.exit(f"bench: {path} is missing; run scripts/bench (it builds the release binaries)")
+        sys.exit(f"bench: {path} is missing; run Benchmarks/bench (it builds the release binaries)")
     return path
 
 
@@ -285,7 +285,7 @@ class Bench:
 
     def gateway(self):
         s = self.settings
-        log(f"gateway: {s.gateway_runs} run(s) of scripts/gateway-load.py, 16 clients, {s.gateway_seconds} s reads + writes")
+        log(f"gateway: {s.gateway_runs} run(s) of Benchmarks/gateway-load.py, 16 clients, {s.gateway_seconds} s reads + writes")
         runs = []
         for _ in range(s.gateway_runs):
             output = run([sys.executable, os.path.join(ROOT, "scripts", "gateway-load.py"), "--binary", binary("agent-gateway"),
@@ -542,7 +542,7 @@ def render(results, table, verdicts, settings, info, started, load_before, load_
         f"taskset -a -p -c 0 FIXTURE_PID; taskset -c 1 mcpbench throughput … --inflight 16 -- BRIDGE   # x {s.throughput_runs}",
         f"mcpbench memory --checkpoints {','.join(map(str, s.memory_checkpoints))} --inflight 4 -- BRIDGE",
         f"mcpbench big --url FIXTURE --era E --bytes {s.big_bytes} --runs {s.big_runs} -- BRIDGE",
-        f"scripts/gateway-load.py --binary .build/release/agent-gateway --clients 16 --seconds {s.gateway_seconds:g}   # x {s.gateway_runs}",
+        f"Benchmarks/gateway-load.py --binary .build/release/agent-gateway --clients 16 --seconds {s.gateway_seconds:g}   # x {s.gateway_runs}",
         "```",
         "",
         END_MARK,
@@ -606,12 +606,12 @@ def main():
         if options.output:
             settings = argparse.Namespace(**saved["settings"])
             generated = render(saved["results"], table, verdicts, settings, saved["machine"], saved["started"], *saved["load"],
-                               saved["elapsedSeconds"], saved.get("command", "scripts/bench"))
+                               saved["elapsedSeconds"], saved.get("command", "Benchmarks/bench"))
             write_document(options.output, generated)
             log(f"wrote {os.path.relpath(options.output, ROOT)} from {options.from_json}")
         return
 
-    command = "scripts/bench" + "".join(" " + arg for arg in sys.argv[1:])
+    command = "Benchmarks/bench" + "".join(" " + arg for arg in sys.argv[1:])
     started_clock = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = load_average()

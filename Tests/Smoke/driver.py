@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end smoke run of agent-sidecar against a real agent-gateway, as a developer and Codex would.
 
-Usage: scripts/smoke/driver.py --bin-dir .build/release [--keep] [--pid-file FILE]
-(scripts/smoke-mcp-e2e builds the binaries and calls this; it needs nothing but Python 3.11's stdlib.)
+Usage: Tests/Smoke/driver.py --bin-dir .build/release [--keep] [--pid-file FILE]
+(Tests/Smoke/smoke-mcp-e2e builds the binaries and calls this; it needs nothing but Python 3.11's stdlib.)
 
 It starts `agent-gateway serve` on a free loopback port with a fresh SQLite file, seeds the demo
 workspace, creates an agent with grants for project WEB and a pairing code (the admin CLI), runs
