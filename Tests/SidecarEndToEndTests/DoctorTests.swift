@@ -65,7 +65,8 @@ struct DoctorTests {
         #expect(run.report["ok"] == true)
         #expect(
             run.statuses == [
-                "profile": "ok", "device key": "ok", "codex config": "ok", "environment": "ok", "AGENTS.md": "ok", "gateway": "ok",
+                "profile": "ok", "device key": "ok", "tool catalog": "ok", "codex config": "ok", "environment": "ok", "AGENTS.md": "ok",
+                "gateway": "ok",
                 "clock": "ok", "session": "ok",
             ], "\(run.report)")
         #expect(run.check("session")?["detail"]?.stringValue?.contains("listed 6 tools over MCP") == true)
@@ -174,6 +175,22 @@ struct DoctorTests {
         let after = try await Self.doctor(world, environment: proxy)
         #expect(after.status("environment") == "ok", "\(after.report)")
         #expect(after.result.status == 0, "\(after.result)")
+    }
+
+    @Test("the stored tool catalog missing is a warning, damaged a failure; each says how to store it again")
+    func toolCatalog() async throws {
+        let (world, _) = try await Self.paired()
+        let catalog = world.path("sidecar-home/state/default.tools.json")
+        try Data("{\"version\": 1, \"tools\": ".utf8).write(to: URL(fileURLWithPath: catalog))
+        let damaged = try await Self.doctor(world)
+        #expect(damaged.result.status == 1)
+        #expect(damaged.status("tool catalog") == "fail", "\(damaged.report)")
+        #expect(damaged.check("tool catalog")?["fix"]?.stringValue?.contains("setup --profile default` again") == true)
+
+        try FileManager.default.removeItem(atPath: catalog)
+        let missing = try await Self.doctor(world)
+        #expect(missing.status("tool catalog") == "warn", "\(missing.report)")
+        #expect(missing.check("tool catalog")?["detail"]?.stringValue?.contains("the client would get no tools") == true)
     }
 
     @Test("no such profile: exit 2 with one line")

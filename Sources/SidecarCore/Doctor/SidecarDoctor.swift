@@ -10,7 +10,7 @@ import Darwin
 /// profile to work, and says for each thing that does not hold how to fix it.
 ///
 /// In order: the profile file; the device key and its key-encryption key (present, owner-only,
-/// decrypting to the key the profile registered); each client config setup wrote (still parses,
+/// decrypting to the key the profile registered); the stored tool catalog; each client config setup wrote (still parses,
 /// still starts this binary with `serve --profile NAME`; Codex's through `codex mcp get` when the
 /// Codex CLI is on `PATH`); the variables Codex would not pass on; the gateway (reachable, TLS
 /// valid); the clock against the gateway's `Date`; and a session minted with the device key, with
@@ -64,7 +64,8 @@ public struct SidecarDoctor: Sendable {
             checks.append(profileCheck(profile))
         } catch {
             checks.append(DoctorCheck("profile", .failed, "\(error)", fix: "run `agent-sidecar setup --profile \(name)` again"))
-            return DoctorReport(profile: name, checks: checks + skipped(["device key", "client configs", "gateway", "clock", "session"]))
+            return DoctorReport(
+                profile: name, checks: checks + skipped(["device key", "tool catalog", "client configs", "gateway", "clock", "session"]))
         }
 
         // The device key.
@@ -85,6 +86,9 @@ public struct SidecarDoctor: Sendable {
         } catch {
             checks.append(DoctorCheck("device key", .failed, "\(error)", fix: "run `agent-sidecar setup --profile \(name)` again"))
         }
+
+        // The stored tool catalog (what serve lists when the gateway is down or refuses).
+        checks.append(catalogCheck(profile))
 
         // The client configs setup wrote, and what Codex would pass on.
         checks += clientChecks(profile)
@@ -131,6 +135,29 @@ public struct SidecarDoctor: Sendable {
             "profile", .ok,
             "\(file) (\(Self.mode(file))): device \(profile.deviceID) of agent \(profile.agent.name) (\(profile.agent.id)), gateway \(profile.gatewayURL)"
         )
+    }
+
+    /// The catalog `serve` lists when it cannot reach the gateway: readable, this gateway's, owner-only.
+    /// A missing one is a warning (the first `serve` that reaches the gateway writes it).
+    func catalogCheck(_ profile: SidecarProfile) -> DoctorCheck {
+        let cache = ToolCatalogCache(paths: paths, profile: profile.name, gatewayURL: profile.gatewayURL)
+        let again = "run `agent-sidecar setup --profile \(profile.name)` again (or start the sidecar once while the gateway is up) to store it afresh"
+        switch cache.load() {
+        case .success(let snapshot):
+            if let mode = Self.permissions(cache.path), mode & 0o077 != 0 {
+                return DoctorCheck(
+                    "tool catalog", .failed, "\(cache.path) is \(Self.octal(mode)), readable by others", fix: "run `chmod 600 \(cache.path)`")
+            }
+            return DoctorCheck(
+                "tool catalog", .ok,
+                "\(cache.path) (\(Self.mode(cache.path))): \(snapshot.tools.count) tools stored \(snapshot.savedAt), served while the gateway is unreachable"
+            )
+        case .failure(.missing):
+            return DoctorCheck(
+                "tool catalog", .warning, "\(cache.path) is missing: with the gateway down at start, the client would get no tools", fix: again)
+        case .failure(let failure):
+            return DoctorCheck("tool catalog", .failed, "\(failure.description) (\(cache.path))", fix: again)
+        }
     }
 
     static func keyFix(_ error: CredentialError, profile: String) -> String {
