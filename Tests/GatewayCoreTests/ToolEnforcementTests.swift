@@ -169,7 +169,8 @@ struct ToolEnforcementTests {
         let started = try await client.call("start_work_session", sampleArguments("start_work_session")).1
         let id = try #require(started["structuredContent"]?["workSession"]?["id"]?.stringValue)
         let updated = try await client.call("update_work_session", ["workSession": .string(id), "note": "tests pass"]).1
-        #expect(updated["structuredContent"]?["workSession"]?["notes"]?.arrayValue?.count == 1)
+        #expect(updated["structuredContent"]?["workSession"]?["noteCount"]?.intValue == 1)
+        #expect(updated["structuredContent"]?["workSession"]?["note"]?["text"]?.stringValue == marked("tests pass"))
         let finished = try await client.call("finish_work_session", ["workSession": .string(id), "result": "merged"]).1
         #expect(finished["structuredContent"]?["workSession"]?["status"]?.stringValue == "completed")
         let again = try await client.call("finish_work_session", ["workSession": .string(id), "result": "merged"]).1

@@ -52,15 +52,20 @@ enum Schema {
         if closed { object["additionalProperties"] = false }
         return .object(object)
     }
-    /// A string parameter. The limits go into the schema and, in words, into the description:
+    /// A string argument. Lengths count Unicode code points (as JSON Schema defines them), and the
+    /// `pattern` refuses control characters: all of them in one-line fields, all but line feed and
+    /// tab in `multiline` ones. The limits go into the schema and, in words, into the description:
     /// Codex strips `minLength`, `maxLength`, `maxItems`, `minimum` and `maximum` before the model
     /// sees a schema, so the description is the only place the model can learn them.
-    static func string(_ description: String, minLength: Int? = nil, maxLength: Int? = nil, values: [String]? = nil) -> JSONValue {
+    static func string(
+        _ description: String, minLength: Int? = nil, maxLength: Int? = nil, values: [String]? = nil, multiline: Bool = false
+    ) -> JSONValue {
         var object: JSONObject = ["type": "string"]
         object["description"] = .string(LimitWords.append(LimitWords.characters(minimum: minLength, maximum: maxLength), to: description))
         if let minLength { object["minLength"] = .int(minLength) }
         if let maxLength { object["maxLength"] = .int(maxLength) }
         if let values { object["enum"] = .array(values.map { .string($0) }) }
+        object["pattern"] = .string(multiline ? TextRule.multiLinePattern : TextRule.singleLinePattern)
         return .object(object)
     }
     static func integer(_ description: String, minimum: Int, maximum: Int) -> JSONValue {
@@ -96,7 +101,7 @@ enum Schema {
     static let priority = string("Priority.", values: IssueVocabulary.priorities)
     static let blockName = string("Block name.", values: IssueVocabulary.blockNames)
     static let block = object(
-        [("name", blockName), ("text", string("Block text (Markdown). An empty text clears the block.", maxLength: 20000))],
+        [("name", blockName), ("text", string("Block text (Markdown). An empty text clears the block.", maxLength: 20000, multiline: true))],
         required: ["name", "text"])
 
     static let issueOutput = object(
@@ -108,6 +113,16 @@ enum Schema {
             ("createdBy", object([("userId", plainString), ("agentId", nullableString)], closed: false)),
             ("createdAt", plainString), ("updatedAt", plainString),
         ], required: ["id", "key", "project", "title", "state"], closed: false)
+    /// What an issue write other than create_issue returns: the issue's identity, `updatedAt`, and
+    /// only the fields the call set (a write scope does not read the rest of the issue).
+    static let issueChangeOutput = object(
+        [
+            ("id", plainString), ("key", plainString), ("project", plainString), ("title", untrustedString), ("description", untrustedString),
+            ("priority", plainString), ("state", reference), ("labels", ["type": "array", "items": reference]),
+            ("assignees", ["type": "array", "items": reference]),
+            ("blocks", ["type": "array", "items": object([("name", plainString), ("text", untrustedString)], closed: false)]),
+            ("updatedAt", plainString),
+        ], required: ["id", "key", "project", "updatedAt"], closed: false)
     static let commentOutput = object(
         [
             ("id", plainString), ("issue", plainString), ("author", object([("userId", plainString), ("agentId", nullableString)], closed: false)),
@@ -116,11 +131,9 @@ enum Schema {
     static let workSessionOutput = object(
         [
             ("id", plainString), ("project", plainString), ("issue", nullableString), ("summary", untrustedString), ("status", plainString),
-            (
-                "notes",
-                ["type": "array", "items": object([("at", plainString), ("text", untrustedString), ("issue", nullableString)], closed: false)]
-            ),
-            ("result", untrustedNullableString), ("startedAt", plainString), ("updatedAt", plainString), ("finishedAt", nullableString),
+            ("note", object([("at", plainString), ("text", untrustedString), ("issue", nullableString)], closed: false)),
+            ("noteCount", integerValue), ("result", untrustedNullableString), ("startedAt", plainString), ("updatedAt", plainString),
+            ("finishedAt", nullableString),
         ], required: ["id", "project", "status"], closed: false)
     static func wrapping(_ key: String, _ schema: JSONValue) -> JSONValue { object([(key, schema)], required: [key], closed: false) }
 }
@@ -183,12 +196,20 @@ public enum ToolCatalog {
                 [("issues", ["type": "array", "items": Schema.issueOutput]), ("nextCursor", Schema.nullableString)], required: ["issues"],
                 closed: false)),
         ToolDefinition(
-            name: "get_issue", title: "Get issue", description: "Returns one issue with its blocks and comments.",
+            name: "get_issue", title: "Get issue",
+            description:
+                "Returns one issue with its blocks and a page of its comments, oldest first; pass nextCursor back as cursor for the next page.",
             scope: Scope.projectRead, readOnly: true, idempotent: true,
-            inputSchema: Schema.object([("issue", Schema.issue)], required: ["issue"]),
+            inputSchema: Schema.object(
+                [
+                    ("issue", Schema.issue), ("cursor", Schema.string("nextCursor from the previous page of comments.", maxLength: 100)),
+                    ("limit", Schema.integer("Comments per page (default 20).", minimum: 1, maximum: 100)),
+                ], required: ["issue"]),
             outputSchema: Schema.object(
-                [("issue", Schema.issueOutput), ("comments", ["type": "array", "items": Schema.commentOutput])], required: ["issue", "comments"],
-                closed: false)),
+                [
+                    ("issue", Schema.issueOutput), ("comments", ["type": "array", "items": Schema.commentOutput]),
+                    ("commentCount", Schema.integerValue), ("nextCursor", Schema.nullableString),
+                ], required: ["issue", "comments", "nextCursor"], closed: false)),
         ToolDefinition(
             name: "create_issue", title: "Create issue",
             description:
@@ -197,7 +218,7 @@ public enum ToolCatalog {
             inputSchema: Schema.object(
                 [
                     ("project", Schema.project), ("title", Schema.string("Title.", minLength: 1, maxLength: 300)),
-                    ("description", Schema.string("Description (Markdown).", maxLength: 50000)), ("priority", Schema.priority),
+                    ("description", Schema.string("Description (Markdown).", maxLength: 50000, multiline: true)), ("priority", Schema.priority),
                     ("state", Schema.string("State name (default: the first backlog state).", maxLength: 100)),
                     ("labels", Schema.array(Schema.string("Label name.", maxLength: 100), description: "Label names.", maxItems: 20)),
                     ("assignees", Schema.array(Schema.string("Member id or name.", maxLength: 100), description: "Project members.", maxItems: 20)),
@@ -206,45 +227,47 @@ public enum ToolCatalog {
                 ], required: ["project", "title"]),
             outputSchema: Schema.wrapping("issue", Schema.issueOutput)),
         ToolDefinition(
-            name: "update_issue", title: "Update issue", description: "Changes an issue's title, description or priority.",
+            name: "update_issue", title: "Update issue", description: "Changes an issue's title, description or priority; returns the fields it set.",
             scope: Scope.issueUpdate, readOnly: false, idempotent: true,
             inputSchema: Schema.object(
                 [
                     ("issue", Schema.issue), ("title", Schema.string("New title.", minLength: 1, maxLength: 300)),
-                    ("description", Schema.string("New description (Markdown).", maxLength: 50000)), ("priority", Schema.priority),
+                    ("description", Schema.string("New description (Markdown).", maxLength: 50000, multiline: true)), ("priority", Schema.priority),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["issue"]),
-            outputSchema: Schema.wrapping("issue", Schema.issueOutput)),
+            outputSchema: Schema.wrapping("issue", Schema.issueChangeOutput)),
         ToolDefinition(
             name: "update_issue_blocks", title: "Update issue blocks",
-            description: "Sets structured blocks of an issue (Context, Acceptance criteria, Plan, Result, Notes); blocks not named are kept.",
+            description:
+                "Sets structured blocks of an issue (Context, Acceptance criteria, Plan, Result, Notes); blocks not named are kept. Returns the blocks it set.",
             scope: Scope.issueUpdate, readOnly: false, idempotent: true,
             inputSchema: Schema.object(
                 [
                     ("issue", Schema.issue), ("blocks", Schema.array(Schema.block, description: "Blocks to set.", maxItems: 10)),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["issue", "blocks"]),
-            outputSchema: Schema.wrapping("issue", Schema.issueOutput)),
+            outputSchema: Schema.wrapping("issue", Schema.issueChangeOutput)),
         ToolDefinition(
-            name: "move_issue", title: "Move issue", description: "Moves an issue to another state, by state name.",
+            name: "move_issue", title: "Move issue", description: "Moves an issue to another state, by state name; returns the new state.",
             scope: Scope.issueMove, readOnly: false, idempotent: true,
             inputSchema: Schema.object(
                 [
                     ("issue", Schema.issue), ("state", Schema.string("Target state name, e.g. Done.", minLength: 1, maxLength: 100)),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["issue", "state"]),
-            outputSchema: Schema.wrapping("issue", Schema.issueOutput)),
+            outputSchema: Schema.wrapping("issue", Schema.issueChangeOutput)),
         ToolDefinition(
             name: "comment_issue", title: "Comment on issue", description: "Adds a comment to an issue, as this agent on behalf of its owner.",
             scope: Scope.issueComment, readOnly: false, idempotent: false,
             inputSchema: Schema.object(
                 [
-                    ("issue", Schema.issue), ("body", Schema.string("Comment (Markdown).", minLength: 1, maxLength: 20000)),
+                    ("issue", Schema.issue), ("body", Schema.string("Comment (Markdown).", minLength: 1, maxLength: 20000, multiline: true)),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["issue", "body"]),
             outputSchema: Schema.wrapping("comment", Schema.commentOutput)),
         ToolDefinition(
-            name: "set_issue_labels", title: "Set issue labels", description: "Replaces an issue's labels with the given label names.",
+            name: "set_issue_labels", title: "Set issue labels",
+            description: "Replaces an issue's labels with the given label names; returns the new label set.",
             scope: Scope.issueLabel, readOnly: false, idempotent: true,
             inputSchema: Schema.object(
                 [
@@ -252,9 +275,10 @@ public enum ToolCatalog {
                     ("labels", Schema.array(Schema.string("Label name.", maxLength: 100), description: "The complete label set.", maxItems: 20)),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["issue", "labels"]),
-            outputSchema: Schema.wrapping("issue", Schema.issueOutput)),
+            outputSchema: Schema.wrapping("issue", Schema.issueChangeOutput)),
         ToolDefinition(
-            name: "assign_issue", title: "Assign issue", description: "Replaces an issue's assignees with the given project members (ids or names).",
+            name: "assign_issue", title: "Assign issue",
+            description: "Replaces an issue's assignees with the given project members (ids or names); returns the new assignee set.",
             scope: Scope.issueAssign, readOnly: false, idempotent: true,
             inputSchema: Schema.object(
                 [
@@ -265,7 +289,7 @@ public enum ToolCatalog {
                     ),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["issue", "assignees"]),
-            outputSchema: Schema.wrapping("issue", Schema.issueOutput)),
+            outputSchema: Schema.wrapping("issue", Schema.issueChangeOutput)),
         ToolDefinition(
             name: "add_project_member", title: "Add existing member to project",
             description: "Adds a person who already belongs to the workspace to a project. It cannot invite or create anyone.",
@@ -285,18 +309,19 @@ public enum ToolCatalog {
             inputSchema: Schema.object(
                 [
                     ("project", Schema.project), ("issue", Schema.issue),
-                    ("summary", Schema.string("What the agent is about to do.", minLength: 1, maxLength: 2000)),
+                    ("summary", Schema.string("What the agent is about to do.", minLength: 1, maxLength: 2000, multiline: true)),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["project", "summary"]),
             outputSchema: Schema.wrapping("workSession", Schema.workSessionOutput)),
         ToolDefinition(
             name: "update_work_session", title: "Update work session",
-            description: "Adds a progress note to an active work session, optionally switching the issue being worked on.",
+            description:
+                "Adds a progress note to an active work session (at most 500 notes), optionally switching the issue being worked on; returns the note it added.",
             scope: Scope.reportWrite, readOnly: false, idempotent: false,
             inputSchema: Schema.object(
                 [
                     ("workSession", Schema.string("Work session id (wks_…).", minLength: 1, maxLength: 64)),
-                    ("note", Schema.string("Progress note.", minLength: 1, maxLength: 5000)), ("issue", Schema.issue),
+                    ("note", Schema.string("Progress note.", minLength: 1, maxLength: 5000, multiline: true)), ("issue", Schema.issue),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["workSession", "note"]),
             outputSchema: Schema.wrapping("workSession", Schema.workSessionOutput)),
@@ -306,7 +331,7 @@ public enum ToolCatalog {
             inputSchema: Schema.object(
                 [
                     ("workSession", Schema.string("Work session id (wks_…).", minLength: 1, maxLength: 64)),
-                    ("result", Schema.string("What was done.", minLength: 1, maxLength: 5000)),
+                    ("result", Schema.string("What was done.", minLength: 1, maxLength: 5000, multiline: true)),
                     ("status", Schema.string("How it ended (default completed).", values: ["completed", "abandoned"])),
                     ("idempotencyKey", Schema.idempotencyKey),
                 ], required: ["workSession", "result"]),
