@@ -451,7 +451,11 @@ struct GatewayHostileInputTests {
         stop.set()
         try await flood.value
         let median = ahead.sorted()[ahead.count / 2]
-        #expect(median <= 8, "flood commits ahead of each victim write: \(ahead)")
+        // First come, first served puts the whole flood queue (32 writers) ahead: 32–33 measured.
+        // The fair writer lets through 1–2 on a quiet machine; the count also includes what commits
+        // while the victim's call is still validating before it reaches the writer, which grew to
+        // ~10 at load average 17. Half the queue depth still tells the two apart.
+        #expect(median <= 16, "flood commits ahead of each victim write: \(ahead)")
     }
 }
 
