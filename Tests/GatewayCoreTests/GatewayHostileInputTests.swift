@@ -194,7 +194,7 @@ struct GatewayHostileInputTests {
         // Line feeds and tabs are fine where text may span lines.
         let multiline = "line one\n\tindented\nline three"
         let updated = try await client.call("update_issue", ["issue": "WEB-1", "description": .string(multiline)]).1
-        #expect(updated["structuredContent"]?["issue"]?["description"]?.stringValue == multiline)
+        #expect(updated["structuredContent"]?["issue"]?["description"]?.stringValue == marked(multiline))
         // The published schema says so.
         let tools = try await client.rpc("tools/list").json["result"]?["tools"]?.arrayValue ?? []
         let create = try #require(tools.first { $0["name"]?.stringValue == "create_issue" })
@@ -244,7 +244,7 @@ struct GatewayHostileInputTests {
         #expect(changed["blocks"] == [])
         #expect(leaks(blocks).isEmpty, "update_issue_blocks leaked \(leaks(blocks))")
         let context = try await updater.call("update_issue_blocks", ["issue": "WEB-1", "blocks": [["name": "Context", "text": "new context"]]]).1
-        #expect(context["structuredContent"]?["issue"]?["blocks"] == [["name": "Context", "text": "new context"]])
+        #expect(context["structuredContent"]?["issue"]?["blocks"] == [["name": "Context", "text": .string(marked("new context"))]])
         #expect(leaks(context).isEmpty)
         let priority = try await updater.call("update_issue", ["issue": "WEB-1", "priority": "high"]).1
         #expect(Set(priority["structuredContent"]?["issue"]?.objectValue?.keys ?? []) == ["id", "key", "project", "priority", "updatedAt"])
@@ -255,7 +255,7 @@ struct GatewayHostileInputTests {
         let mover = try await AgentClient.pair(baseURL: gateway.url, code: moveCode)
         let moved = try await mover.call("move_issue", ["issue": "WEB-1", "state": "Done"]).1
         #expect(Set(moved["structuredContent"]?["issue"]?.objectValue?.keys ?? []) == ["id", "key", "project", "state", "updatedAt"])
-        #expect(moved["structuredContent"]?["issue"]?["state"]?["name"]?.stringValue == "Done")
+        #expect(moved["structuredContent"]?["issue"]?["state"]?["name"]?.stringValue == marked("Done"))
         #expect(leaks(moved).isEmpty, "move_issue leaked \(leaks(moved))")
         let badState = try await mover.call("move_issue", ["issue": "WEB-1", "state": "Shipped"]).1
         #expect(badState.toolErrorCode == "validation_failed")
@@ -318,7 +318,7 @@ struct GatewayHostileInputTests {
         } while cursor != nil && pages < 10
         #expect(pages == 3)
         // Pairs of comments share a time; the id orders them, and no page repeats or skips one.
-        #expect(bodies.count == 45 && Set(bodies) == Set((0..<45).map { "comment \($0)" }))
+        #expect(bodies.count == 45 && Set(bodies) == Set((0..<45).map { marked("comment \($0)") }))
         let small = try await client.call("get_issue", ["issue": "WEB-2", "limit": 5]).1
         #expect(small["structuredContent"]?["comments"]?.arrayValue?.count == 5)
         #expect(try await client.call("get_issue", ["issue": "WEB-2", "cursor": "bm90IGEgY3Vyc29y"]).1.toolErrorCode == "validation_failed")
@@ -349,7 +349,7 @@ struct GatewayHostileInputTests {
         let note = String(repeating: "n", count: 5000)
         let first = try await client.call("update_work_session", ["workSession": .string(id), "note": .string(note)])
         #expect(first.1["structuredContent"]?["workSession"]?["noteCount"]?.intValue == 1)
-        #expect(first.1["structuredContent"]?["workSession"]?["note"]?["text"]?.stringValue == note)
+        #expect(first.1["structuredContent"]?["workSession"]?["note"]?["text"]?.stringValue == marked(note))
         // Each answer holds the note it added, not all of them: the 30th is as small as the first.
         var answer = first
         for _ in 1..<30 { answer = try await client.call("update_work_session", ["workSession": .string(id), "note": .string(note)]) }

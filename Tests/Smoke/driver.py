@@ -191,6 +191,16 @@ class ToolCallLog:
         self.calls.append({"name": name, "arguments": arguments, "response": response})
 
 
+OPEN_MARKER, CLOSE_MARKER = "<untrusted-content>", "</untrusted-content>"
+
+
+def unmarked(text):
+    """A name or text people wrote, as the gateway returns it in structuredContent: marked as
+    untrusted content inside the string itself. Fails the step when the marker is missing."""
+    expect(isinstance(text, str) and text.startswith(OPEN_MARKER) and text.endswith(CLOSE_MARKER), f"not marked untrusted: {text!r}")
+    return text[len(OPEN_MARKER):-len(CLOSE_MARKER)]
+
+
 def arguments_hash(arguments):
     """The gateway's argumentsSHA256: SHA-256 of the canonical JSON (members sorted, compact, no idempotencyKey)."""
     canonical = {key: value for key, value in arguments.items() if key != "idempotencyKey"}
@@ -396,8 +406,8 @@ class Smoke:
         projects = self.call_ok("list_projects", {})["structuredContent"]["projects"]
         expect([project["key"] for project in projects] == ["WEB"], f"list_projects gave {projects}")
         context = self.call_ok("get_project_context", {"project": "WEB"})["structuredContent"]
-        states = [state["name"] for state in context["states"]]
-        labels = {label["name"] for label in context["labels"]}
+        states = [unmarked(state["name"]) for state in context["states"]]
+        labels = {unmarked(label["name"]) for label in context["labels"]}
         members = {member["id"] for member in context["members"]}
         expect(states == ["Backlog", "Todo", "In Progress", "Done"], f"states {states}")
         expect({"bug", "docs", "feature", "frontend"} <= labels, f"labels {labels}")

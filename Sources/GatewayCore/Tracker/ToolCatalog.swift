@@ -54,11 +54,14 @@ enum Schema {
     }
     /// A string argument. Lengths count Unicode code points (as JSON Schema defines them), and the
     /// `pattern` refuses control characters: all of them in one-line fields, all but line feed and
-    /// tab in `multiline` ones.
+    /// tab in `multiline` ones. The limits go into the schema and, in words, into the description:
+    /// Codex strips `minLength`, `maxLength`, `maxItems`, `minimum` and `maximum` before the model
+    /// sees a schema, so the description is the only place the model can learn them.
     static func string(
         _ description: String, minLength: Int? = nil, maxLength: Int? = nil, values: [String]? = nil, multiline: Bool = false
     ) -> JSONValue {
-        var object: JSONObject = ["type": "string", "description": .string(description)]
+        var object: JSONObject = ["type": "string"]
+        object["description"] = .string(LimitWords.append(LimitWords.characters(minimum: minLength, maximum: maxLength), to: description))
         if let minLength { object["minLength"] = .int(minLength) }
         if let maxLength { object["maxLength"] = .int(maxLength) }
         if let values { object["enum"] = .array(values.map { .string($0) }) }
@@ -66,16 +69,29 @@ enum Schema {
         return .object(object)
     }
     static func integer(_ description: String, minimum: Int, maximum: Int) -> JSONValue {
-        ["type": "integer", "description": .string(description), "minimum": .int(minimum), "maximum": .int(maximum)]
+        [
+            "type": "integer", "description": .string(LimitWords.append(LimitWords.range(minimum: minimum, maximum: maximum), to: description)),
+            "minimum": .int(minimum), "maximum": .int(maximum),
+        ]
     }
     static func array(_ items: JSONValue, description: String, maxItems: Int) -> JSONValue {
-        ["type": "array", "description": .string(description), "items": items, "maxItems": .int(maxItems)]
+        let words = LimitWords.items(maximum: maxItems, eachAtMost: items["maxLength"]?.intValue)
+        return ["type": "array", "description": .string(LimitWords.append(words, to: description)), "items": items, "maxItems": .int(maxItems)]
     }
     static let nullableString: JSONValue = ["type": ["string", "null"]]
     static let plainString: JSONValue = ["type": "string"]
     static let integerValue: JSONValue = ["type": "integer"]
     static let booleanValue: JSONValue = ["type": "boolean"]
-    static let reference = object([("id", plainString), ("name", plainString)], required: ["id", "name"], closed: false)
+    /// Text people wrote, as it arrives in `structuredContent`: wrapped in the untrusted-content
+    /// marker inside the string itself (see ``UntrustedText/marking(_:at:)``).
+    static let untrustedString: JSONValue = [
+        "type": "string", "description": .string(UntrustedText.schemaDescription), "pattern": .string(UntrustedText.schemaPattern),
+    ]
+    static let untrustedNullableString: JSONValue = [
+        "type": ["string", "null"], "description": .string(UntrustedText.schemaDescription), "pattern": .string(UntrustedText.schemaPattern),
+    ]
+    /// A state, label or person: an id, and the name people gave it (marked).
+    static let reference = object([("id", plainString), ("name", untrustedString)], required: ["id", "name"], closed: false)
 
     static let idempotencyKey = string(
         "Optional key that makes a retry safe: a repeated call with the same key and arguments returns the stored result instead of writing again. Wins over the Idempotency-Key header.",
@@ -90,10 +106,10 @@ enum Schema {
 
     static let issueOutput = object(
         [
-            ("id", plainString), ("key", plainString), ("project", plainString), ("title", plainString), ("description", plainString),
+            ("id", plainString), ("key", plainString), ("project", plainString), ("title", untrustedString), ("description", untrustedString),
             ("priority", plainString), ("state", reference), ("labels", ["type": "array", "items": reference]),
             ("assignees", ["type": "array", "items": reference]),
-            ("blocks", ["type": "array", "items": object([("name", plainString), ("text", plainString)], closed: false)]),
+            ("blocks", ["type": "array", "items": object([("name", plainString), ("text", untrustedString)], closed: false)]),
             ("createdBy", object([("userId", plainString), ("agentId", nullableString)], closed: false)),
             ("createdAt", plainString), ("updatedAt", plainString),
         ], required: ["id", "key", "project", "title", "state"], closed: false)
@@ -101,22 +117,22 @@ enum Schema {
     /// only the fields the call set (a write scope does not read the rest of the issue).
     static let issueChangeOutput = object(
         [
-            ("id", plainString), ("key", plainString), ("project", plainString), ("title", plainString), ("description", plainString),
+            ("id", plainString), ("key", plainString), ("project", plainString), ("title", untrustedString), ("description", untrustedString),
             ("priority", plainString), ("state", reference), ("labels", ["type": "array", "items": reference]),
             ("assignees", ["type": "array", "items": reference]),
-            ("blocks", ["type": "array", "items": object([("name", plainString), ("text", plainString)], closed: false)]),
+            ("blocks", ["type": "array", "items": object([("name", plainString), ("text", untrustedString)], closed: false)]),
             ("updatedAt", plainString),
         ], required: ["id", "key", "project", "updatedAt"], closed: false)
     static let commentOutput = object(
         [
             ("id", plainString), ("issue", plainString), ("author", object([("userId", plainString), ("agentId", nullableString)], closed: false)),
-            ("body", plainString), ("createdAt", plainString),
+            ("body", untrustedString), ("createdAt", plainString),
         ], required: ["id", "issue", "body"], closed: false)
     static let workSessionOutput = object(
         [
-            ("id", plainString), ("project", plainString), ("issue", nullableString), ("summary", plainString), ("status", plainString),
-            ("note", object([("at", plainString), ("text", plainString), ("issue", nullableString)], closed: false)),
-            ("noteCount", integerValue), ("result", nullableString), ("startedAt", plainString), ("updatedAt", plainString),
+            ("id", plainString), ("project", plainString), ("issue", nullableString), ("summary", untrustedString), ("status", plainString),
+            ("note", object([("at", plainString), ("text", untrustedString), ("issue", nullableString)], closed: false)),
+            ("noteCount", integerValue), ("result", untrustedNullableString), ("startedAt", plainString), ("updatedAt", plainString),
             ("finishedAt", nullableString),
         ], required: ["id", "project", "status"], closed: false)
     static func wrapping(_ key: String, _ schema: JSONValue) -> JSONValue { object([(key, schema)], required: [key], closed: false) }
@@ -141,7 +157,7 @@ public enum ToolCatalog {
                     "type": "array",
                     "items": Schema.object(
                         [
-                            ("key", Schema.plainString), ("name", Schema.plainString), ("description", Schema.plainString),
+                            ("key", Schema.plainString), ("name", Schema.untrustedString), ("description", Schema.untrustedString),
                             ("scopes", ["type": "array", "items": Schema.plainString]),
                         ], required: ["key", "name"], closed: false),
                 ])),
@@ -152,7 +168,11 @@ public enum ToolCatalog {
             inputSchema: Schema.object([("project", Schema.project)], required: ["project"]),
             outputSchema: Schema.object(
                 [
-                    ("project", Schema.object([("key", Schema.plainString), ("name", Schema.plainString)], closed: false)),
+                    (
+                        "project",
+                        Schema.object(
+                            [("key", Schema.plainString), ("name", Schema.untrustedString), ("description", Schema.untrustedString)], closed: false)
+                    ),
                     ("states", ["type": "array", "items": Schema.reference]), ("labels", ["type": "array", "items": Schema.reference]),
                     ("members", ["type": "array", "items": Schema.reference]),
                     ("priorities", ["type": "array", "items": Schema.plainString]), ("blockNames", ["type": "array", "items": Schema.plainString]),
@@ -319,4 +339,31 @@ public enum ToolCatalog {
     ]
 
     public static let byName: [String: ToolDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+}
+
+/// Input limits in words, made from the same numbers as the schema keywords so the two cannot
+/// drift. Clients such as Codex drop the keywords and keep the descriptions.
+enum LimitWords {
+    /// `1 to 300 characters.`, `At most 100 characters.`, `At least 2 characters.`
+    static func characters(minimum: Int?, maximum: Int?) -> String? {
+        switch (minimum, maximum) {
+        case (let minimum?, let maximum?): return "\(minimum) to \(maximum) characters."
+        case (nil, let maximum?): return "At most \(maximum) characters."
+        case (let minimum?, nil): return "At least \(minimum) character\(minimum == 1 ? "" : "s")."
+        case (nil, nil): return nil
+        }
+    }
+
+    /// `From 1 to 100.`
+    static func range(minimum: Int, maximum: Int) -> String { "From \(minimum) to \(maximum)." }
+
+    /// `At most 20 items, each at most 100 characters.`
+    static func items(maximum: Int, eachAtMost itemLength: Int?) -> String {
+        "At most \(maximum) items" + (itemLength.map { ", each at most \($0) characters" } ?? "") + "."
+    }
+
+    static func append(_ words: String?, to description: String) -> String {
+        guard let words else { return description }
+        return description + " " + words
+    }
 }

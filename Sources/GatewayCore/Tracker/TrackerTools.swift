@@ -17,8 +17,9 @@ public struct Principal: Sendable {
     public func holdsAnywhere(_ scope: String) -> Bool { grants.contains { $0.scopes.contains(scope) } }
 }
 
-/// What a tool returns: the structured result, its text rendering, the JSON pointers of
-/// untrusted text inside it, and the ids it touched (for the audit).
+/// What a tool returns: the structured result, its text rendering (untrusted text already marked
+/// there), the JSON pointers of untrusted text inside the structured result (marked when the result
+/// is built, see `Gateway.successResult`), and the ids it touched (for the audit).
 public struct ToolOutput: Sendable {
     public var structured: JSONValue
     public var text: String
@@ -110,13 +111,14 @@ struct TrackerTools {
         for project in try store.projects() {
             guard let scopes = principal.scopes(on: project.key), scopes.contains(Scope.projectRead) else { continue }
             let ordered = Scope.all.filter { scopes.contains($0) }
-            untrusted.append("/projects/\(items.count)/description")
+            untrusted += ["/projects/\(items.count)/name", "/projects/\(items.count)/description"]
             items.append([
                 "key": .string(project.key), "name": .string(project.name), "description": .string(UntrustedText.sanitize(project.description)),
                 "scopes": .array(ordered.map { .string($0) }),
             ])
             lines.append(
-                "\(project.key) — \(project.name): \(UntrustedText.marked(project.description))\n  scopes: \(ordered.joined(separator: ", "))")
+                "\(project.key) — \(UntrustedText.marked(project.name)): \(UntrustedText.marked(project.description))\n  scopes: \(ordered.joined(separator: ", "))"
+            )
         }
         let text = lines.isEmpty ? "No projects are granted to this agent." : "Granted projects:\n" + lines.joined(separator: "\n")
         return ToolOutput(structured: ["projects": .array(items)], text: text, untrustedPointers: untrusted, targetIDs: [], project: nil)
@@ -137,16 +139,20 @@ struct TrackerTools {
             "blockNames": .array(IssueVocabulary.blockNames.map { .string($0) }),
         ]
         let text = """
-            Project \(project.key) — \(project.name)
+            Project \(project.key) — \(UntrustedText.marked(project.name))
             Description: \(UntrustedText.marked(project.description))
-            States: \(context.orderedStates.map(\.name).joined(separator: ", "))
-            Labels: \(context.orderedLabels.map(\.name).joined(separator: ", "))
-            Members: \(members.map { "\($0.id) (\($0.name))" }.joined(separator: ", "))
+            States: \(context.orderedStates.map { UntrustedText.marked($0.name) }.joined(separator: ", "))
+            Labels: \(context.orderedLabels.map { UntrustedText.marked($0.name) }.joined(separator: ", "))
+            Members: \(members.map { "\($0.id) (\(UntrustedText.marked($0.name)))" }.joined(separator: ", "))
             Priorities: \(IssueVocabulary.priorities.joined(separator: ", "))
             Block names: \(IssueVocabulary.blockNames.joined(separator: ", "))
             """
+        let names =
+            context.orderedStates.indices.map { "/states/\($0)/name" } + context.orderedLabels.indices.map { "/labels/\($0)/name" }
+            + members.indices.map { "/members/\($0)/name" }
         return ToolOutput(
-            structured: structured, text: text, untrustedPointers: ["/project/description"], targetIDs: [project.id], project: project.key)
+            structured: structured, text: text, untrustedPointers: ["/project/name", "/project/description"] + names, targetIDs: [project.id],
+            project: project.key)
     }
 
     func searchIssues(_ store: any StoreReader) throws -> ToolOutput {
@@ -356,8 +362,8 @@ struct TrackerTools {
         let stored = try storedIssue(issue, in: store)
         let name = view.states[stored.stateID]?.name
         return issueChange(
-            stored, project: project, fields: [("state", view.reference(id: stored.stateID, name: name))],
-            text: "Moved \(project.key)-\(stored.number) to \(name ?? stored.stateID).")
+            stored, project: project, fields: [("state", view.reference(id: stored.stateID, name: name))], untrusted: ["/issue/state/name"],
+            text: "Moved \(project.key)-\(stored.number) to \(name.map(UntrustedText.marked) ?? stored.stateID).")
     }
 
     func setLabels(_ store: any StoreWriter) throws -> ToolOutput {
@@ -368,9 +374,10 @@ struct TrackerTools {
         try store.updateIssue(issue)
         project = try store.project(id: project.id) ?? project
         let stored = try storedIssue(issue, in: store)
-        let names = stored.labelIDs.map { view.labels[$0]?.name ?? $0 }
+        let names = stored.labelIDs.map { view.labels[$0].map { UntrustedText.marked($0.name) } ?? $0 }
         return issueChange(
             stored, project: project, fields: [("labels", .array(stored.labelIDs.map { view.reference(id: $0, name: view.labels[$0]?.name) }))],
+            untrusted: stored.labelIDs.indices.map { "/issue/labels/\($0)/name" },
             text: "Set labels of \(project.key)-\(stored.number): \(names.isEmpty ? "none" : names.joined(separator: ", ")).")
     }
 
@@ -384,9 +391,10 @@ struct TrackerTools {
         project = try store.project(id: project.id) ?? project
         let stored = try storedIssue(issue, in: store)
         let names = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.name) })
-        let assignees = stored.assigneeIDs.map { "\($0) (\(names[$0] ?? $0))" }
+        let assignees = stored.assigneeIDs.map { "\($0) (\(names[$0].map(UntrustedText.marked) ?? $0))" }
         return issueChange(
             stored, project: project, fields: [("assignees", .array(stored.assigneeIDs.map { view.reference(id: $0, name: names[$0]) }))],
+            untrusted: stored.assigneeIDs.indices.map { "/issue/assignees/\($0)/name" },
             text: "Assigned \(project.key)-\(stored.number) to \(assignees.isEmpty ? "nobody" : assignees.joined(separator: ", ")).")
     }
 
@@ -405,13 +413,14 @@ struct TrackerTools {
         ]
         return ToolOutput(
             structured: ["comment": rendered],
-            text: "Commented on \(key) as agent \(principal.agent.id) for \(principal.owner.name): \(UntrustedText.marked(stored.body))",
+            text:
+                "Commented on \(key) as agent \(principal.agent.id) for \(UntrustedText.marked(principal.owner.name)): \(UntrustedText.marked(stored.body))",
             untrustedPointers: ["/comment/body"], targetIDs: [issue.id, stored.id], project: project.key)
     }
 
     func addProjectMember(_ store: any StoreWriter) throws -> ToolOutput {
         let project = try grantedProject(string("project") ?? "", in: store)
-        let wanted = string("member") ?? ""
+        let wanted = UntrustedText.unwrapped(string("member") ?? "")
         let users = try store.users()
         // The one list a write error gives without project:read: the workspace's people are what
         // project:member:add_existing chooses from.
@@ -431,8 +440,9 @@ struct TrackerTools {
                 "project": .string(project.key), "member": ["id": .string(user.id), "name": .string(user.name)], "alreadyMember": .bool(already),
             ],
             text: already
-                ? "\(user.id) (\(user.name)) was already a member of \(project.key)." : "Added \(user.id) (\(user.name)) to \(project.key).",
-            untrustedPointers: [], targetIDs: [project.id, user.id], project: project.key)
+                ? "\(user.id) (\(UntrustedText.marked(user.name))) was already a member of \(project.key)."
+                : "Added \(user.id) (\(UntrustedText.marked(user.name))) to \(project.key).",
+            untrustedPointers: ["/member/name"], targetIDs: [project.id, user.id], project: project.key)
     }
 
     /// Notes a work session can hold; update_work_session refuses more.
@@ -604,18 +614,21 @@ struct ProjectView {
             : "get_project_context lists the valid \(kind) (it needs project:read on \(project.key))"
     }
 
-    func resolveState(_ name: String, listValid: Bool = true) throws -> StateRecord {
+    func resolveState(_ marked: String, listValid: Bool = true) throws -> StateRecord {
+        let name = UntrustedText.unwrapped(marked)
         if let state = orderedStates.first(where: { $0.id == name || $0.name.lowercased() == name.lowercased() }) { return state }
         throw GatewayError.validationFailed(
-            "unknown state \"\(name)\" in \(project.key); \(validNames("states", orderedStates.map(\.name), listValid: listValid))")
+            "unknown state \"\(name)\" in \(project.key); \(validNames("states", orderedStates.map { UntrustedText.marked($0.name) }, listValid: listValid))"
+        )
     }
 
     func resolveLabels(_ names: [String], listValid: Bool = true) throws -> [String] {
         var ids: [String] = []
-        for name in names {
+        for name in names.map(UntrustedText.unwrapped) {
             guard let label = orderedLabels.first(where: { $0.id == name || $0.name.lowercased() == name.lowercased() }) else {
                 throw GatewayError.validationFailed(
-                    "unknown label \"\(name)\" in \(project.key); \(validNames("labels", orderedLabels.map(\.name), listValid: listValid))")
+                    "unknown label \"\(name)\" in \(project.key); \(validNames("labels", orderedLabels.map { UntrustedText.marked($0.name) }, listValid: listValid))"
+                )
             }
             if !ids.contains(label.id) { ids.append(label.id) }
         }
@@ -625,7 +638,7 @@ struct ProjectView {
     func resolveMembers(_ names: [String], store: any StoreReader, listValid: Bool = true) throws -> [UserRecord] {
         let members = try store.members(projectID: project.id)
         var resolved: [UserRecord] = []
-        for name in names {
+        for name in names.map(UntrustedText.unwrapped) {
             guard let member = members.first(where: { $0.id == name }) ?? members.first(where: { $0.name.lowercased() == name.lowercased() }) else {
                 throw GatewayError.validationFailed(
                     "unknown member \"\(name)\" in \(project.key); \(validNames("members", members.map(\.id), listValid: listValid))")
@@ -651,6 +664,9 @@ struct ProjectView {
         object["state"] = reference(id: issue.stateID, name: states[issue.stateID]?.name)
         object["labels"] = .array(issue.labelIDs.map { reference(id: $0, name: labels[$0]?.name) })
         object["assignees"] = .array(issue.assigneeIDs.map { reference(id: $0, name: users[$0]?.name) })
+        untrusted.append("\(pointer)/state/name")
+        untrusted += issue.labelIDs.indices.map { "\(pointer)/labels/\($0)/name" }
+        untrusted += issue.assigneeIDs.indices.map { "\(pointer)/assignees/\($0)/name" }
         if includeBody {
             object["blocks"] = .array(
                 issue.blocks.enumerated().map { index, block in
@@ -674,19 +690,19 @@ struct ProjectView {
     }
 
     func authorName(_ comment: CommentRecord) -> String {
-        let owner = users[comment.authorUserID]?.name ?? comment.authorUserID
+        let owner = users[comment.authorUserID].map { UntrustedText.marked($0.name) } ?? comment.authorUserID
         return comment.authorAgentID.map { "agent \($0) for \(owner)" } ?? owner
     }
 
     func summaryLine(_ issue: IssueRecord) -> String {
-        let state = states[issue.stateID]?.name ?? issue.stateID
+        let state = states[issue.stateID].map { UntrustedText.marked($0.name) } ?? issue.stateID
         return "\(key(issue)) [\(state)] \(issue.priority): \(UntrustedText.marked(issue.title))"
     }
 
     func detailText(_ issue: IssueRecord) -> String {
         var lines = [summaryLine(issue)]
-        let labelNames = issue.labelIDs.map { labels[$0]?.name ?? $0 }
-        let assignees = issue.assigneeIDs.map { users[$0].map { "\($0.id) (\($0.name))" } ?? $0 }
+        let labelNames = issue.labelIDs.map { labels[$0].map { UntrustedText.marked($0.name) } ?? $0 }
+        let assignees = issue.assigneeIDs.map { users[$0].map { "\($0.id) (\(UntrustedText.marked($0.name)))" } ?? $0 }
         lines.append(
             "Labels: \(labelNames.isEmpty ? "none" : labelNames.joined(separator: ", ")) · Assignees: \(assignees.isEmpty ? "none" : assignees.joined(separator: ", "))"
         )
