@@ -91,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayCoreTests",
-            dependencies: ["GatewayCore", "AgentWire", "agent-gateway"],
+            dependencies: ["GatewayCore", "AgentWire", "agent-gateway", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
     ]

@@ -132,4 +132,5 @@ async def main():
         server.wait(timeout=10)
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -13,7 +13,7 @@ struct AgentSidecar: AsyncParsableCommand {
         commandName: "agent-sidecar",
         abstract: "Scoped, audited, revocable access to a task tracker for local coding agents, over MCP.",
         version: SidecarIdentity.version,
-        subcommands: [Setup.self, Serve.self, Status.self, Logout.self]
+        subcommands: [Setup.self, Serve.self, Status.self, Logout.self, Doctor.self]
     )
 
     /// `serve` is what an MCP client starts, and there start-up time counts: parsed as a root

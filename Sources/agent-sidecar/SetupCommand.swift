@@ -38,6 +38,11 @@ struct Setup: AsyncParsableCommand {
     @Flag(name: .long, help: "Put the AGENTS.md block in $CODEX_HOME/AGENTS.md instead of the project.")
     var global = false
 
+    @Option(
+        name: .long,
+        help: "Which tool calls the MCP client asks you about first: writes (reads run without asking; the default), all, or none.")
+    var approve: String = ToolApproval.writes.rawValue
+
     @Flag(name: .customLong("print"), help: "Write no config file; print the files as they would be (the pairing itself is kept).")
     var printOnly = false
 
@@ -56,7 +61,7 @@ struct Setup: AsyncParsableCommand {
         let paths = SidecarPaths(environment: environment)
         var targets: [SetupTarget] = []
         for client in clients.isEmpty ? ["codex"] : clients {
-            guard let target = SetupTarget(rawValue: client), target != .agentsMarkdown else {
+            guard let target = SetupTarget(rawValue: client), target != .agentsMarkdown, target != .claudeCodeSettings else {
                 throw ValidationError("unknown --client '\(client)'; use codex, claude-code, cursor or vscode")
             }
             if !targets.contains(target) { targets.append(target) }
@@ -69,6 +74,10 @@ struct Setup: AsyncParsableCommand {
         request.targets = targets
         request.keyFile = keyFile
         request.printOnly = printOnly
+        guard let approval = ToolApproval(rawValue: approve) else {
+            throw ValidationError("unknown --approve '\(approve)'; use writes (the default), all or none")
+        }
+        request.approval = approval
         if let deviceName { request.deviceName = deviceName }
         do {
             try ProfileName.validate(profile)

@@ -41,10 +41,13 @@ import Testing
 
         """#
 
-    static func table(env: [(String, String)] = [], command: String = "/usr/local/bin/agent-sidecar") throws -> String {
+    static func table(
+        env: [(String, String)] = [], command: String = "/usr/local/bin/agent-sidecar", forwarded: [String] = [],
+        approval: ToolApproval = .writes, tools: [AgentsMarkdown.Tool] = []
+    ) throws -> String {
         try CodexConfig.renderTable(
             serverName: "agent-sidecar", profile: "default", command: command, arguments: ["serve", "--profile", "default"],
-            environment: env)
+            environment: env, forwardedVariables: forwarded, approval: approval, tools: tools)
     }
 
     func checkParses(_ bytes: [UInt8]) throws -> String {
@@ -57,7 +60,8 @@ import Testing
     }
 
     @Test func rendersOnlyKeysCodexKnows() throws {
-        let table = try Self.table(env: [("AGENT_SIDECAR_HOME", "/srv/a \"b\"")])
+        let table = try Self.table(
+            env: [("AGENT_SIDECAR_HOME", "/srv/a \"b\"")], forwarded: ["HTTPS_PROXY", "SSL_CERT_FILE"], tools: SetupAgentsMarkdownTests.tools)
         #expect(
             table == """
                 [mcp_servers.agent-sidecar]
@@ -65,19 +69,120 @@ import Testing
                 # No secret here: the sidecar signs in to the gateway with its own encrypted device key.
                 command = "/usr/local/bin/agent-sidecar"
                 args = ["serve", "--profile", "default"]
+                # Passed on by name from Codex's own environment (proxy, CA bundle); their values are not written here.
+                env_vars = ["HTTPS_PROXY", "SSL_CERT_FILE"]
                 startup_timeout_sec = 20
                 tool_timeout_sec = 120
+                # `agent-sidecar setup --approve writes`: reads run without asking, each write asks first.
+                default_tools_approval_mode = "prompt"
 
                 [mcp_servers.agent-sidecar.env]
                 AGENT_SIDECAR_HOME = "/srv/a \\"b\\""
+
+                [mcp_servers.agent-sidecar.tools.search_issues]
+                approval_mode = "approve"
 
                 """)
         #expect(!(try Self.table()).contains(".env]"))
         let parsed = try checkParses(Array(table.utf8))
         let json = try JSONSerialization.jsonObject(with: Data(parsed.utf8)) as! [String: Any]
         let server = (json["mcp_servers"] as! [String: Any])["agent-sidecar"] as! [String: Any]
-        #expect(Set(server.keys) == ["command", "args", "startup_timeout_sec", "tool_timeout_sec", "env"])
+        #expect(
+            Set(server.keys) == [
+                "command", "args", "env_vars", "startup_timeout_sec", "tool_timeout_sec", "default_tools_approval_mode", "env", "tools",
+            ])
         #expect((server["env"] as! [String: String])["AGENT_SIDECAR_HOME"] == "/srv/a \"b\"")
+        #expect(server["env_vars"] as? [String] == ["HTTPS_PROXY", "SSL_CERT_FILE"])
+        #expect((server["tools"] as? [String: [String: String]]) == ["search_issues": ["approval_mode": "approve"]])
+    }
+
+    @Test(arguments: ToolApproval.allCases)
+    func eachApprovalChoiceBecomesCodexKeys(approval: ToolApproval) throws {
+        let table = try Self.table(approval: approval, tools: SetupAgentsMarkdownTests.tools)
+        let parsed = try checkParses(Array(table.utf8))
+        let json = try JSONSerialization.jsonObject(with: Data(parsed.utf8)) as! [String: Any]
+        let server = (json["mcp_servers"] as! [String: Any])["agent-sidecar"] as! [String: Any]
+        let tools = server["tools"] as? [String: [String: String]]
+        switch approval {
+        case .writes:
+            #expect(server["default_tools_approval_mode"] as? String == "prompt")
+            #expect(tools == ["search_issues": ["approval_mode": "approve"]], "the read tool runs without asking, the write asks")
+        case .all:
+            #expect(server["default_tools_approval_mode"] as? String == "prompt")
+            #expect(tools == nil)
+        case .none:
+            #expect(server["default_tools_approval_mode"] as? String == "approve")
+            #expect(tools == nil)
+        }
+        #expect(table.contains("--approve \(approval.rawValue)`: \(approval.summary)."))
+        #expect(server["env_vars"] as? [String] == [])
+    }
+
+    @Test func forwardsOnlyTheProxyAndCAVariablesPresent() {
+        let environment = [
+            "HTTPS_PROXY": "http://user:hunter2@proxy:3128", "no_proxy": "localhost", "SSL_CERT_FILE": "/etc/ca.pem", "HTTP_PROXY": "",
+            "AGENT_SIDECAR_PAIRING_CODE": "ABCD-EFGH", "AWS_SECRET_ACCESS_KEY": "x", "AGENT_SIDECAR_LOG_LEVEL": "debug",
+        ]
+        #expect(ForwardedEnvironment.present(in: environment) == ["HTTPS_PROXY", "no_proxy", "SSL_CERT_FILE", "AGENT_SIDECAR_LOG_LEVEL"])
+        let table = (try? Self.table(forwarded: ForwardedEnvironment.present(in: environment))) ?? ""
+        #expect(!table.contains("hunter2") && !table.contains("ABCD") && !table.contains("/etc/ca.pem"), "names only, never values")
+    }
+
+    /// The real Codex CLI, when the machine has one: `AGENT_SIDECAR_TEST_CODEX`, else the pinned one
+    /// `scripts/install-deps --codex` puts in `.venv/codex`, else `codex` on PATH.
+    static let codex: String? = {
+        if let path = ProcessInfo.processInfo.environment["AGENT_SIDECAR_TEST_CODEX"], FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        let pinned = FileSystem.join(SetupTemplateTests.repositoryRoot, ".venv/codex/bin/codex")
+        if FileManager.default.isExecutableFile(atPath: pinned) { return pinned }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/codex"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }()
+
+    @Test(
+        "the real Codex CLI loads the entry with --strict-config and reads back env_vars and approvals",
+        .enabled(if: codex != nil, "needs the Codex CLI (scripts/install-deps --codex, or AGENT_SIDECAR_TEST_CODEX=PATH)"),
+        arguments: ToolApproval.allCases)
+    func realCodexAcceptsTheEntry(approval: ToolApproval) throws {
+        let codex = try #require(Self.codex)
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let table = try Self.table(
+            env: [("AGENT_SIDECAR_HOME", directory.file("sidecar"))], command: "/bin/true", forwarded: ["HTTPS_PROXY", "SSL_CERT_FILE"],
+            approval: approval, tools: SetupAgentsMarkdownTests.tools)
+        let config = try CodexConfig.merge(
+            existing: Array("# mine\nmodel = \"gpt-5\"\n\n[mcp_servers.docs]\ncommand = \"/bin/true\"\n".utf8), serverName: "agent-sidecar",
+            table: table)
+        try AtomicFile.write(config, to: directory.file("config.toml"), permissions: .ownerOnly)
+        let home = "CODEX_HOME=\(directory.path)"
+        // --strict-config refuses any key this Codex does not know; the fake provider fails fast
+        // afterwards (no model is needed to check the configuration).
+        let exec = try run(
+            "/usr/bin/env",
+            [
+                home, codex, "exec", "--strict-config", "--skip-git-repo-check", "-c", "model_provider=fake", "-c",
+                #"model_providers.fake={name="fake",base_url="http://127.0.0.1:9/v1",wire_api="responses",request_max_retries=0,stream_max_retries=0}"#,
+                "hi",
+            ])
+        #expect(!exec.output.contains("unknown configuration field") && !exec.output.contains("Error loading config"), "\(exec.output)")
+        #expect(exec.output.contains("127.0.0.1:9"), "codex exec did not get as far as the model: \(exec.output)")
+
+        let get = try run("/usr/bin/env", [home, codex, "mcp", "get", "agent-sidecar", "--json"])
+        #expect(get.status == 0, "\(get.output)")
+        // Codex may print warnings around the JSON (on stderr, which run() merges in).
+        let open = try #require(get.output.firstIndex(of: "{"), "\(get.output)")
+        let close = try #require(get.output.lastIndex(of: "}"), "\(get.output)")
+        let jsonText = String(get.output[open...close])
+        let entry = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
+        let transport = try #require(entry["transport"] as? [String: Any])
+        #expect(transport["env_vars"] as? [String] == ["HTTPS_PROXY", "SSL_CERT_FILE"])
+        #expect((transport["env"] as? [String: String])?["AGENT_SIDECAR_HOME"] == directory.file("sidecar"))
+        let shown = try run("/usr/bin/env", [home, codex, "mcp", "get", "agent-sidecar"])
+        #expect(shown.output.contains("default_tools_approval_mode: \(approval.codexDefaultMode)"), "\(shown.output)")
     }
 
     @Test(

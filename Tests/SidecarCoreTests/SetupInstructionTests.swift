@@ -167,7 +167,11 @@ import Testing
     @Test func rendererFillsSlotsAndLeavesOtherBracesAlone() throws {
         #expect(try TemplateRenderer.render("a {{x}} b {{ y }} {{x}}{", values: ["x": "1"]) == "a 1 b {{ y }} 1{")
         #expect(throws: SetupError(.template, "")) { try TemplateRenderer.render("{{missing}}", values: [:]) }
-        #expect(TemplateRenderer.placeholders(in: EmbeddedTemplates.codex) == ["server_name", "profile", "command", "args", "env_table"])
+        #expect(
+            TemplateRenderer.placeholders(in: EmbeddedTemplates.codex) == [
+                "server_name", "profile", "command", "args", "env_vars", "approve", "approval_summary", "default_tools_approval_mode",
+                "env_table", "tool_tables",
+            ])
     }
 
     @Test func templatesCarryNoSecretSlots() {

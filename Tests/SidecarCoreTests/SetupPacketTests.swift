@@ -16,10 +16,13 @@ import Testing
                     codexHome: directory.file("codex"), projectDirectory: directory.file("project"), globalInstructions: global))
         }
 
-        func plan(_ targets: [SetupTarget] = SetupTarget.allCases, profile: SidecarProfile? = nil) throws -> SetupPacket {
+        func plan(
+            _ targets: [SetupTarget] = SetupTarget.allCases, profile: SidecarProfile? = nil, approval: ToolApproval = .writes
+        ) throws -> SetupPacket {
             try writer.plan(
                 targets: targets, profile: profile ?? self.profile, executablePath: "/opt/bin/agent-sidecar",
-                serverEnvironment: [("AGENT_SIDECAR_HOME", directory.file("home"))], tools: SetupAgentsMarkdownTests.tools)
+                serverEnvironment: [("AGENT_SIDECAR_HOME", directory.file("home"))], tools: SetupAgentsMarkdownTests.tools,
+                forwardedVariables: ["HTTPS_PROXY"], approval: approval)
         }
     }
 
@@ -33,12 +36,12 @@ import Testing
         #expect(
             packet.files.map(\.path) == [
                 fixture.directory.file("codex/config.toml"), fixture.directory.file("project/.mcp.json"),
-                fixture.directory.file("project/.cursor/mcp.json"), fixture.directory.file("project/.vscode/mcp.json"),
-                fixture.directory.file("project/AGENTS.md"),
+                fixture.directory.file("project/.claude/settings.local.json"), fixture.directory.file("project/.cursor/mcp.json"),
+                fixture.directory.file("project/.vscode/mcp.json"), fixture.directory.file("project/AGENTS.md"),
             ])
-        #expect(packet.warnings.isEmpty)
+        #expect(packet.warnings.map(\.code) == [.approvalsNotWritten])
         let results = try fixture.writer.write(packet)
-        #expect(results.map(\.outcome) == [.written, .written, .written, .written, .written])
+        #expect(results.map(\.outcome) == [.written, .written, .written, .written, .written, .written])
         #expect(results[0].backupPath == fixture.directory.file("codex/config.toml.bak-agent-sidecar"))
         #expect(try fixture.directory.read("codex/config.toml.bak-agent-sidecar") == "# mine\nmodel = \"x\"\n")
         #expect(fileMode(fixture.directory.file("codex/config.toml")) == 0o600)
@@ -100,7 +103,8 @@ import Testing
 
         let removal = try fixture.writer.planRemoval(profile: "default", files: written)
         let results = try fixture.writer.write(removal)
-        #expect(results.map(\.outcome) == [.written, .removed, .removed, .written, .removed])
+        #expect(results.map(\.outcome) == [.written, .removed, .removed, .removed, .written, .removed])
+        #expect(!FileSystem.exists(fixture.directory.file("project/.claude/settings.local.json")))
         #expect(try fixture.directory.read("codex/config.toml") == userConfig)
         #expect(try fixture.directory.read("project/.vscode/mcp.json")?.contains("\"other\"") == true)
         #expect(try fixture.directory.read("project/.vscode/mcp.json")?.contains("agent-sidecar") == false)

@@ -44,6 +44,12 @@ TOOLS_BY_SCOPE = {
 # Everything but adding members: the smoke run also checks that an ungranted scope's tool is not listed.
 GRANTED_SCOPES = [scope for scope in TOOLS_BY_SCOPE if scope != "project:member:add_existing"]
 READ_TOOLS = set(TOOLS_BY_SCOPE["project:read"])
+ALL_TOOLS = {tool for tools in TOOLS_BY_SCOPE.values() for tool in tools}
+
+
+def audited_tool(name):
+    """The audit's `tool` for a call of `name`: the name, or for an unknown tool `unknown:` and 16 hex of its SHA-256."""
+    return name if name in ALL_TOOLS else "unknown:" + hashlib.sha256(name.encode()).hexdigest()[:16]
 # Writes per minute for the run (burst = rate): room for the 13 writes of steps 3 to 6, and a burst of
 # BURST concurrent writes in step 8 then runs past it. One token a second keeps the 429 retries short.
 WRITE_RATE = 60
@@ -183,6 +189,16 @@ class ToolCallLog:
 
     def add(self, name, arguments, response):
         self.calls.append({"name": name, "arguments": arguments, "response": response})
+
+
+OPEN_MARKER, CLOSE_MARKER = "<untrusted-content>", "</untrusted-content>"
+
+
+def unmarked(text):
+    """A name or text people wrote, as the gateway returns it in structuredContent: marked as
+    untrusted content inside the string itself. Fails the step when the marker is missing."""
+    expect(isinstance(text, str) and text.startswith(OPEN_MARKER) and text.endswith(CLOSE_MARKER), f"not marked untrusted: {text!r}")
+    return text[len(OPEN_MARKER):-len(CLOSE_MARKER)]
 
 
 def arguments_hash(arguments):
@@ -390,8 +406,8 @@ class Smoke:
         projects = self.call_ok("list_projects", {})["structuredContent"]["projects"]
         expect([project["key"] for project in projects] == ["WEB"], f"list_projects gave {projects}")
         context = self.call_ok("get_project_context", {"project": "WEB"})["structuredContent"]
-        states = [state["name"] for state in context["states"]]
-        labels = {label["name"] for label in context["labels"]}
+        states = [unmarked(state["name"]) for state in context["states"]]
+        labels = {unmarked(label["name"]) for label in context["labels"]}
         members = {member["id"] for member in context["members"]}
         expect(states == ["Backlog", "Todo", "In Progress", "Done"], f"states {states}")
         expect({"bug", "docs", "feature", "frontend"} <= labels, f"labels {labels}")
@@ -459,7 +475,7 @@ class Smoke:
         rows = self.query("SELECT * FROM workSession WHERE id = ?", session["id"])
         expect(len(rows) == 1, f"work session {session['id']} is not in the database")
         row = rows[0]
-        notes = json.loads(row["notes"])
+        notes = self.query("SELECT text FROM workSessionNote WHERE workSessionID = ? ORDER BY position", session["id"])
         expect(row["status"] == "completed" and row["finishedAt"] is not None and row["result"] == "Fixed; PR opened.", f"stored {row}")
         expect([note["text"] for note in notes] == ["Found the stray margin."], f"stored notes {notes}")
         expect(row["agentID"] == self.agent_id, f"work session agent {row['agentID']}")
@@ -526,16 +542,20 @@ class Smoke:
             expect(event["device"] and event["session"], f"event {event['id']} lacks its device or session")
             found.setdefault((event["tool"], event["argumentsSha256"]), []).append((event["outcome"], event["errorCode"]))
         calls = retries = 0
+        limited = ("denied", "rate_limited")
         for (name, digest), group in self.group_calls().items():
-            got = found.pop((name, digest), [])
+            got = found.pop((audited_tool(name), digest), [])
             expected = [expected_audit(call["response"]) for call in group]
             left = list(got)
             for item in expected:
+                # Rate-limited refusals are audited once per agent and second, not each one.
+                if item == limited and item not in left:
+                    continue
                 expect(item in left, f"{name}: no audit event {item} (calls answered {expected}; audit has {got})")
                 left.remove(item)
             # The sidecar itself retries a 429 (Retry-After of at most 10 s, twice per call): those
-            # attempts reached the gateway, so they are audited too, as rate limited.
-            expect(all(item == ("denied", "rate_limited") for item in left) and len(left) <= 2 * len(group),
+            # attempts reached the gateway, so some of them are audited too, as rate limited.
+            expect(all(item == limited for item in left) and len(left) <= 2 * len(group),
                    f"{name}: audit events no call explains: {left}")
             calls += len(expected)
             retries += len(left)

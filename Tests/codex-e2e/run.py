@@ -250,7 +250,10 @@ class CodexE2E:
         env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "LANG": "C.UTF-8", "CODEX_HOME": self.codex_home,
                "AGENT_SIDECAR_HOME": self.sidecar_home, "AGENT_SIDECAR_PAIRING_CODE": code}
         result = subprocess.run(
-            [self.sidecar_bin, "setup", "--gateway", url, "--project-dir", self.project, "--device-name", "codex-e2e"],
+            [self.sidecar_bin, "setup", "--gateway", url, "--project-dir", self.project, "--device-name", "codex-e2e",
+             # codex exec cannot ask the user: a call that needs approval is cancelled. The default
+             # (--approve writes) asks before every write, so this non-interactive run approves all.
+             "--approve", "none"],
             env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         self.printed += [result.stdout, result.stderr]
         expect(result.returncode == 0, f"setup exited {result.returncode}: {excerpt(result.stderr or result.stdout)}")

@@ -12,6 +12,9 @@ public final class Gateway: Sendable {
     let inFlight = IdempotencyInFlight()
     /// Refused calls audited per device per minute (`RefusalAudit.swift`).
     let refusalAudit = RefusalAuditLimiter(perMinute: 60)
+    let fairWriter = FairWriteScheduler()
+    /// Rate-limited tool calls audited once per agent per second.
+    let refusalSampler = RefusalAuditSampler()
     private let origins = NIOLockedValueBox<[String]>([])
 
     public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) {
@@ -56,7 +59,9 @@ public final class Gateway: Sendable {
         guard let publicKeyText = body["publicKey"]?.stringValue, let publicKey = Sodium.base64Decode(publicKeyText), publicKey.count == 32
         else { throw .validationFailed("publicKey must be the standard base64 of a 32-byte Ed25519 public key") }
         let deviceName = body["deviceName"]?.stringValue ?? "device"
-        guard !deviceName.isEmpty, deviceName.count <= 100 else { throw .validationFailed("deviceName must have 1 to 100 characters") }
+        guard (1...100).contains(deviceName.unicodeScalars.count), deviceName.unicodeScalars.allSatisfy(TextRule.singleLine.allows) else {
+            throw .validationFailed("deviceName must have 1 to 100 characters, on one line, without control characters")
+        }
 
         // Text that is not a code at all is refused without a lookup: it tells the sender nothing.
         guard let code = PairingCodeFormat.normalize(typed) else { throw .pairingCodeInvalid }
@@ -118,7 +123,7 @@ public final class Gateway: Sendable {
         guard case .number(let number) = body["timestamp"], let timestamp = Int64(number.literal) else {
             throw .validationFailed("timestamp must be an integer number of Unix seconds")
         }
-        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = Sodium.base64Decode(nonce), nonceBytes.count >= 16, nonce.count <= 256
+        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = Sodium.base64Decode(nonce), nonceBytes.count >= 16, nonce.utf8.count <= 256
         else { throw .validationFailed("nonce must be the base64 of at least 16 random bytes") }
         guard let signatureText = body["signature"]?.stringValue, let signature = Sodium.base64Decode(signatureText), signature.count == 64
         else { throw .validationFailed("signature must be the base64 of a 64-byte Ed25519 signature") }
@@ -177,7 +182,7 @@ public final class Gateway: Sendable {
     ) async throws(GatewayError) -> Principal {
         guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { throw .tokenMissing }
         let token = String(authorization.dropFirst(7)).trimmingSpaces()
-        guard token.hasPrefix("ags_"), token.count < 200 else { throw .tokenInvalid }
+        guard token.hasPrefix("ags_"), token.utf8.count < 200 else { throw .tokenInvalid }
         let hash = tokenHash(token)
         let moment = now
         let outcome: Result<Principal, GatewayError>

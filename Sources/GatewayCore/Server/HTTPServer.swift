@@ -19,7 +19,6 @@ public struct GatewayRequestContext: RequestContext {
 public struct GatewayHTTPServer: Sendable {
     public let gateway: Gateway
     let sessions = MCPSessions()
-    static let maximumBodySize = 1 << 20
 
     public init(gateway: Gateway) { self.gateway = gateway }
 
@@ -28,16 +27,17 @@ public struct GatewayHTTPServer: Sendable {
         host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: BodyLimitMiddleware())
         router.get("healthz") { _, _ in Self.json(["ok": true]) }
         router.post("api/v1/pairing/claim") { request, context in
             await self.rest {
-                let body = try await Self.readJSON(request)
+                let body = try await Self.readJSON(request, limit: RequestBodyLimits.pairingClaim)
                 return Self.json(try await gateway.claimPairingCode(body, clientAddress: context.clientAddress), status: .created)
             }
         }
         router.post("api/v1/sessions") { request, _ in
             await self.rest {
-                let body = try await Self.readJSON(request)
+                let body = try await Self.readJSON(request, limit: RequestBodyLimits.sessions)
                 return Self.json(try await gateway.createSession(body), status: .created)
             }
         }
@@ -84,10 +84,11 @@ public struct GatewayHTTPServer: Sendable {
         do { return try await body() } catch { return Self.errorResponse(Gateway.asGatewayError(error)) }
     }
 
-    static func readJSON(_ request: Request) async throws -> JSONValue {
+    /// The body as JSON: `payload_too_large` over `limit` bytes, `bad_request` when it is not JSON.
+    static func readJSON(_ request: Request, limit: Int) async throws -> JSONValue {
         let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: maximumBodySize) } catch {
-            throw GatewayError.badRequest("the request body is larger than 1 MiB; send a smaller body")
+        do { buffer = try await request.body.collect(upTo: limit) } catch {
+            throw GatewayError.payloadTooLarge(limit: limit)
         }
         do { return try JSONValue(parsing: Array(buffer.readableBytesView)) } catch {
             throw GatewayError.badRequest("the request body is not valid JSON (\(error)); send a JSON object")

@@ -20,7 +20,9 @@ extension GatewayHTTPServer {
         guard let origin = request.headers[.origin] else { return nil }
         if gateway.acceptedOrigins.contains(origin.lowercased()) { return nil }
         return Self.json(
-            Self.rpcError(id: nil, code: JSONRPCErrorCode.invalidRequest, message: "Origin \(origin) is not allowed on this gateway"),
+            Self.rpcError(
+                id: nil, code: JSONRPCErrorCode.invalidRequest,
+                message: "Origin \(BoundedText.excerpt(origin, limit: 100)) is not allowed on this gateway"),
             status: .forbidden)
     }
 
@@ -30,7 +32,8 @@ extension GatewayHTTPServer {
         do {
             // A refused session's request is read only to audit what it asked (RefusalAudit.swift).
             principal = try await gateway.authenticate(
-                authorization: request.headers[.authorization], refusedCall: { RefusedCall.mcp(try? await Self.readJSON(request)) })
+                authorization: request.headers[.authorization],
+                refusedCall: { RefusedCall.mcp(try? await Self.readJSON(request, limit: RequestBodyLimits.mcp)) })
         } catch {
             return Self.errorResponse(Gateway.asGatewayError(error))
         }
@@ -38,11 +41,14 @@ extension GatewayHTTPServer {
             return Self.json(
                 Self.rpcError(
                     id: nil, code: JSONRPCErrorCode.invalidRequest,
-                    message: "unsupported MCP-Protocol-Version \(version); this gateway supports \(MCPVersions.supported.joined(separator: ", "))"),
+                    message:
+                        "unsupported MCP-Protocol-Version \(BoundedText.excerpt(version)); this gateway supports \(MCPVersions.supported.joined(separator: ", "))"
+                ),
                 status: .badRequest)
         }
         let message: JSONValue
-        do { message = try await Self.readJSON(request) } catch {
+        do { message = try await Self.readJSON(request, limit: RequestBodyLimits.mcp) } catch {
+            if let error = error as? GatewayError, error.status == 413 { return Self.errorResponse(error) }
             return Self.json(Self.rpcError(id: nil, code: JSONRPCErrorCode.parseError, message: "the body is not valid JSON"), status: .badRequest)
         }
         if message.arrayValue != nil {
@@ -115,7 +121,8 @@ extension GatewayHTTPServer {
             }
         default:
             return Self.json(
-                Self.rpcError(id: id, code: JSONRPCErrorCode.methodNotFound, message: "method \(method) is not supported by this gateway"))
+                Self.rpcError(
+                    id: id, code: JSONRPCErrorCode.methodNotFound, message: "method \(BoundedText.excerpt(method)) is not supported by this gateway"))
         }
     }
 
@@ -123,7 +130,9 @@ extension GatewayHTTPServer {
         if error is UnknownToolError {
             let names = ToolCatalog.all.map(\.name).joined(separator: ", ")
             return Self.json(
-                Self.rpcError(id: id, code: JSONRPCErrorCode.invalidParams, message: "unknown tool \(name); tools of this gateway: \(names)"))
+                Self.rpcError(
+                    id: id, code: JSONRPCErrorCode.invalidParams,
+                    message: "unknown tool \(BoundedText.excerpt(name)); tools of this gateway: \(names)"))
         }
         return Self.errorResponse(Gateway.asGatewayError(error))
     }

@@ -7,6 +7,9 @@
 public protocol GatewayStore: Sendable {
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T
     func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T
+    /// `write`, blocking the calling thread: for the gateway's `FairWriteScheduler`, which runs
+    /// transactions back to back on its own queue. Never call it from a Swift concurrency task.
+    func writeNow<T>(_ body: @Sendable (any StoreWriter) throws -> T) throws -> T
 }
 
 /// Reads inside a transaction.
@@ -40,8 +43,13 @@ public protocol StoreReader {
     func issue(projectID: String, number: Int) throws -> IssueRecord?
     func issue(id: String) throws -> IssueRecord?
     func searchIssues(_ query: IssueQuery) throws -> [IssueRecord]
-    func comments(issueID: String) throws -> [CommentRecord]
+    func comment(id: String) throws -> CommentRecord?
+    /// A page of an issue's comments, oldest first, after the comment `after` names (if any).
+    func comments(issueID: String, after: CommentPosition?, limit: Int) throws -> [CommentRecord]
+    func commentCount(issueID: String) throws -> Int
     func workSession(id: String) throws -> WorkSessionRecord?
+    func workSessionNotes(workSessionID: String) throws -> [WorkSessionNote]
+    func workSessionNoteCount(workSessionID: String) throws -> Int
 
     func idempotencyRecord(agentID: String, keyHash: String) throws -> IdempotencyRecord?
     func auditEvents(agentID: String?, limit: Int) throws -> [AuditEventRecord]
@@ -82,6 +90,8 @@ public protocol StoreWriter: StoreReader {
     func insertComment(_ comment: CommentRecord) throws
     func insertWorkSession(_ session: WorkSessionRecord) throws
     func updateWorkSession(_ session: WorkSessionRecord) throws
+    /// Appends a note to a work session (notes live in their own rows: adding one never rewrites the others).
+    func insertWorkSessionNote(_ note: WorkSessionNote) throws
 
     /// Inserts or, once the previous record is past its replay window, replaces.
     func saveIdempotencyRecord(_ record: IdempotencyRecord) throws

@@ -122,8 +122,21 @@ public struct CommentRecord: Codable, Sendable, Hashable {
     public var createdAt: Int64
 }
 
-/// A note an agent adds while reporting on a work session.
+/// Where a page of comments ends: the last comment's time and id (comments are ordered by both).
+public struct CommentPosition: Sendable, Hashable {
+    public var createdAt: Int64
+    public var id: String
+
+    public init(createdAt: Int64, id: String) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+}
+
+/// A note an agent adds while reporting on a work session: one row each, numbered from 0.
 public struct WorkSessionNote: Codable, Sendable, Hashable {
+    public var workSessionID: String
+    public var position: Int
     public var at: Int64
     public var text: String
     public var issueID: String?
@@ -136,7 +149,6 @@ public struct WorkSessionRecord: Codable, Sendable, Hashable {
     public var issueID: String?
     public var summary: String
     public var status: String
-    public var notes: [WorkSessionNote]
     public var result: String?
     public var startedAt: Int64
     public var updatedAt: Int64

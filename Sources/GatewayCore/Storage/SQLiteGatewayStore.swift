@@ -40,6 +40,15 @@ public final class SQLiteGatewayStore: GatewayStore {
         try await pool.write { db in try body(SQLiteTransaction(db: db)) }
     }
 
+    public func writeNow<T>(_ body: @Sendable (any StoreWriter) throws -> T) throws -> T {
+        try pool.write { db in try body(SQLiteTransaction(db: db)) }
+    }
+
+    /// Copies the WAL into the database file and truncates the WAL (for measuring the file's size).
+    public func checkpoint() throws {
+        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+    }
+
     /// The journal mode SQLite reports (`wal`).
     public func journalMode() throws -> String {
         try pool.read { db in try String.fetchOne(try db.cachedStatement(sql: "PRAGMA journal_mode")) ?? "" }
@@ -109,6 +118,21 @@ public final class SQLiteGatewayStore: GatewayStore {
                     CREATE INDEX auditEvent_agent ON auditEvent(agentID, id);
                     """)
         }
+        migrator.registerMigration("v2-work-session-notes") { db in
+            // Notes move to their own rows, so that adding one is an insert, not a rewrite of all of
+            // them inside the write transaction.
+            try db.execute(
+                sql: """
+                    CREATE TABLE workSessionNote (
+                        workSessionID TEXT NOT NULL REFERENCES workSession(id), position INTEGER NOT NULL,
+                        at INTEGER NOT NULL, text TEXT NOT NULL, issueID TEXT, PRIMARY KEY (workSessionID, position));
+                    INSERT INTO workSessionNote (workSessionID, position, at, text, issueID)
+                        SELECT workSession.id, CAST(note.key AS INTEGER), json_extract(note.value, '$.at'),
+                            json_extract(note.value, '$.text'), json_extract(note.value, '$.issueID')
+                        FROM workSession, json_each(workSession.notes) AS note;
+                    ALTER TABLE workSession DROP COLUMN notes;
+                    """)
+        }
         return migrator
     }
 }
@@ -126,6 +150,7 @@ extension ProjectMemberRecord: FetchableRecord, PersistableRecord { public stati
 extension IssueRecord: FetchableRecord, PersistableRecord { public static let databaseTableName = "issue" }
 extension CommentRecord: FetchableRecord, PersistableRecord { public static let databaseTableName = "comment" }
 extension WorkSessionRecord: FetchableRecord, PersistableRecord { public static let databaseTableName = "workSession" }
+extension WorkSessionNote: FetchableRecord, PersistableRecord { public static let databaseTableName = "workSessionNote" }
 extension IdempotencyRecord: FetchableRecord, PersistableRecord { public static let databaseTableName = "idempotencyRecord" }
 extension AuditEventRecord: FetchableRecord, PersistableRecord { public static let databaseTableName = "auditEvent" }
 
@@ -223,11 +248,30 @@ struct SQLiteTransaction: StoreWriter {
         _ = arguments.append(contentsOf: [query.limit])
         return try IssueRecord.fetchAll(try db.cachedStatement(sql: sql), arguments: arguments)
     }
-    func comments(issueID: String) throws -> [CommentRecord] {
-        try CommentRecord.fetchAll(
-            try db.cachedStatement(sql: "SELECT * FROM comment WHERE issueID = ? ORDER BY createdAt, id"), arguments: [issueID])
+    func comment(id: String) throws -> CommentRecord? { try CommentRecord.fetchOne(db, key: id) }
+    func comments(issueID: String, after: CommentPosition?, limit: Int) throws -> [CommentRecord] {
+        guard let after else {
+            return try CommentRecord.fetchAll(
+                try db.cachedStatement(sql: "SELECT * FROM comment WHERE issueID = ? ORDER BY createdAt, id LIMIT ?"), arguments: [issueID, limit])
+        }
+        return try CommentRecord.fetchAll(
+            try db.cachedStatement(
+                sql: "SELECT * FROM comment WHERE issueID = ? AND (createdAt > ? OR (createdAt = ? AND id > ?)) ORDER BY createdAt, id LIMIT ?"),
+            arguments: [issueID, after.createdAt, after.createdAt, after.id, limit])
+    }
+    func commentCount(issueID: String) throws -> Int {
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM comment WHERE issueID = ?"), arguments: [issueID]) ?? 0
     }
     func workSession(id: String) throws -> WorkSessionRecord? { try WorkSessionRecord.fetchOne(db, key: id) }
+    func workSessionNotes(workSessionID: String) throws -> [WorkSessionNote] {
+        try WorkSessionNote.fetchAll(
+            try db.cachedStatement(sql: "SELECT * FROM workSessionNote WHERE workSessionID = ? ORDER BY position"), arguments: [workSessionID])
+    }
+    func workSessionNoteCount(workSessionID: String) throws -> Int {
+        try Int.fetchOne(
+            try db.cachedStatement(sql: "SELECT COALESCE(MAX(position) + 1, 0) FROM workSessionNote WHERE workSessionID = ?"),
+            arguments: [workSessionID]) ?? 0
+    }
     func idempotencyRecord(agentID: String, keyHash: String) throws -> IdempotencyRecord? {
         try IdempotencyRecord.fetchOne(
             try db.cachedStatement(sql: "SELECT * FROM idempotencyRecord WHERE agentID = ? AND keyHash = ?"), arguments: [agentID, keyHash])
@@ -309,6 +353,7 @@ struct SQLiteTransaction: StoreWriter {
     func insertComment(_ comment: CommentRecord) throws { try comment.insert(db) }
     func insertWorkSession(_ session: WorkSessionRecord) throws { try session.insert(db) }
     func updateWorkSession(_ session: WorkSessionRecord) throws { try session.update(db) }
+    func insertWorkSessionNote(_ note: WorkSessionNote) throws { try note.insert(db) }
     func saveIdempotencyRecord(_ record: IdempotencyRecord) throws { try record.insert(db, onConflict: .replace) }
     func insertAuditEvent(_ event: AuditEventRecord) throws { try event.insert(db) }
 }

@@ -86,6 +86,18 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
             code: "rate_limited", status: 429,
             message: "this agent is over its rate limit; retry after \(retryAfter) s", retryable: true, retryAfterSeconds: retryAfter)
     }
+    /// An agent has 1,024 transactions waiting for the database writer already.
+    public static let tooManyCallsWaiting = GatewayError(
+        code: "rate_limited", status: 429,
+        message: "this agent has too many calls waiting at the gateway; wait for their answers, then retry after 1 s", retryable: true,
+        retryAfterSeconds: 1)
+    /// A request body over the endpoint's cap (413).
+    public static func payloadTooLarge(limit: Int) -> GatewayError {
+        let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit >> 10) KiB"
+        return GatewayError(
+            code: "payload_too_large", status: 413,
+            message: "the request body is larger than \(size), the limit of this endpoint; send a smaller body")
+    }
     public static func pairingRateLimited(retryAfter: Int) -> GatewayError {
         GatewayError(
             code: "pairing_rate_limited", status: 429,

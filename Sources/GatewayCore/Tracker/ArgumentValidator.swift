@@ -18,11 +18,14 @@ enum ArgumentValidator {
             }
             var seen = Set<String>()
             for member in object {
-                guard seen.insert(member.key).inserted else { throw .validationFailed("\(path).\(member.key) appears twice") }
+                guard seen.insert(member.key).inserted else {
+                    throw .validationFailed("\(path).\(BoundedText.excerpt(member.key)) appears twice")
+                }
                 guard let propertySchema = properties[member.key] else {
                     if schemaObject["additionalProperties"]?.boolValue == false {
                         let allowed = properties.keys.joined(separator: ", ")
-                        throw .validationFailed("\(path).\(member.key) is not a known argument; valid arguments: \(allowed)")
+                        throw .validationFailed(
+                            "\(path).\(BoundedText.excerpt(member.key)) is not a known argument; valid arguments: \(allowed)")
                     }
                     continue
                 }
@@ -30,12 +33,20 @@ enum ArgumentValidator {
             }
         case "string":
             guard let string = value.stringValue else { throw .validationFailed("\(path) must be a string") }
-            let length = string.count
+            // JSON Schema counts a string's length in Unicode code points, and so does the gateway:
+            // a limit of N characters is a limit of at most 4 N bytes of UTF-8, whatever combining
+            // marks the text carries (grapheme clusters would let one "character" hold megabytes).
+            let length = string.unicodeScalars.count
             if let minimum = schemaObject["minLength"]?.intValue, length < minimum {
                 throw .validationFailed("\(path) must have at least \(minimum) character(s)")
             }
             if let maximum = schemaObject["maxLength"]?.intValue, length > maximum {
-                throw .validationFailed("\(path) must have at most \(maximum) characters")
+                throw .validationFailed(
+                    "\(path) must have at most \(maximum) characters (Unicode code points; it has \(length)); shorten it")
+            }
+            if let pattern = schemaObject["pattern"]?.stringValue {
+                guard let rule = TextRule(pattern: pattern) else { throw .internalError }
+                try rule.check(string, path: path)
             }
             if let values = schemaObject["enum"]?.arrayValue?.compactMap(\.stringValue), !values.contains(string) {
                 throw .validationFailed("\(path) must be one of: \(values.joined(separator: ", "))")
@@ -58,6 +69,56 @@ enum ArgumentValidator {
             guard value.boolValue != nil else { throw .validationFailed("\(path) must be true or false") }
         default:
             return
+        }
+    }
+}
+
+/// What a text argument may contain, published in the input schema as a JSON Schema `pattern`
+/// (ECMAScript syntax) and enforced here without a regular-expression engine: no control character
+/// (C0, DEL, C1) in one-line fields, and only line feed and tab in multi-line ones. A NUL or any
+/// other control character is refused with a validation error, never stored or cut off.
+enum TextRule: Sendable {
+    case singleLine
+    case multiLine
+
+    static let singleLinePattern = #"^[^\u0000-\u001F\u007F-\u009F]*$"#
+    static let multiLinePattern = #"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"#
+
+    init?(pattern: String) {
+        switch pattern {
+        case Self.singleLinePattern: self = .singleLine
+        case Self.multiLinePattern: self = .multiLine
+        default: return nil
+        }
+    }
+
+    var pattern: String { self == .singleLine ? Self.singleLinePattern : Self.multiLinePattern }
+
+    func allows(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x09, 0x0A: return self == .multiLine
+        case 0x00...0x1F, 0x7F...0x9F: return false
+        default: return true
+        }
+    }
+
+    func check(_ text: String, path: String) throws(GatewayError) {
+        var position = 0
+        for scalar in text.unicodeScalars {
+            position += 1
+            guard allows(scalar) else {
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                let found = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+                switch self {
+                case .singleLine:
+                    throw .validationFailed(
+                        "\(path) must be one line of text without control characters (found \(found) at character \(position)); remove it")
+                case .multiLine:
+                    throw .validationFailed(
+                        "\(path) must not contain control characters other than line feed and tab (found \(found) at character \(position)); remove it"
+                    )
+                }
+            }
         }
     }
 }

@@ -1,34 +1,50 @@
 /// Merges the sidecar's MCP server entry into Codex's `config.toml` and takes it out again,
 /// changing only the lines of our own tables.
 ///
-/// Codex rejects keys it does not know, so the entry uses only `command`, `args`,
-/// `startup_timeout_sec`, `tool_timeout_sec` and an `env` subtable.
+/// The entry uses only keys Codex 0.147 knows (checked with `codex exec --strict-config`):
+/// `command`, `args`, `env_vars`, `startup_timeout_sec`, `tool_timeout_sec`,
+/// `default_tools_approval_mode`, an `env` subtable and `tools.NAME.approval_mode` subtables.
 public enum CodexConfig {
-    /// The rendered `[mcp_servers.NAME]` table (and `[mcp_servers.NAME.env]` when `environment`
-    /// is not empty), ending in a newline.
+    /// The rendered `[mcp_servers.NAME]` table (with `[mcp_servers.NAME.env]` when `environment`
+    /// is not empty, and `[mcp_servers.NAME.tools.TOOL]` for each tool that runs without asking),
+    /// ending in a newline.
     ///
     /// - Parameters:
     ///   - serverName: The MCP server name (a bare TOML key).
     ///   - profile: The profile name.
     ///   - command: The absolute path of the sidecar binary.
     ///   - arguments: The arguments (`serve --profile NAME`).
-    ///   - environment: Non-secret variables Codex must pass (Codex passes only a few by default).
+    ///   - environment: Non-secret variables Codex must set (Codex passes only a few by default).
+    ///   - forwardedVariables: Variables Codex passes on by name from its own environment (`env_vars`).
+    ///   - approval: Which calls ask the user first.
+    ///   - tools: The gateway's tools (their read-only flags decide the per-tool approvals).
     public static func renderTable(
-        serverName: String, profile: String, command: String, arguments: [String], environment: [(String, String)]
+        serverName: String, profile: String, command: String, arguments: [String], environment: [(String, String)],
+        forwardedVariables: [String] = [], approval: ToolApproval = .writes, tools: [AgentsMarkdown.Tool] = []
     ) throws(SetupError) -> String {
+        let server = TOMLString.key(serverName)
         var envTable = ""
         if !environment.isEmpty {
-            envTable = "\n[mcp_servers.\(TOMLString.key(serverName)).env]\n"
+            envTable = "\n[mcp_servers.\(server).env]\n"
             for (name, value) in environment { envTable += "\(TOMLString.key(name)) = \(TOMLString.quote(value))\n" }
+        }
+        var toolTables = ""
+        for tool in approval.codexPreapprovedTools(tools) {
+            toolTables += "\n[mcp_servers.\(server).tools.\(TOMLString.key(tool))]\napproval_mode = \"approve\"\n"
         }
         let rendered = try TemplateRenderer.render(
             EmbeddedTemplates.codex,
             values: [
-                "server_name": TOMLString.key(serverName),
+                "server_name": server,
                 "profile": profile,
                 "command": TOMLString.quote(command),
                 "args": "[" + arguments.map(TOMLString.quote).joined(separator: ", ") + "]",
+                "env_vars": "[" + forwardedVariables.map(TOMLString.quote).joined(separator: ", ") + "]",
+                "approve": approval.rawValue,
+                "approval_summary": approval.summary,
+                "default_tools_approval_mode": TOMLString.quote(approval.codexDefaultMode),
                 "env_table": envTable,
+                "tool_tables": toolTables,
             ])
         return TextLines.trimmingTrailingNewlines(rendered) + "\n"
     }

@@ -52,7 +52,7 @@ public enum JSONClientConfig {
     )
         throws(SetupError) -> [UInt8]?
     {
-        var document = try parse(existing, path: path)
+        var document = try parseObject(existing, path: path)
         let key = serversKey(for: target)
         var servers: JSONObject
         switch document[key] {
@@ -70,7 +70,7 @@ public enum JSONClientConfig {
     /// `existing` without our entry; `nil` when it had none. An empty result (`{}` with nothing
     /// else) comes back as `[]`, meaning the file can go.
     public static func remove(existing: [UInt8], target: SetupTarget, serverName: String, path: String) throws(SetupError) -> [UInt8]? {
-        var document = try parse(existing, path: path)
+        var document = try parseObject(existing, path: path)
         let key = serversKey(for: target)
         guard var servers = document[key]?.objectValue, servers[serverName] != nil else { return nil }
         servers[serverName] = nil
@@ -78,7 +78,9 @@ public enum JSONClientConfig {
         return document.isEmpty ? [] : PrettyJSON.render(.object(document))
     }
 
-    private static func parse(_ existing: [UInt8]?, path: String) throws(SetupError) -> JSONObject {
+    /// The file as a JSON object; an absent or blank file is an empty object. Comments and trailing
+    /// commas (JSONC) are refused rather than lost in a rewrite.
+    static func parseObject(_ existing: [UInt8]?, path: String) throws(SetupError) -> JSONObject {
         guard let existing, existing.contains(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) else {
             return JSONObject()
         }

@@ -10,6 +10,9 @@ public enum SetupTarget: String, Sendable, CaseIterable {
     case codex
     /// `PROJECT/.mcp.json`: `mcpServers.NAME`.
     case claudeCode = "claude-code"
+    /// `PROJECT/.claude/settings.local.json`: Claude Code's permission rules for our tools
+    /// (`setup --approve`); planned with ``claudeCode``, never chosen on its own.
+    case claudeCodeSettings = "claude-code-settings"
     /// `PROJECT/.cursor/mcp.json`: `mcpServers.NAME`.
     case cursor
     /// `PROJECT/.vscode/mcp.json`: `servers.NAME`.
@@ -47,6 +50,7 @@ public struct SetupLocations: Sendable, Equatable {
         switch target {
         case .codex: return FileSystem.join(codexHome, "config.toml")
         case .claudeCode: return FileSystem.join(projectDirectory, ".mcp.json")
+        case .claudeCodeSettings: return FileSystem.join(projectDirectory, ".claude/settings.local.json")
         case .cursor: return FileSystem.join(projectDirectory, ".cursor/mcp.json")
         case .vscode: return FileSystem.join(projectDirectory, ".vscode/mcp.json")
         case .agentsMarkdown: return FileSystem.join(globalInstructions ? codexHome : projectDirectory, "AGENTS.md")
@@ -57,7 +61,7 @@ public struct SetupLocations: Sendable, Equatable {
     public func isInProject(_ target: SetupTarget) -> Bool {
         switch target {
         case .codex: return false
-        case .claudeCode, .cursor, .vscode: return true
+        case .claudeCode, .claudeCodeSettings, .cursor, .vscode: return true
         case .agentsMarkdown: return !globalInstructions
         }
     }
@@ -70,6 +74,8 @@ public struct SetupWarning: Sendable, Equatable, CustomStringConvertible {
         public init(rawValue: String) { self.rawValue = rawValue }
         /// AGENTS.md is over Codex's 32 KiB project-doc budget; Codex will cut it.
         public static let instructionsOverBudget = Code(rawValue: "instructions_over_budget")
+        /// The client keeps tool approvals where setup does not write (Cursor, VS Code).
+        public static let approvalsNotWritten = Code(rawValue: "approvals_not_written")
     }
     public let code: Code
     public let message: String
@@ -166,15 +172,30 @@ public struct SetupPacketWriter: Sendable {
     ///   - profile: The paired profile.
     ///   - executablePath: The absolute path of the sidecar binary the host should start.
     ///   - serverEnvironment: From ``serverEnvironment(_:)``.
-    ///   - tools: The tool summary for AGENTS.md.
+    ///   - tools: The tool summary for AGENTS.md (and the read-only flags the approvals follow).
+    ///   - forwardedVariables: Variables Codex passes on by name (``ForwardedEnvironment/present(in:)``).
+    ///   - approval: Which calls the client asks the user about first.
     public func plan(
         targets: [SetupTarget], profile: SidecarProfile, executablePath: String, serverEnvironment: [(String, String)],
-        tools: [AgentsMarkdown.Tool]
+        tools: [AgentsMarkdown.Tool], forwardedVariables: [String] = [], approval: ToolApproval = .writes
     ) throws -> SetupPacket {
         let serverName = Self.serverName(profile: profile.name)
         let arguments = Self.serveArguments(profile: profile.name)
         var packet = SetupPacket(files: [], warnings: [])
-        for target in targets {
+        // Claude Code keeps approvals apart from the server entry, in a settings file of its own.
+        var expanded: [SetupTarget] = []
+        for target in targets.flatMap({ $0 == .claudeCode ? [.claudeCode, .claudeCodeSettings] : [$0] }) where !expanded.contains(target) {
+            expanded.append(target)
+        }
+        if approval != .none, let other = expanded.first(where: { $0 == .cursor || $0 == .vscode }) {
+            packet.warnings.append(
+                SetupWarning(
+                    code: .approvalsNotWritten,
+                    message:
+                        "\(other == .cursor ? "Cursor" : "VS Code") keeps tool approvals in its own settings, not in the file setup writes: choose there which of the agent's tools may run without asking (--approve \(approval.rawValue) applies to Codex and Claude Code)"
+                ))
+        }
+        for target in expanded {
             let path = locations.path(of: target)
             // The project directory may be someone else's repository: no links there, regular files only.
             _ = try SetupPathGuard.writablePath(path, untrustedRoot: locations.isInProject(target) ? locations.projectDirectory : nil)
@@ -184,8 +205,18 @@ public struct SetupPacketWriter: Sendable {
             case .codex:
                 let table = try CodexConfig.renderTable(
                     serverName: serverName, profile: profile.name, command: executablePath, arguments: arguments,
-                    environment: serverEnvironment)
+                    environment: serverEnvironment, forwardedVariables: forwardedVariables, approval: approval, tools: tools)
                 updated = try CodexConfig.merge(existing: try utf8(existing ?? [], path: path), serverName: serverName, table: table)
+            case .claudeCodeSettings:
+                guard
+                    let merged = try ClaudeCodeSettings.merge(
+                        existing: existing, serverName: serverName, approval: approval, tools: tools, path: path)
+                else {
+                    if existing == nil { continue }  // nothing to say, and no file to leave alone
+                    updated = existing ?? []
+                    break
+                }
+                updated = merged
             case .claudeCode, .cursor, .vscode:
                 let entry = try JSONClientConfig.renderEntry(
                     target, command: executablePath, arguments: arguments, environment: serverEnvironment)
@@ -230,6 +261,8 @@ public struct SetupPacketWriter: Sendable {
             case .claudeCode, .cursor, .vscode:
                 updated =
                     try JSONClientConfig.remove(existing: existing, target: file.kind, serverName: serverName, path: file.path) ?? existing
+            case .claudeCodeSettings:
+                updated = try ClaudeCodeSettings.remove(existing: existing, serverName: serverName, path: file.path) ?? existing
             case .agentsMarkdown:
                 updated = try AgentsMarkdown.remove(existing: try utf8(existing, path: file.path), profile: profile) ?? existing
             }

@@ -27,6 +27,8 @@ public struct SetupRequest: Sendable {
     public var executablePath: String = SidecarSetup.currentExecutablePath()
     /// `--print`: compute and return the packet, write no config file (pairing state is still kept).
     public var printOnly = false
+    /// `--approve`: which tool calls the MCP client asks the user about first.
+    public var approval: ToolApproval = .writes
 
     public init(locations: SetupLocations) { self.locations = locations }
 }
@@ -186,7 +188,8 @@ public struct SidecarSetup: Sendable {
         let writer = SetupPacketWriter(locations: request.locations)
         let packet = try writer.plan(
             targets: request.targets, profile: profile, executablePath: request.executablePath,
-            serverEnvironment: SetupPacketWriter.serverEnvironment(environment), tools: tools)
+            serverEnvironment: SetupPacketWriter.serverEnvironment(environment), tools: tools,
+            forwardedVariables: ForwardedEnvironment.present(in: environment), approval: request.approval)
         warnings += packet.warnings.map(\.message)
         var written: [SetupWriteResult] = []
         if !request.printOnly {
@@ -201,7 +204,8 @@ public struct SidecarSetup: Sendable {
             codexEntry = try CodexConfig.renderTable(
                 serverName: SetupPacketWriter.serverName(profile: profile.name), profile: profile.name, command: request.executablePath,
                 arguments: SetupPacketWriter.serveArguments(profile: profile.name),
-                environment: SetupPacketWriter.serverEnvironment(environment))
+                environment: SetupPacketWriter.serverEnvironment(environment),
+                forwardedVariables: ForwardedEnvironment.present(in: environment), approval: request.approval, tools: tools)
         }
         return SetupOutcome(
             profile: profile, paired: paired, retiredDevice: retired, packet: packet, written: written, warnings: warnings,

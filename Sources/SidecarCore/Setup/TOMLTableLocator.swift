@@ -33,6 +33,14 @@ public enum TOMLTableLocator {
         return scanner.scan()
     }
 
+    /// Whether the document ends inside a value (an unclosed string, array or inline table): not
+    /// valid TOML, though every line may look like one.
+    public static func endsInsideValue(_ text: [UInt8]) -> Bool {
+        var scanner = Scanner(bytes: text)
+        _ = scanner.scan()
+        return scanner.endedInsideValue
+    }
+
     /// The line ranges (as indexes into `lines`) of every table whose path starts with `prefix`,
     /// each from its header to its last content line (trailing blank and comment lines, which
     /// usually introduce the next table, stay outside).
@@ -68,6 +76,8 @@ public enum TOMLTableLocator {
     private struct Scanner {
         let bytes: [UInt8]
         var position = 0
+        /// Set by `scan()`: a multi-line string, array or inline table was still open at the end.
+        var endedInsideValue = false
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -111,6 +121,7 @@ public enum TOMLTableLocator {
                 // A basic or literal single-line string cannot cross a line end.
                 if state == .basic || state == .literal { state = .normal }
             }
+            endedInsideValue = state != .normal || depth > 0
             return result
         }
 

@@ -23,14 +23,27 @@ struct HTTPAnswer: Sendable {
 
 /// A plain HTTP client over URLSession, every request bounded by a timeout.
 enum HTTP {
-    static let session: URLSession = {
+    static let session: URLSession = makeSession()
+    /// A second connection pool, for a test that floods a gateway without taking the connections
+    /// every other test shares.
+    static let floodSession: URLSession = makeSession()
+
+    enum Pool: Sendable {
+        case shared, flood
+        var session: URLSession { self == .shared ? HTTP.session : HTTP.floodSession }
+    }
+
+    static func makeSession() -> URLSession {
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = 15
         configuration.httpMaximumConnectionsPerHost = 32
         return URLSession(configuration: configuration)
-    }()
+    }
 
-    static func send(_ method: String, _ url: String, json: JSONValue? = nil, headers: [String: String] = [:]) async throws -> HTTPAnswer {
+    static func send(
+        _ method: String, _ url: String, json: JSONValue? = nil, headers: [String: String] = [:], pool: Pool = .shared
+    ) async throws -> HTTPAnswer {
+        let session = pool.session
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
         request.timeoutInterval = 15
@@ -79,6 +92,7 @@ struct AgentClient: Sendable {
     var token: String
     var mcpSessionID: String?
     var protocolVersion = "2025-11-25"
+    var pool: HTTP.Pool = .shared
 
     var authorization: [String: String] { ["Authorization": "Bearer \(token)"] }
 
@@ -133,7 +147,7 @@ struct AgentClient: Sendable {
         if let mcpSessionID { all["Mcp-Session-Id"] = mcpSessionID }
         if method != "initialize" { all["MCP-Protocol-Version"] = protocolVersion }
         for (name, value) in headers { all[name] = value }
-        return try await HTTP.send("POST", baseURL + "/mcp", json: .object(message), headers: all)
+        return try await HTTP.send("POST", baseURL + "/mcp", json: .object(message), headers: all, pool: pool)
     }
 
     /// `tools/call`; returns the HTTP answer (for auth and rate-limit failures) and the result.

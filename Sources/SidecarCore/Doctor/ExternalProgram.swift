@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs another program (the Codex CLI, for `doctor`) to completion, bounded in time and output.
+enum ExternalProgram {
+    struct Result: Sendable {
+        let status: Int32
+        let stdout: [UInt8]
+        let stderr: [UInt8]
+        var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+        var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    }
+
+    struct Failure: Error, Sendable, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The first executable `name` in the `PATH` of `environment`.
+    static func find(_ name: String, environment: [String: String]) -> String? {
+        for directory in (environment["PATH"] ?? "").split(separator: ":") where !directory.isEmpty {
+            let candidate = FileSystem.join(String(directory), name)
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs `executable` with `arguments` and exactly `environment`, stdin from `/dev/null`.
+    ///
+    /// - Parameters:
+    ///   - timeout: After this the program is killed (SIGKILL) and the run fails.
+    ///   - maximumOutput: Bytes kept of each of stdout and stderr; the rest is read and dropped.
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String], timeout: Duration = .seconds(30),
+        maximumOutput: Int = 1 << 20
+    ) throws(Failure) -> Result {
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard pipe(&outPipe) == 0 else { throw Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&errPipe) == 0 else {
+            close(outPipe[0])
+            close(outPipe[1])
+            throw Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        #if os(Linux)
+        var actions = posix_spawn_file_actions_t()
+        #else
+        var actions: posix_spawn_file_actions_t? = nil
+        #endif
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for descriptor in [outPipe[0], outPipe[1], errPipe[0], errPipe[1]] { posix_spawn_file_actions_addclose(&actions, descriptor) }
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard spawned == 0 else {
+            close(outPipe[0])
+            close(errPipe[0])
+            throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
+        }
+
+        var output: [[UInt8]] = [[], []]
+        var open = [outPipe[0], errPipe[0]]
+        let deadline = ContinuousClock.now + timeout
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var timedOut = false
+        while open.contains(where: { $0 >= 0 }) {
+            let left = deadline - ContinuousClock.now
+            if left <= .zero {
+                timedOut = true
+                break
+            }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let milliseconds = Int32(min(1000, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+            let ready = poll(&fds, nfds_t(fds.count), milliseconds)
+            if ready < 0, errno != EINTR { break }
+            for index in fds.indices where open[index] >= 0 && fds[index].revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(open[index], $0.baseAddress, $0.count) }
+                if count > 0 {
+                    let room = maximumOutput - output[index].count
+                    if room > 0 { output[index] += buffer[0..<min(count, room)] }
+                } else if count == 0 || errno != EINTR {
+                    close(open[index])
+                    open[index] = -1
+                }
+            }
+        }
+        for descriptor in open where descriptor >= 0 { close(descriptor) }
+        if timedOut { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        if timedOut { throw Failure(description: "\(executable) did not finish within \(timeout)") }
+        // WIFEXITED / WEXITSTATUS, spelled out (the macros do not import).
+        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(status: exitStatus, stdout: output[0], stderr: output[1])
+    }
+}
