@@ -125,6 +125,20 @@ struct PairedServeTests {
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    @Test("a sidecar killed with SIGKILL leaves a session that expires within 15 minutes, not an hour")
+    func killedSidecarLeavesAShortSession() async throws {
+        // Issue 11: nothing runs on SIGKILL, so a token copied from the sidecar's memory lives out
+        // its TTL; the gateway's default TTL is now 900 s (it was 3600 s).
+        let (world, gateway, _) = try await Self.paired()
+        let sidecar = try world.serve()
+        _ = try await sidecar.initialize()
+        #expect(try await sidecar.callTool(1, "list_projects")["result"]?["isError"] == false)
+        sidecar.child.kill()
+        _ = try await sidecar.child.waitForExit(timeout: .seconds(10))
+        let lifetime = Int(try await gateway.sql("SELECT max(expiresAt - createdAt) FROM session WHERE endedAt IS NULL")) ?? -1
+        #expect(lifetime > 0 && lifetime <= 900_000, "the killed sidecar's session lives \(lifetime) ms")
+    }
+
     @Test("a sidecar started after the gateway refused the device answers at once with the reason", arguments: ["agent revoke", "owner block"])
     func refusedAtStart(action: String) async throws {
         let (world, gateway, _) = try await Self.paired()
