@@ -61,7 +61,7 @@ struct RelayTests {
         try await Task.sleep(for: .milliseconds(500))
         var others: [JSONValue] = []
         _ = try await sidecar.child.response(
-            to: .int(2), timeout: .seconds(15), others: &others,
+            to: .int(2), timeout: .seconds(45), others: &others,
             sending: {
                 sidecar.send([
                     "jsonrpc": "2.0", "id": 2, "method": "tools/call",

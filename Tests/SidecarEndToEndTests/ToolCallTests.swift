@@ -95,7 +95,7 @@ struct ToolCallTests {
         try await Task.sleep(for: .milliseconds(500))
         var others: [JSONValue] = []
         _ = try await sidecar.child.response(
-            to: .int(1), timeout: .seconds(15), others: &others,
+            to: .int(1), timeout: .seconds(45), others: &others,
             sending: {
                 sidecar.send(["jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ["name": "change_tools", "arguments": [:]]])
             })
