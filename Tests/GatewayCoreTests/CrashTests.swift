@@ -54,7 +54,7 @@ struct CrashTests {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
-        try spawnSerialized(process)
+        try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw TestFailure("sqlite3: \(String(decoding: data, as: UTF8.self))") }

@@ -42,7 +42,7 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
-    try spawnSerialized(process)
+    try process.run()
     let deadline = Date().addingTimeInterval(30)
     while process.isRunning, Date() < deadline { usleep(10_000) }
     if process.isRunning { process.terminate() }
@@ -56,20 +56,4 @@ func pythonTOMLParses(_ path: String) throws -> (ok: Bool, output: String) {
     let result = try run(
         "/usr/bin/env", ["python3", "-c", "import tomllib,sys,json; print(json.dumps(tomllib.load(open(sys.argv[1],'rb'))))", path])
     return (result.status == 0, result.output)
-}
-
-/// Starts `process` holding a lock file that every test module of this test process shares:
-/// Foundation's `Process.run()` crashed once (a bad memmove inside it, signal 11) while many test
-/// threads spawned children at the same moment, so spawns are serialized. Only the start is; the
-/// children run side by side as before.
-func spawnSerialized(_ process: Process) throws {
-    let descriptor = open("/tmp/agent-sidecar-tests.spawn-lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    if descriptor >= 0 { _ = flock(descriptor, LOCK_EX) }
-    defer {
-        if descriptor >= 0 {
-            _ = flock(descriptor, LOCK_UN)
-            close(descriptor)
-        }
-    }
-    try process.run()
 }

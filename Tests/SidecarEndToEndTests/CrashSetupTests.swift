@@ -260,7 +260,7 @@ struct CrashSetupTests {
             process.standardInput = FileHandle.nullDevice
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            try spawnSerialized(process)
+            try process.run()
             try await Task.sleep(for: .microseconds(Int.random(in: 0...400_000)))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

@@ -108,7 +108,7 @@ struct HostileInputTests {
         process.executableURL = URL(fileURLWithPath: BuiltProducts.path("sidecar-fuzz"))
         process.arguments = ["lines", "--seed", String(seed), "--count", String(count), "--giant", String(giant)]
         process.standardOutput = handle
-        try spawnSerialized(process)
+        try process.run()
         process.waitUntilExit()
         try handle.close()
         #expect(process.terminationStatus == 0)

@@ -209,7 +209,7 @@ func runGatewayCommandResult(_ arguments: [String]) throws -> (status: Int32, st
     let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
-    try spawnSerialized(process)
+    try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     let errorData = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
@@ -232,7 +232,7 @@ func runGatewayCommand(_ arguments: [String], shell: String? = nil) throws -> St
     let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
-    try spawnSerialized(process)
+    try process.run()
     // Bounded: a command that hangs (as one opening a FIFO did) is killed after a minute.
     let pid = process.processIdentifier
     let timedOut = LineBox()
@@ -280,7 +280,7 @@ final class GatewayProcess: @unchecked Sendable {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try spawnSerialized(process)
+        try process.run()
         let handle = output.fileHandleForReading
         // Bounded wait for the {"url": …} line.
         let line = try Self.readLine(handle, timeoutSeconds: 20)
@@ -395,20 +395,4 @@ final class InProcessGateway: @unchecked Sendable {
 
     func stop() { task.cancel() }
     deinit { task.cancel() }
-}
-
-/// Starts `process` holding a lock file that every test module of this test process shares:
-/// Foundation's `Process.run()` crashed once (a bad memmove inside it, signal 11) while many test
-/// threads spawned children at the same moment, so spawns are serialized. Only the start is; the
-/// children run side by side as before.
-func spawnSerialized(_ process: Process) throws {
-    let descriptor = open("/tmp/agent-sidecar-tests.spawn-lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    if descriptor >= 0 { _ = flock(descriptor, LOCK_EX) }
-    defer {
-        if descriptor >= 0 {
-            _ = flock(descriptor, LOCK_UN)
-            close(descriptor)
-        }
-    }
-    try process.run()
 }

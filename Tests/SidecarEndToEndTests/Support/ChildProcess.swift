@@ -49,7 +49,7 @@ final class ChildProcess: @unchecked Sendable {
         process.standardInput = stdinPipe
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
-        try spawnSerialized(process)
+        try process.run()
         startReading(stdoutPipe.fileHandleForReading) { [self] line in
             self.stdoutLines.withLock { $0.append(line) }
         } onClose: { [self] in
@@ -176,20 +176,4 @@ final class ChildProcess: @unchecked Sendable {
     deinit {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
-}
-
-/// Starts `process` holding a lock file that every test module of this test process shares:
-/// Foundation's `Process.run()` crashed once (a bad memmove inside it, signal 11) while many test
-/// threads spawned children at the same moment, so spawns are serialized. Only the start is; the
-/// children run side by side as before.
-func spawnSerialized(_ process: Process) throws {
-    let descriptor = open("/tmp/agent-sidecar-tests.spawn-lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    if descriptor >= 0 { _ = flock(descriptor, LOCK_EX) }
-    defer {
-        if descriptor >= 0 {
-            _ = flock(descriptor, LOCK_UN)
-            close(descriptor)
-        }
-    }
-    try process.run()
 }

@@ -158,7 +158,7 @@ func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (sta
     let output = Pipe()
     process.standardOutput = output
     process.standardError = output
-    try spawnSerialized(process)
+    try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))

@@ -34,7 +34,7 @@ enum Command {
         process.standardError = errors
         let collectedOutput = Collected()
         let collectedErrors = Collected()
-        try spawnSerialized(process)
+        try process.run()
         collectedOutput.drain(output.fileHandleForReading.fileDescriptor)
         collectedErrors.drain(errors.fileHandleForReading.fileDescriptor)
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
