@@ -78,7 +78,11 @@ final class ToolNarrowing: Sendable {
                 let result = response.value("result")
             else { return }
             for tool in result["tools"]?.arrayValue ?? [] {
-                if let name = tool["name"]?.stringValue { seen[name] = tool["annotations"]?["readOnlyHint"]?.boolValue }
+                guard let name = tool["name"]?.stringValue else { continue }
+                // Bound first: assigned straight from the optional chain, a tool without a hint
+                // would leave the dictionary (the chain's nil is the outer one) and read as unknown.
+                let readOnlyHint = tool["annotations"]?["readOnlyHint"]?.boolValue
+                seen[name] = .some(readOnlyHint)
             }
             cursor = result["nextCursor"]?.stringValue
             if cursor == nil { break }
