@@ -78,12 +78,20 @@ let package = Package(
         // (-D LIBFUZZER), otherwise a corpus replayer and seeded generator. Not a product.
         .executableTarget(
             name: "sidecar-fuzz",
+            dependencies: ["AgentWire", "SidecarCore", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+
+        // Test doubles shared by the unit tests and sidecar-fuzz: the in-memory upstream, an
+        // in-process stdio server over it, an output file in memory. A library, not a product.
+        .target(
+            name: "TestSupport",
             dependencies: ["AgentWire", "SidecarCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
 
         .testTarget(name: "AgentWireTests", dependencies: ["AgentWire"], swiftSettings: strictSettings),
-        .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore"], swiftSettings: strictSettings),
+        .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
             dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz"],

@@ -2,6 +2,7 @@ import AgentWire
 import Dispatch
 import Logging
 @_spi(Fuzzing) import SidecarCore
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,8 @@ import Darwin
 
 /// The sidecar's stdin path in one process: bytes → `LineFramer` → `MCPStdioServer` (parsing,
 /// classification, dispatch, replies) → the stdout writer, over a `MemoryUpstream`. One fresh
-/// server per input, so an input's outcome depends on nothing but its bytes.
+/// server per input, so an input's outcome depends on nothing but its bytes. `MemoryUpstream`,
+/// `OutputFile` and `DiscardingLogHandler` come from `TestSupport`, shared with the unit tests.
 struct StdioPipeline {
     /// Lines longer than this are oversized; small, so that a fuzzer reaches the limit.
     static let maximumLineBytes = 2048
@@ -101,52 +103,6 @@ struct StdioPipeline {
             hang = (hang.map { $0 + "; " } ?? "") + "stdout not written within 10 s of shutdown"
         }
         return Outcome(configuration: configuration, output: output.contents(), hang: hang)
-    }
-}
-
-/// An unlinked file the server's stdout writer writes to, emptied between inputs. In /dev/shm
-/// (memory) where there is one: a file on disk can stall a write for seconds while the kernel
-/// throttles dirty pages, which looked like a hang.
-final class OutputFile: @unchecked Sendable {
-    let descriptor: Int32
-
-    init() {
-        let directory = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
-        var template = Array("\(directory)/sidecar-fuzz-XXXXXX".utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        precondition(descriptor >= 0, "sidecar-fuzz: cannot create a temporary file in \(directory) (errno \(errno))")
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        self.descriptor = descriptor
-    }
-
-    func reset() {
-        _ = ftruncate(descriptor, 0)
-        _ = lseek(descriptor, 0, SEEK_SET)
-    }
-
-    func contents() -> [UInt8] {
-        let size = Int(lseek(descriptor, 0, SEEK_END))
-        guard size > 0 else { return [] }
-        var bytes = [UInt8](repeating: 0, count: size)
-        let count = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, size, 0) }
-        return Array(bytes.prefix(max(0, count)))
-    }
-
-    deinit { close(descriptor) }
-}
-
-/// Formats each message (so hostile text runs through the logging path) and drops it.
-struct DiscardingLogHandler: LogHandler {
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        _ = event.message.description.utf8.count
     }
 }
 

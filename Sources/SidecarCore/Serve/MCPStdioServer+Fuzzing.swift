@@ -1,14 +1,13 @@
-/// Entry points for the fuzz target (`sidecar-fuzz`), which frames input itself and plays the
-/// reader thread: it feeds events in order, waits for the calls to finish, then shuts down.
+/// Entry points for the fuzz target (`sidecar-fuzz`) and the in-memory test harness
+/// (`TestSupport`), which frame input themselves and play the reader thread: they feed events in
+/// order, wait for the calls to finish, then shut down.
 /// Not part of the product's API (`@_spi(Fuzzing) import SidecarCore`).
 extension MCPStdioServer {
     /// Handles one stdin event on the calling thread, exactly as the reader thread does.
     @_spi(Fuzzing) public func feed(_ event: StdinEvent) { receive(event) }
 
     /// Requests still waiting for their answer, open subscriptions excluded.
-    @_spi(Fuzzing) public var callsInFlight: Int {
-        state.withLock { state in state.inFlight.values.count { !$0.isSubscription } }
-    }
+    @_spi(Fuzzing) public var callsInFlight: Int { router.callsInFlight }
 
     /// The graceful shutdown that `run()` ends with: finishes or cancels calls, completes open
     /// subscriptions, closes the upstream and flushes the output.

@@ -9,7 +9,7 @@ public struct ServeOptions: Sendable {
     /// Paired mode: how long `tools/list` waits for the gateway before it lists the stored catalog
     /// (an MCP host gives a server's start-up about 10 s, tools/list included).
     public var toolsListWaitForUpstream: Duration = .seconds(5)
-    /// Only tools whose `readOnlyHint` is true are listed or callable.
+    /// Only tools whose `readOnlyHint` is true are listed or callable (see `ToolNarrowing`).
     public var readOnly = false
     /// Tools that are neither listed nor callable.
     public var excludedTools: Set<String> = []
@@ -17,11 +17,4 @@ public struct ServeOptions: Sendable {
     public var extraInstructions: String?
 
     public init() {}
-
-    /// Whether narrowing hides this tool (nil `readOnlyHint` counts as not read-only).
-    func hides(toolNamed name: String, readOnlyHint: Bool?) -> Bool {
-        if excludedTools.contains(name) { return true }
-        if readOnly, readOnlyHint != true { return true }
-        return false
-    }
 }

@@ -1,11 +1,13 @@
 import AgentWire
-@_spi(Fuzzing) import SidecarCore
+import SidecarCore
 
 /// An upstream that answers from memory at once, so that one fuzz input costs microseconds and
-/// its outcome depends only on its bytes. Tool names choose what the "upstream" does, to reach
-/// every relay path of the sidecar: errors, failures, notifications during a call, odd results.
-final class MemoryUpstream: MCPUpstream {
-    enum Mode: Sendable {
+/// its outcome depends only on its bytes, and a unit test drives the stdio server without a
+/// network. Tool names choose what the "upstream" does, to reach every relay path of the sidecar:
+/// errors, failures, notifications during a call, odd results. `sidecar-fuzz` and the unit tests
+/// share it; a change here changes what the fuzz corpus reaches.
+public final class MemoryUpstream: MCPUpstream {
+    public enum Mode: Sendable {
         /// `initialize` era, with a session, resources, prompts, logging and tool-change notifications.
         case legacy
         /// Stateless 2026-07-28.
@@ -15,7 +17,7 @@ final class MemoryUpstream: MCPUpstream {
     }
 
     /// The tools the upstream lists; `hidden` is the one the harness excludes.
-    static let tools: JSONValue = [
+    public static let tools: JSONValue = [
         ["name": "echo", "inputSchema": ["type": "object"], "annotations": ["readOnlyHint": true]],
         ["name": "write", "inputSchema": ["type": "object"], "annotations": ["readOnlyHint": false]],
         ["name": "plain", "inputSchema": ["type": "object"]],
@@ -25,10 +27,10 @@ final class MemoryUpstream: MCPUpstream {
         ["name": 5, "inputSchema": ["type": "object"]],
     ]
 
-    let mode: Mode
-    let handshakeValue: UpstreamHandshake
+    public let mode: Mode
+    public let handshakeValue: UpstreamHandshake
 
-    init(mode: Mode) {
+    public init(mode: Mode) {
         self.mode = mode
         let capabilities: JSONValue = [
             "tools": ["listChanged": true], "resources": ["subscribe": true], "prompts": [:], "completions": [:], "logging": [:],
@@ -42,17 +44,17 @@ final class MemoryUpstream: MCPUpstream {
         }
     }
 
-    static let down = UpstreamFailure(
+    public static let down = UpstreamFailure(
         code: .unreachable, message: "cannot reach the upstream at memory:// (connection refused); check that it is running, then retry")
 
-    func handshake() async throws(UpstreamFailure) -> UpstreamHandshake {
+    public func handshake() async throws(UpstreamFailure) -> UpstreamHandshake {
         if mode == .unreachable { throw Self.down }
         return handshakeValue
     }
 
-    var currentHandshake: UpstreamHandshake? { mode == .unreachable ? nil : handshakeValue }
+    public var currentHandshake: UpstreamHandshake? { mode == .unreachable ? nil : handshakeValue }
 
-    func request(
+    public func request(
         method: String, params: JSONObject?, toolName: String?, idempotencyKey: String?,
         onNotification: (@Sendable (UpstreamMessage) -> Void)?
     ) async throws(UpstreamFailure) -> UpstreamMessage {
@@ -121,7 +123,8 @@ final class MemoryUpstream: MCPUpstream {
         }
     }
 
-    func message(_ text: String) throws(UpstreamFailure) -> UpstreamMessage {
+    /// An upstream message from its text, as the upstream would have sent it.
+    public func message(_ text: String) throws(UpstreamFailure) -> UpstreamMessage {
         do {
             return try UpstreamMessage(bytes: Array(text.utf8))
         } catch {
@@ -129,7 +132,7 @@ final class MemoryUpstream: MCPUpstream {
         }
     }
 
-    func listenForChanges(_ onNotification: @escaping @Sendable (UpstreamMessage) -> Void) async {}
+    public func listenForChanges(_ onNotification: @escaping @Sendable (UpstreamMessage) -> Void) async {}
 
-    func close(timeout: Duration) async {}
+    public func close(timeout: Duration) async {}
 }
