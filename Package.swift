@@ -82,8 +82,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Test doubles shared by the unit tests and sidecar-fuzz: the in-memory upstream, an
-        // in-process stdio server over it, an output file in memory. A library, not a product.
+        // What the test targets and sidecar-fuzz share: child processes (posix_spawn), the
+        // in-memory upstream, an in-process stdio server over it, an output file in memory.
+        // A library, not a product.
         .target(
             name: "TestSupport",
             dependencies: ["AgentWire", "SidecarCore", .product(name: "Logging", package: "swift-log")],
@@ -94,12 +95,12 @@ let package = Package(
         .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
-            dependencies: ["AgentWire", "SidecarCore", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz"],
+            dependencies: ["AgentWire", "SidecarCore", "TestSupport", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "GatewayCoreTests",
-            dependencies: ["GatewayCore", "AgentWire", "agent-gateway", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["GatewayCore", "AgentWire", "TestSupport", "agent-gateway", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
     ]

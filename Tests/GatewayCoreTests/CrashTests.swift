@@ -2,6 +2,7 @@ import AgentWire
 import Foundation
 import GatewayCore
 import Synchronization
+import TestSupport
 import Testing
 
 /// `kill -9` of the real `agent-gateway` in the middle of a burst of writes, several times over one
@@ -48,17 +49,9 @@ struct CrashTests {
 
     /// One query through the sqlite3 shell, rows as lines.
     static func sql(_ database: String, _ statement: String) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        process.arguments = [database, statement]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("sqlite3: \(String(decoding: data, as: UTF8.self))") }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        let result = try Command.runBlocking("/usr/bin/sqlite3", [database, statement], environment: [:], mergeStderr: true, timeout: .seconds(30))
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.stdout)") }
+        return result.stdout.split(separator: "\n").map(String.init)
     }
 
     /// The tracker, the idempotency records and the audit agree, for one agent.

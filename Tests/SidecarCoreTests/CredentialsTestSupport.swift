@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 @testable import SidecarCore
 
@@ -36,19 +37,8 @@ func fileMode(_ path: String) -> mode_t {
 
 /// Runs a program and returns its exit status and combined output (bounded to 30 s).
 func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let deadline = Date().addingTimeInterval(30)
-    while process.isRunning, Date() < deadline { usleep(10_000) }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let result = try Command.runBlocking(executable, arguments, environment: Command.inheritedEnvironment, mergeStderr: true, timeout: .seconds(30))
+    return (result.status, result.stdout)
 }
 
 /// Whether python3's tomllib accepts the file (the independent TOML parser the merge is checked against).

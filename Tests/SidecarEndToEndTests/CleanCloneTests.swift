@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// A user's clone has nothing beside it: the message checks must run from the clone alone.

@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// A shared library, preloaded into `agent-sidecar setup`, that numbers every `fsync` and `rename`
@@ -201,7 +202,7 @@ struct CrashSetupTests {
             let before = scene.snapshot()
             let crashed = try await scene.setup(agent: nil, flip: false, crashAt: step)
             if crashed.status == 0 { break }
-            #expect(crashed.status == SIGKILL, "step \(step): \(crashed)")
+            #expect(crashed.status == 128 + SIGKILL, "step \(step): \(crashed)")
             try await Self.checkOldOrNew(scene, before: before, step: "first setup, step \(step)")
             let recovered = try await scene.setup(agent: nil, flip: false, crashAt: nil)
             #expect(recovered.status == 0 && !recovered.stderr.contains("could not"), "step \(step), recovery: \(recovered)")
@@ -229,7 +230,7 @@ struct CrashSetupTests {
             let before = scene.snapshot()
             let crashed = try await scene.setup(agent: agent, flip: useOther, crashAt: step)
             if crashed.status == 0 { break }
-            #expect(crashed.status == SIGKILL, "step \(step): \(crashed)")
+            #expect(crashed.status == 128 + SIGKILL, "step \(step): \(crashed)")
             try await Self.checkOldOrNew(scene, before: before, step: "re-pairing, step \(step)")
             let recovered = try await scene.setup(agent: agent, flip: useOther, crashAt: nil)
             #expect(recovered.status == 0 && !recovered.stderr.contains("could not"), "step \(step), recovery: \(recovered)")
@@ -251,19 +252,14 @@ struct CrashSetupTests {
             let code = scene.world.issued(try await scene.gateway.pairingCode(agent: agent))
             var environment = scene.world.environment
             if useOther { environment["XDG_STATE_HOME"] = scene.world.path("xdg-state") }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: BuiltProducts.path("agent-sidecar"))
-            process.arguments = [
-                "setup", "--gateway", scene.gateway.url, "--project-dir", scene.world.project, "--device-name", "test-device", "--code", code,
-            ]
-            process.environment = environment
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try SpawnedProcess(
+                executable: BuiltProducts.path("agent-sidecar"),
+                arguments: [
+                    "setup", "--gateway", scene.gateway.url, "--project-dir", scene.world.project, "--device-name", "test-device", "--code", code,
+                ], environment: environment, stdin: .null, stdout: .null, stderr: .null)
             try await Task.sleep(for: .microseconds(Int.random(in: 0...400_000)))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            _ = try await process.waitForExit(timeout: .seconds(10))
             try await Self.checkOldOrNew(scene, before: before, step: "random kill \(round)")
             let recovered = try await scene.setup(agent: agent, flip: useOther, crashAt: nil)
             #expect(recovered.status == 0, "round \(round), recovery: \(recovered)")

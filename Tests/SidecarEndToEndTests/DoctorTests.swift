@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// `agent-sidecar doctor` against the real gateway, healthy and with each fault a user meets:

@@ -196,7 +196,7 @@ struct FaultInjectionTests {
             plainCall = ContinuousClock.now - baseline
             #expect(next["result"]?["structuredContent"]?["issue"]?["key"] == "WEB-1", "after \(fault): \(next)")
         }
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
     }

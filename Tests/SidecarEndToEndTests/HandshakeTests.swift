@@ -21,7 +21,7 @@ struct HandshakeTests {
             #expect(pong["result"] == [:])
             let tools = try await sidecar.call(3, "tools/list")
             #expect((tools["result"]?["tools"]?.arrayValue?.count ?? 0) > 3)
-            try sidecar.validateAgainstSchema()
+            try await sidecar.validateAgainstSchema()
         }
     }
 
@@ -35,7 +35,7 @@ struct HandshakeTests {
         let again = try await sidecar.call(
             2, "initialize", ["protocolVersion": "2025-11-25", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]])
         #expect(again["error"]?["code"]?.intValue == -32600)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a dual-era client's server/discover probe succeeds, and modern requests are served statelessly", arguments: ["json", "sse"])
@@ -57,7 +57,7 @@ struct HandshakeTests {
         // ping does not exist in 2026-07-28.
         let ping = try await sidecar.call(4, "ping", ["_meta": SidecarUnderTest.modernMeta])
         #expect(ping["error"]?["code"]?.intValue == -32601)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a request naming an unknown modern version gets UnsupportedProtocolVersion with the supported list")
@@ -70,7 +70,7 @@ struct HandshakeTests {
         #expect(error["code"]?.intValue == -32022)
         #expect(error["data"]?["requested"]?.stringValue == "2099-01-01")
         #expect(error["data"]?["supported"]?.arrayValue?.contains("2026-07-28") == true)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("the sidecar speaks to a modern upstream statelessly and to a legacy one with a session", arguments: ["modern", "legacy"])
@@ -90,7 +90,7 @@ struct HandshakeTests {
             let call = requests.last { $0["method"]?.stringValue == "tools/call" }
             #expect(call?["sessionId"]?.stringValue != nil)
         }
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("batches are refused where the revision forbids them and answered as one array in 2025-03-26")
@@ -103,13 +103,13 @@ struct HandshakeTests {
         let refused = try await strict.child.nextMessage()
         #expect(refused["error"]?["code"]?.intValue == -32600)
         #expect(refused["id"] == .null)
-        try strict.validateAgainstSchema()
+        try await strict.validateAgainstSchema()
 
         let batching = try await SidecarUnderTest.legacy(upstream: fixture.url, revision: "2025-03-26")
         batching.write(raw: modernBatch)
         let line = try await batching.child.nextLine()
         let answers = try #require(try JSONValue(parsing: line).arrayValue)
         #expect(Set(answers.compactMap { $0["id"]?.intValue }) == [10, 11])
-        try batching.validateAgainstSchema()
+        try await batching.validateAgainstSchema()
     }
 }

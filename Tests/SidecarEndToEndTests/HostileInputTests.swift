@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// The process-level complement of `Fuzz/fuzz`: thousands of hostile lines from the seeded
@@ -22,7 +23,7 @@ struct HostileInputTests {
         let fixture = try await FixtureServer.start()
         let sidecar = try await SidecarUnderTest.legacy(
             upstream: fixture.url, revision: revision, extra: ["--max-message-bytes", String(Self.maximumLineBytes)])
-        let hostile = try Self.generate(seed: seed, count: count, giant: Self.maximumLineBytes + 600, into: directory)
+        let hostile = try await Self.generate(seed: seed, count: count, giant: Self.maximumLineBytes + 600, into: directory)
 
         // Writing runs on its own thread: the sidecar's answers are read meanwhile, so neither side blocks.
         let started = ContinuousClock.now
@@ -38,8 +39,8 @@ struct HostileInputTests {
         let output = sidecar.child.allStdoutLines
         #expect(!output.contains { $0.contains("\u{FFFD}") }, "stdout carried bytes that are not UTF-8")
         let input = Self.initializePrefix(revision: revision) + hostile + Array("\n".utf8) + Array(sidecar.sent.last!.utf8) + [0x0A]
-        try Self.checkExactlyOnce(input: input, output: output, in: directory)
-        try sidecar.validateAgainstSchema(sentFilter: Self.unambiguousIDs)
+        try await Self.checkExactlyOnce(input: input, output: output, in: directory)
+        try await sidecar.validateAgainstSchema(sentFilter: Self.unambiguousIDs)
         print("hostile stdin (\(revision)): \(count) lines, \(hostile.count) bytes, answered in \(elapsed); \(output.count) lines out")
     }
 
@@ -54,7 +55,7 @@ struct HostileInputTests {
         let next = try await sidecar.call(2, "ping")
         #expect(next["id"] == 2)
         #expect(sidecar.child.allStdoutLines.count == 2, "\(sidecar.child.allStdoutLines)")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a fractional id is refused with an error that names no request")
@@ -67,7 +68,7 @@ struct HostileInputTests {
         #expect(refused["id"] == nil)
         sidecar.write(raw: #"{"jsonrpc":"2.0","id":3.0,"method":"ping"}"#)
         #expect(try await sidecar.child.nextMessage()["result"] == [:])
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a 2026-07-28 request inside a 2025-03-26 batch is refused inside the batch's array")
@@ -86,7 +87,7 @@ struct HostileInputTests {
         sidecar.child.closeStdin()
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(10)) == 0)
         #expect(sidecar.child.allStdoutLines.count == 2, "nothing after the batch: \(sidecar.child.allStdoutLines)")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("an empty header value reaches the upstream (an empty tool name is the upstream's to judge)")
@@ -100,30 +101,24 @@ struct HostileInputTests {
     }
 
     /// Hostile lines from the seeded generator, as raw bytes (some are not UTF-8).
-    static func generate(seed: UInt64, count: Int, giant: Int, into directory: URL) throws -> [UInt8] {
+    static func generate(seed: UInt64, count: Int, giant: Int, into directory: URL) async throws -> [UInt8] {
         let file = directory.appendingPathComponent("hostile.bin")
-        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: file)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: BuiltProducts.path("sidecar-fuzz"))
-        process.arguments = ["lines", "--seed", String(seed), "--count", String(count), "--giant", String(giant)]
-        process.standardOutput = handle
-        try process.run()
-        process.waitUntilExit()
-        try handle.close()
-        #expect(process.terminationStatus == 0)
+        let process = try SpawnedProcess(
+            executable: BuiltProducts.path("sidecar-fuzz"),
+            arguments: ["lines", "--seed", String(seed), "--count", String(count), "--giant", String(giant)], environment: [:], stdin: .null,
+            stdout: .file(file.path), stderr: .null)
+        #expect(try await process.waitForExit(timeout: .seconds(60)) == 0)
         return [UInt8](try Data(contentsOf: file))
     }
 
     static func writeInBackground(_ bytes: [UInt8], to sidecar: SidecarUnderTest) async throws {
-        let handle = sidecar.child.stdinPipe.fileHandleForWriting
         // Only lines that are UTF-8 can be JSON; the others get a parse error and name no request.
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
             if let text = String(validating: line, as: UTF8.self) { sidecar.recordSent(text) }
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {
-                handle.write(Data(bytes))
+                sidecar.child.writeRaw(bytes)
                 continuation.resume()
             }
         }
@@ -138,12 +133,12 @@ struct HostileInputTests {
         return initialize.serialized() + [0x0A] + Array(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.utf8) + [0x0A]
     }
 
-    static func checkExactlyOnce(input: [UInt8], output: [String], in directory: URL) throws {
+    static func checkExactlyOnce(input: [UInt8], output: [String], in directory: URL) async throws {
         let inputFile = directory.appendingPathComponent("in.bin")
         let outputFile = directory.appendingPathComponent("out.jsonl")
         try Data(input).write(to: inputFile)
         try Data(output.map { $0 + "\n" }.joined().utf8).write(to: outputFile)
-        let result = try runToCompletion(
+        let result = try await runToCompletion(
             BuiltProducts.path("sidecar-fuzz"),
             ["check", "--input", inputFile.path, "--output", outputFile.path, "--max-line", String(maximumLineBytes)])
         #expect(result.status == 0, "exactly-once check failed:\n\(result.output.prefix(6000))")

@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// `setup` run inside a repository someone else controls: a cloned git repository with planted

@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// 64 calls in flight through one paired sidecar to the real gateway, for a short while: the CI
@@ -22,7 +23,9 @@ struct LoadTests {
             #expect(member.value == true, "\(member.key): \(summary["problems"]?.jsonText ?? "")")
         }
         #expect(result.status == 0, "\(result.stderr)")
-        #expect((summary["calls"]?["answered"]?.intValue ?? 0) > 500, "\(summary["calls"]?.jsonText ?? "")")
+        // Enough calls that the 64-call window was refilled a few times; not a speed bound (a
+        // loaded CI machine answered 427 in the 15 s, an idle one over 1,000).
+        #expect((summary["calls"]?["answered"]?.intValue ?? 0) > 4 * 64, "\(summary["calls"]?.jsonText ?? "")")
         #expect((summary["database"]?["sessions"]?.intValue ?? 0) >= 3, "the session was never renewed under load")
     }
 }

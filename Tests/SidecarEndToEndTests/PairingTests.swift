@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// `agent-sidecar setup` against the real `agent-gateway`: pairing, the files it writes, and every

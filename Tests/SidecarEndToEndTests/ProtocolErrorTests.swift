@@ -45,7 +45,7 @@ struct ProtocolErrorTests {
         // Still serving.
         let echo = try await sidecar.callTool(8, "echo", ["text": "alive"])
         #expect(echo["result"]?["content"]?[0]?["text"]?.stringValue == "alive")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("before 2025-11-25 an error that cannot name its request carries id null, as JSON-RPC 2.0 says")
@@ -56,7 +56,7 @@ struct ProtocolErrorTests {
         let parse = try await sidecar.child.nextMessage()
         #expect(parse["error"]?["code"]?.intValue == -32700)
         #expect(parse["id"] == .null)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("an oversized line is answered with an error and reading resumes at the next line")
@@ -72,7 +72,7 @@ struct ProtocolErrorTests {
         #expect(refused["error"]?["message"]?.stringValue?.contains("4096") == true)
         let after = try await sidecar.call(2, "ping")
         #expect(after["result"] == [:])
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a duplicate id of a call in flight is refused without disturbing the first")

@@ -7,12 +7,12 @@ import Testing
 @Suite("Interop with the official MCP Python SDK", .secretScan)
 struct PythonSDKInteropTests {
     @Test("the MCP Python SDK drives the sidecar end to end", arguments: ["mcp1", "mcp2"])
-    func pythonSDK(line: String) throws {
+    func pythonSDK(line: String) async throws {
         let root = BuiltProducts.repositoryRoot
         let python = root.appendingPathComponent(".venv/\(line)/bin/python").path
         try #require(
             FileManager.default.isExecutableFile(atPath: python), "missing \(python): run scripts/install-deps --python (scripts/test does it)")
-        let (status, text) = try runToCompletion(
+        let (status, text) = try await runToCompletion(
             python, [root.appendingPathComponent("Tests/Tooling/interop-python-sdk.py").path, BuiltProducts.directory.path])
         #expect(status == 0, "\(text)")
         #expect(text.contains(" 0 failed"), "\(text)")

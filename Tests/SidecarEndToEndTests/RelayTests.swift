@@ -27,7 +27,7 @@ struct RelayTests {
         #expect(again.compactMap { $0["name"]?.stringValue } == Array(names.prefix(2)))
         let bad = try await sidecar.call(101, "tools/list", ["cursor": "not-a-cursor"])
         #expect(bad["error"]?["code"]?.intValue == -32602)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("logging/setLevel is answered and passed to a legacy upstream that offers logging")
@@ -42,7 +42,7 @@ struct RelayTests {
             level = try await fixture.log()["logLevel"]?.stringValue
         }
         #expect(level == "warning")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a 2026-07-28 client's subscriptions/listen is acknowledged, gets list_changed tagged with its id, and is closed at exit")
@@ -82,6 +82,6 @@ struct RelayTests {
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(5)) == 0)
         let closing = sidecar.child.allStdoutLines.compactMap { try? JSONValue(parsing: $0) }.last { $0["id"] == "sub-1" }
         #expect(closing?["result"]?["resultType"]?.stringValue == "complete")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 }

@@ -67,11 +67,11 @@ struct SecretScanTests {
     }
 
     @Test("a database is scanned as a file and as a dump, and its audit rows are named")
-    func databases() throws {
+    func databases() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = directory.appendingPathComponent("gateway.sqlite").path
-        let setup = try runToCompletion(
+        let setup = try await runToCompletion(
             "/usr/bin/sqlite3",
             [database, "CREATE TABLE auditEvent (detail TEXT); INSERT INTO auditEvent VALUES ('claimed with 7KQ2-M9XD');"])
         try #require(setup.status == 0, "\(setup.output)")

@@ -32,9 +32,9 @@ struct ShutdownTests {
         let sidecar = try await SidecarUnderTest.legacy(upstream: fixture.url)
         sidecar.send(["jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ["name": "slow", "arguments": ["ms": 30_000]]])
         try await Task.sleep(for: .milliseconds(200))
-        kill(sidecar.child.process.processIdentifier, signal)
+        kill(sidecar.child.pid, signal)
         #expect(try await sidecar.child.waitForExit(timeout: .seconds(6)) == 0)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("SIGTERM and SIGINT to an idle sidecar exit 0, every time", arguments: [SIGTERM, SIGINT])
@@ -44,7 +44,7 @@ struct ShutdownTests {
         for _ in 0..<8 {
             let sidecar = try await SidecarUnderTest.legacy(upstream: fixture.url)
             _ = try await sidecar.callTool(1, "add", ["a": 1, "b": 2])
-            kill(sidecar.child.process.processIdentifier, signal)
+            kill(sidecar.child.pid, signal)
             #expect(try await sidecar.child.waitForExit(timeout: .seconds(5)) == 0)
         }
     }
@@ -54,7 +54,7 @@ struct ShutdownTests {
         let fixture = try await FixtureServer.start()
         let sidecar = try await SidecarUnderTest.legacy(upstream: fixture.url)
         _ = try await sidecar.callTool(1, "echo", ["text": "x"])
-        let pid = sidecar.child.process.processIdentifier
+        let pid = sidecar.child.pid
         for descriptor in [0, 1] {
             let info = try String(contentsOfFile: "/proc/\(pid)/fdinfo/\(descriptor)", encoding: .utf8)
             let flagsLine = try #require(info.split(separator: "\n").first { $0.hasPrefix("flags:") })

@@ -72,7 +72,7 @@ struct TokenMemoryTests {
             let answer = try await sidecar.callTool(id, "list_projects")
             try #require(answer["result"]?["isError"] == false, "call \(id): \(answer)")
         }
-        let (copies, regions) = try Self.tokenCopies(pid: sidecar.child.process.processIdentifier)
+        let (copies, regions) = try Self.tokenCopies(pid: sidecar.child.pid)
         print(
             "session token copies in the sidecar's readable memory after 300 calls: \(copies) (\(regions.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")))"
         )

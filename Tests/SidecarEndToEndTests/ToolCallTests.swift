@@ -18,7 +18,7 @@ struct ToolCallTests {
         #expect(result["structuredContent"]?["text"]?.stringValue == "unknown fields")
         #expect(result["_meta"] != nil)
         #expect((result["content"]?[0]?.objectValue?.count ?? 0) > 2, "the content item's extra field was dropped")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a 2 MB result arrives whole, as one line", arguments: ["json", "sse"])
@@ -28,7 +28,7 @@ struct ToolCallTests {
         let response = try await sidecar.callTool(1, "big", ["bytes": 2_000_000], timeout: .seconds(30))
         let text = try #require(response["result"]?["content"]?[0]?["text"]?.stringValue)
         #expect(text.utf8.count == 2_000_000)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a slow call never delays a ping or another call")
@@ -45,7 +45,7 @@ struct ToolCallTests {
         }
         #expect(order.last == 1, "the slow call should finish last, got \(order)")
         #expect(Set(order) == [1, 2, 3])
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("notifications/cancelled aborts the upstream call and no response is sent for it")
@@ -67,7 +67,7 @@ struct ToolCallTests {
         let afterwards = try await sidecar.callTool(9, "echo", ["text": "still serving"])
         #expect(afterwards["result"]?["content"]?[0]?["text"]?.stringValue == "still serving")
         #expect(!sidecar.child.allStdoutLines.contains { (try? JSONValue(parsing: $0))?["id"] == 7 })
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("progress notifications from the upstream reach the client with its progressToken", arguments: ["json", "sse"])
@@ -84,7 +84,7 @@ struct ToolCallTests {
         let progress = others.filter { $0["method"]?.stringValue == "notifications/progress" }
         #expect(progress.count == 3)
         #expect(progress.allSatisfy { $0["params"]?["progressToken"]?.stringValue == "tok-1" })
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("notifications/tools/list_changed from the upstream reaches the client")
@@ -109,7 +109,7 @@ struct ToolCallTests {
         #expect(changed)
         let tools = try await sidecar.call(2, "tools/list")
         #expect(tools["result"]?["tools"]?.arrayValue?.contains { $0["name"]?.stringValue == "extra_tool" } == true)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("every tools/call carries a fresh ULID Idempotency-Key and the negotiated MCP-Protocol-Version")
@@ -122,7 +122,7 @@ struct ToolCallTests {
         let secondKey = try #require(second["result"]?["structuredContent"]?["headers"]?["idempotency-key"]?.stringValue)
         #expect(firstKey.count == 26 && secondKey.count == 26 && firstKey != secondKey)
         #expect(first["result"]?["structuredContent"]?["headers"]?["mcp-protocol-version"]?.stringValue != nil)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("--read-only and --exclude-tool narrow what is listed and callable, never widen it")
@@ -140,7 +140,7 @@ struct ToolCallTests {
         #expect(hidden["error"]?["code"]?.intValue == -32602)
         let log = try await fixture.log()
         #expect(!(log["requests"]?.arrayValue ?? []).contains { $0["tool"]?.stringValue == "write_note" })
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a fresh sidecar learns read-only hints on its own before refusing a call")
@@ -151,7 +151,7 @@ struct ToolCallTests {
         #expect(allowed["result"]?["content"]?[0]?["text"]?.stringValue == "ok")
         let refused = try await sidecar.callTool(2, "write_note", ["note": "x"])
         #expect(refused["error"]?["code"]?.intValue == -32602)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 }
 

@@ -24,7 +24,7 @@ struct UpstreamFailureTests {
         #expect(text.contains("cannot reach the upstream"))
         let tools = try await sidecar.call(2, "tools/list")
         #expect(tools["error"]?["code"]?.intValue == -32603)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a slow upstream hits --request-timeout and the sidecar says so")
@@ -37,7 +37,7 @@ struct UpstreamFailureTests {
         #expect(toolErrorText(stalled) != nil)
         let next = try await sidecar.callTool(3, "echo", ["text": "next"])
         #expect(next["result"]?["content"]?[0]?["text"]?.stringValue == "next")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("401: the message says the credentials were rejected; with the right token from --bearer-env it works")
@@ -54,7 +54,7 @@ struct UpstreamFailureTests {
         #expect(accepted["result"]?["content"]?[0]?["text"]?.stringValue == "authorized")
         #expect(!with.child.stderr.contains("fixture-token-123"))
         #expect(!with.child.allStdoutLines.joined().contains("fixture-token-123"))
-        try with.validateAgainstSchema()
+        try await with.validateAgainstSchema()
     }
 
     @Test("429 and 503 with Retry-After are retried with the same Idempotency-Key; 500 is reported")
@@ -75,7 +75,7 @@ struct UpstreamFailureTests {
 
         let limited = try await sidecar.callTool(4, "fail", ["status": 429], timeout: .seconds(15))
         #expect(try #require(toolErrorText(limited)).contains("rate limiting"))
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("garbage from the upstream is reported, never relayed", arguments: ["text", "truncated-sse", "wrong-id"])
@@ -86,7 +86,7 @@ struct UpstreamFailureTests {
         #expect(toolErrorText(response) != nil, "\(kind): \(response)")
         let next = try await sidecar.callTool(2, "echo", ["text": "after garbage"])
         #expect(next["result"]?["content"]?[0]?["text"]?.stringValue == "after garbage")
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("a 404 for a known session re-initializes once and retries")
@@ -99,7 +99,7 @@ struct UpstreamFailureTests {
         #expect(after["result"]?["content"]?[0]?["text"]?.stringValue == "after")
         let initializes = (try await fixture.log()["requests"]?.arrayValue ?? []).filter { $0["method"]?.stringValue == "initialize" }
         #expect(initializes.count == 2)
-        try sidecar.validateAgainstSchema()
+        try await sidecar.validateAgainstSchema()
     }
 
     @Test("plain http:// to a non-loopback host is refused at start with a one-line reason")

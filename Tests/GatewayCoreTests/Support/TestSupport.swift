@@ -3,6 +3,7 @@ import CSodium
 import Foundation
 import GatewayCore
 import Logging
+import TestSupport
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -200,63 +201,39 @@ func gatewayBinaryPath() -> String {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
 }
 
-/// Runs a command of the binary to its end: exit status, stdout, stderr.
+/// Runs a command of the binary to its end: exit status, stdout, stderr (bounded to a minute).
 func runGatewayCommandResult(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-    process.arguments = arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+    let result = try Command.runBlocking(gatewayBinaryPath(), arguments, environment: Command.inheritedEnvironment)
+    return (result.status, result.stdout, result.stderr)
 }
 
-/// Runs an admin command of the binary and returns its stdout. `shell` runs it behind a shell
-/// command such as `umask 022`.
+/// Runs an admin command of the binary and returns its stdout, trimmed; throws unless it exits 0.
+/// `shell` runs it behind a shell command such as `umask 022`. Bounded: a command that hangs (as
+/// one opening a FIFO did) is killed after a minute.
 @discardableResult
 func runGatewayCommand(_ arguments: [String], shell: String? = nil) throws -> String {
-    let process = Process()
-    if let shell {
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-        process.arguments = arguments
+    let (executable, fullArguments) = behindShell(shell, arguments)
+    let result: CommandResult
+    do {
+        result = try Command.runBlocking(executable, fullArguments, environment: Command.inheritedEnvironment)
+    } catch {
+        throw TestFailure("agent-gateway \(arguments.first ?? ""): \(error)")
     }
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    // Bounded: a command that hangs (as one opening a FIFO did) is killed after a minute.
-    let pid = process.processIdentifier
-    let timedOut = LineBox()
-    DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
-        if kill(pid, 0) == 0, process.isRunning {
-            timedOut.set("yes")
-            kill(pid, SIGKILL)
-        }
-    }
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    if timedOut.get() != nil { throw TestFailure("agent-gateway \(arguments.first ?? "") did not finish within 60 s") }
-    guard process.terminationStatus == 0 else {
-        throw TestFailure("agent-gateway \(arguments.first ?? "") failed: \(String(decoding: errorData, as: UTF8.self))")
-    }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard result.status == 0 else { throw TestFailure("agent-gateway \(arguments.first ?? "") failed: \(result.stderr)") }
+    return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// The gateway binary with `arguments`, run through `/bin/sh -c "PREFIX && exec …"` when there is a prefix.
+private func behindShell(_ prefix: String?, _ arguments: [String]) -> (executable: String, arguments: [String]) {
+    guard let prefix else { return (gatewayBinaryPath(), arguments) }
+    return ("/bin/sh", ["-c", "\(prefix) && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments)
 }
 
 /// A real `agent-gateway serve --port 0` process on a temp database.
 final class GatewayProcess: @unchecked Sendable {
     let directory: String
     let database: String
-    let process = Process()
+    let process: SpawnedProcess
     let url: String
 
     /// `descriptorLimit` runs the server under `ulimit -n` (soft and hard), as a small host would;
@@ -268,50 +245,26 @@ final class GatewayProcess: @unchecked Sendable {
         self.database = database ?? directory + "/gateway.sqlite"
         let options = extraArguments.firstIndex(of: "--hash-key-file").map { Array(extraArguments[$0...($0 + 1)]) } ?? []
         if seed { try runGatewayCommand(["seed-demo", "--db", self.database] + options, shell: shell) }
-        let arguments = ["serve", "--db", self.database, "--port", "0"] + extraArguments
         let prefix = [descriptorLimit.map { "ulimit -n \($0)" }, shell].compactMap { $0 }
-        if !prefix.isEmpty {
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", prefix.joined(separator: " && ") + " && exec \"$0\" \"$@\"", gatewayBinaryPath()] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: gatewayBinaryPath())
-            process.arguments = arguments
-        }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let handle = output.fileHandleForReading
+        let (executable, arguments) = behindShell(
+            prefix.isEmpty ? nil : prefix.joined(separator: " && "), ["serve", "--db", self.database, "--port", "0"] + extraArguments)
+        process = try SpawnedProcess(
+            executable: executable, arguments: arguments, environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
         // Bounded wait for the {"url": …} line.
-        let line = try Self.readLine(handle, timeoutSeconds: 20)
-        guard let url = (try? JSONValue(parsing: line))?["url"]?.stringValue else {
-            process.terminate()
-            throw TestFailure("serve did not print its URL: \(line)")
+        let firstLine = LineBox()
+        let output = OutputCollector(descriptor: process.stdoutDescriptor) { line in
+            if firstLine.get() == nil { firstLine.set(line) }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { usleep(5_000) }
+        guard let line = firstLine.get(), let url = (try? JSONValue(parsing: line))?["url"]?.stringValue else {
+            process.signal(SIGKILL)
+            throw TestFailure("serve did not print its URL within 30 s: \(firstLine.get() ?? "(nothing)")")
         }
         self.url = url
     }
 
     var port: Int { Int(url.split(separator: ":").last!)! }
-
-    static func readLine(_ handle: FileHandle, timeoutSeconds: Double) throws -> String {
-        let box = LineBox()
-        let thread = Thread {
-            var bytes: [UInt8] = []
-            while true {
-                let chunk = handle.readData(ofLength: 1)
-                if chunk.isEmpty || chunk.first == 10 { break }
-                bytes.append(chunk.first!)
-            }
-            box.set(String(decoding: bytes, as: UTF8.self))
-        }
-        thread.start()
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while Date() < deadline {
-            if let line = box.get() { return line }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        throw TestFailure("timed out waiting for the gateway to listen")
-    }
 
     @discardableResult
     func admin(_ arguments: [String]) throws -> String {
@@ -329,11 +282,11 @@ final class GatewayProcess: @unchecked Sendable {
         return (id, code)
     }
 
+    /// Sends `signal` and waits (up to 30 s) for the server to end.
     func stop(signal: Int32 = SIGTERM) {
-        if process.isRunning {
-            kill(process.processIdentifier, signal)
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.signal(signal)
+        if process.waitForExitBlocking(timeout: .seconds(30)) == nil { process.signal(SIGKILL) }
     }
 
     deinit { stop() }

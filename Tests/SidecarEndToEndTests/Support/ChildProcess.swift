@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import Synchronization
+import TestSupport
 
 /// Where the package's built executables are: beside the test bundle.
 enum BuiltProducts {
@@ -28,90 +29,55 @@ struct TestTimeout: Error, CustomStringConvertible {
     let description: String
 }
 
-/// A real child process with piped stdio, read line by line on background threads.
+/// A real child process with piped stdio, read line by line on threads of their own.
 final class ChildProcess: @unchecked Sendable {
-    let process = Process()
-    let stdinPipe = Pipe()
-    let stdoutPipe = Pipe()
-    let stderrPipe = Pipe()
-    private let stdoutLines = Mutex<[String]>([])
+    let process: SpawnedProcess
+    /// What the reader threads fill in (not `self`, which the threads must not keep alive).
+    private final class Printed: Sendable {
+        let stdoutLines = Mutex<[String]>([])
+        let stderrText = Mutex("")
+    }
+    private let printed = Printed()
     private let stdoutConsumed = Mutex(0)
-    private let stderrText = Mutex("")
-    private let stdoutClosed = Mutex(false)
-    private let stderrClosed = Mutex(false)
+    private var readers: [OutputCollector] = []
 
     init(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
+        var env = Command.inheritedEnvironment
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        process.standardInput = stdinPipe
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        try process.run()
-        startReading(stdoutPipe.fileHandleForReading) { [self] line in
-            self.stdoutLines.withLock { $0.append(line) }
-        } onClose: { [self] in
-            self.stdoutClosed.withLock { $0 = true }
-        }
-        startReading(stderrPipe.fileHandleForReading) { [self] line in
-            self.stderrText.withLock { $0 += line + "\n" }
-        } onClose: { [self] in
-            self.stderrClosed.withLock { $0 = true }
-        }
+        process = try SpawnedProcess(executable: executable, arguments: arguments, environment: env)
+        let printed = printed
+        readers = [
+            OutputCollector(descriptor: process.stdoutDescriptor) { line in printed.stdoutLines.withLock { $0.append(line) } },
+            OutputCollector(descriptor: process.stderrDescriptor) { line in printed.stderrText.withLock { $0 += line + "\n" } },
+        ]
         // Everything it prints is scanned for the test's secrets when the test ends.
         let name = ([URL(fileURLWithPath: executable).lastPathComponent] + arguments.prefix(1)).joined(separator: " ")
         SecretLedger.current?.watch(.process(self, name: name))
     }
 
+    var pid: pid_t { process.pid }
+
     /// Whether the process closed both stdout and stderr (it exited, or is about to).
-    var outputClosed: Bool { stdoutClosed.withLock { $0 } && stderrClosed.withLock { $0 } }
+    var outputClosed: Bool { readers.allSatisfy(\.finished) }
 
-    private func startReading(_ handle: FileHandle, onLine: @escaping @Sendable (String) -> Void, onClose: @escaping @Sendable () -> Void) {
-        let descriptor = handle.fileDescriptor
-        Thread.detachNewThread {
-            var pending = [UInt8]()
-            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count <= 0 {
-                    if count < 0, errno == EINTR { continue }
-                    if !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
-                    onClose()
-                    return
-                }
-                var start = 0
-                for index in 0..<count where buffer[index] == 0x0A {
-                    pending.append(contentsOf: buffer[start..<index])
-                    onLine(String(decoding: pending, as: UTF8.self))
-                    pending.removeAll(keepingCapacity: true)
-                    start = index + 1
-                }
-                pending.append(contentsOf: buffer[start..<count])
-            }
-        }
-    }
+    func write(_ text: String) { process.writeToStdin(Array((text + "\n").utf8)) }
 
-    func write(_ text: String) {
-        stdinPipe.fileHandleForWriting.write(Data((text + "\n").utf8))
-    }
+    /// Writes raw bytes to stdin (blocking until the child has read them).
+    func writeRaw(_ bytes: [UInt8]) { process.writeToStdin(bytes) }
 
-    func send(_ message: JSONValue) {
-        stdinPipe.fileHandleForWriting.write(Data(message.serialized() + [0x0A]))
-    }
+    func send(_ message: JSONValue) { process.writeToStdin(message.serialized() + [0x0A]) }
 
-    func closeStdin() { try? stdinPipe.fileHandleForWriting.close() }
+    func closeStdin() { process.closeStdin() }
 
-    var allStdoutLines: [String] { stdoutLines.withLock { $0 } }
-    var stderr: String { stderrText.withLock { $0 } }
+    var allStdoutLines: [String] { printed.stdoutLines.withLock { $0 } }
+    var stderr: String { printed.stderrText.withLock { $0 } }
 
     /// The next stdout line not yet consumed, waiting up to `timeout`.
     // Waits are bounds, not assertions: generous, because CI machines are loaded (load 15 seen).
     func nextLine(timeout: Duration = .seconds(30)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let line: String? = stdoutLines.withLock { lines in
+            let line: String? = printed.stdoutLines.withLock { lines in
                 stdoutConsumed.withLock { consumed in
                     guard consumed < lines.count else { return nil }
                     defer { consumed += 1 }
@@ -156,24 +122,11 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit; returns its status, or throws if it is still running.
-    func waitForExit(timeout: Duration) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now >= deadline { throw TestTimeout(description: "process still running after \(timeout)") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return process.terminationStatus
-    }
+    func waitForExit(timeout: Duration) async throws -> Int32 { try await process.waitForExit(timeout: timeout) }
 
-    func terminate() {
-        if process.isRunning { process.terminate() }
-    }
+    func terminate() { process.signal(SIGTERM) }
 
-    func kill() {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-    }
+    func kill() { process.signal(SIGKILL) }
 
-    deinit {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-    }
+    deinit { process.signal(SIGKILL) }
 }

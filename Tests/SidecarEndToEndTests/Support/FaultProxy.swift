@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 /// `Reliability/fault-proxy.py` on a loopback port: relays HTTP between the sidecar and its upstream,

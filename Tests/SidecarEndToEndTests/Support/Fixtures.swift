@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -135,7 +136,7 @@ final class SidecarUnderTest: @unchecked Sendable {
     ///
     /// - Parameter sentFilter: picks the sent lines the check may use to learn which method a reply
     ///   answers (a test that reuses ids drops the ambiguous ones).
-    func validateAgainstSchema(sentFilter: ([String]) -> [String] = { $0 }, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func validateAgainstSchema(sentFilter: ([String]) -> [String] = { $0 }, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-schema-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -143,7 +144,7 @@ final class SidecarUnderTest: @unchecked Sendable {
         let receivedFile = directory.appendingPathComponent("received.jsonl")
         try (sentFilter(sent).joined(separator: "\n") + "\n").write(to: sentFile, atomically: true, encoding: .utf8)
         try (child.allStdoutLines.joined(separator: "\n") + "\n").write(to: receivedFile, atomically: true, encoding: .utf8)
-        let result = try runValidator(revision: revision, sent: sentFile.path, received: receivedFile.path)
+        let result = try await runValidator(revision: revision, sent: sentFile.path, received: receivedFile.path)
         #expect(result.status == 0, "schema check failed:\n\(result.output)", sourceLocation: sourceLocation)
     }
 
@@ -151,22 +152,14 @@ final class SidecarUnderTest: @unchecked Sendable {
 }
 
 /// Runs a program to completion and returns its exit status and combined output.
-func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+func runToCompletion(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
+    let result = try await Command.run(executable, arguments, environment: Command.inheritedEnvironment, mergeStderr: true, timeout: timeout)
+    return (result.status, result.stdout)
 }
 
 /// Runs Tests/Tooling/validate-mcp-messages.py with the Python of `.venv/mcp2`, which has the MCP SDK's
 /// wire types (`mcp_types`), the independent oracle the check uses (scripts/install-deps --python).
-func runValidator(revision: String, sent: String, received: String) throws -> (status: Int32, output: String) {
+func runValidator(revision: String, sent: String, received: String) async throws -> (status: Int32, output: String) {
     let root = BuiltProducts.repositoryRoot
     let python = root.appendingPathComponent(".venv/mcp2/bin/python").path
     let arguments = [
@@ -175,5 +168,5 @@ func runValidator(revision: String, sent: String, received: String) throws -> (s
     guard FileManager.default.isExecutableFile(atPath: python) else {
         return (2, "no \(python); run scripts/install-deps --python first")
     }
-    return try runToCompletion(python, arguments)
+    return try await runToCompletion(python, arguments)
 }

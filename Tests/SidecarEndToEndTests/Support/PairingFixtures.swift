@@ -1,78 +1,10 @@
 import AgentWire
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import SidecarCore
-
-/// What one finished command printed.
-struct CommandResult: CustomStringConvertible {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
-}
-
-/// Runs a real binary to completion with exactly the environment given (plus PATH), stdin a pipe
-/// that is closed at once (so it is never a terminal), bounded in time.
-enum Command {
-    static func run(
-        _ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = nil, timeout: Duration = .seconds(60)
-    ) async throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = environment
-        env["PATH"] = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        process.environment = env
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        let collectedOutput = Collected()
-        let collectedErrors = Collected()
-        try process.run()
-        collectedOutput.drain(output.fileHandleForReading.fileDescriptor)
-        collectedErrors.drain(errors.fileHandleForReading.fileDescriptor)
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning || !collectedOutput.finished || !collectedErrors.finished {
-            if ContinuousClock.now >= deadline {
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                throw TestTimeout(
-                    description:
-                        "\(URL(fileURLWithPath: executable).lastPathComponent) \(arguments.joined(separator: " ")) still running after \(timeout); stderr: \(collectedErrors.text)"
-                )
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return CommandResult(status: process.terminationStatus, stdout: collectedOutput.text, stderr: collectedErrors.text)
-    }
-
-    /// Everything read from one pipe, on a thread of its own.
-    final class Collected: Sendable {
-        private let state = Mutex<(bytes: [UInt8], finished: Bool)>(([], false))
-        var text: String { String(decoding: state.withLock { $0.bytes }, as: UTF8.self) }
-        var finished: Bool { state.withLock { $0.finished } }
-
-        func drain(_ descriptor: Int32) {
-            Thread.detachNewThread { [self] in
-                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                    if count < 0, errno == EINTR { continue }
-                    if count <= 0 { break }
-                    state.withLock { $0.bytes.append(contentsOf: buffer[0..<count]) }
-                }
-                state.withLock { $0.finished = true }
-            }
-        }
-    }
-}
 
 /// The real `agent-gateway serve` on a loopback port with a temporary SQLite file, and its admin CLI.
 final class TestGateway: @unchecked Sendable {

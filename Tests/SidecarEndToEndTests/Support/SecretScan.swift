@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -76,8 +77,7 @@ final class SecretLedger: @unchecked Sendable {
     /// every place for every secret. Releases the fixtures it kept alive.
     func scan() -> [Finding] {
         let (places, lateSecrets) = state.withLock { ($0.places, $0.lateSecrets) }
-        // SIGTERM may be blocked in a child (it inherits the mask of the thread that spawned it);
-        // the sidecar, the gateway and the fixture handle it anyway. The wait is bounded.
+        // Children start with no signal blocked (SpawnedProcess); the wait is bounded all the same.
         let deadline = ContinuousClock.now + .seconds(3)
         for case .process(let child, _) in places { child.terminate() }
         for case .process(let child, _) in places {
@@ -199,7 +199,7 @@ final class SecretLedger: @unchecked Sendable {
 
     static func sqlite(_ path: String, _ statement: String) -> String {
         guard FileManager.default.fileExists(atPath: path), FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") else { return "" }
-        return (try? runToCompletion("/usr/bin/sqlite3", ["-readonly", path, statement]).output) ?? ""
+        return (try? Command.runBlocking("/usr/bin/sqlite3", ["-readonly", path, statement], environment: [:], timeout: .seconds(30)).stdout) ?? ""
     }
 }
 
