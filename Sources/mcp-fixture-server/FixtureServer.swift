@@ -251,7 +251,7 @@ final class FixtureServer: Sendable {
 
     private func initialize(id: JSONValue, params: JSONValue?) -> Response {
         guard let requested = params?["protocolVersion"]?.stringValue else {
-            return reply(JSONRPC.error(id: id, .invalidParams("initialize needs params.protocolVersion (a string)")))
+            return reply(JSONRPCBytes.error(id: id, .invalidParams("initialize needs params.protocolVersion (a string)")))
         }
         let version = ProtocolVersions.legacy.contains(requested) ? requested : ProtocolVersions.legacy.last!
         let sessionID = state.openSession(protocolVersion: version)
@@ -261,7 +261,7 @@ final class FixtureServer: Sendable {
             "serverInfo": Self.serverInfo,
             "instructions": .string(Self.instructions),
         ]
-        return reply(JSONRPC.result(id: id, result), headers: [.init("Mcp-Session-Id")!: sessionID])
+        return reply(JSONRPCBytes.result(id: id, result), headers: [.init("Mcp-Session-Id")!: sessionID])
     }
 
     /// `--era modern` and a request without modern `_meta`.
@@ -333,14 +333,14 @@ final class FixtureServer: Sendable {
         let modern = environment.modern
         switch method {
         case "ping" where !modern:
-            return reply(JSONRPC.result(id: environment.id, [:]))
+            return reply(JSONRPCBytes.result(id: environment.id, [:]))
         case "logging/setLevel" where !modern:
             guard let level = params?["level"]?.stringValue, Self.logLevels.contains(level) else {
                 return reply(
-                    JSONRPC.error(id: environment.id, .invalidParams("logging/setLevel needs params.level, one of \(Self.logLevels.sorted())")))
+                    JSONRPCBytes.error(id: environment.id, .invalidParams("logging/setLevel needs params.level, one of \(Self.logLevels.sorted())")))
             }
             state.setLogLevel(level)
-            return reply(JSONRPC.result(id: environment.id, [:]))
+            return reply(JSONRPCBytes.result(id: environment.id, [:]))
         case "server/discover" where modern:
             let result: JSONObject = [
                 "supportedVersions": .array(ProtocolVersions.modern.map(JSONValue.string)),
@@ -356,7 +356,7 @@ final class FixtureServer: Sendable {
             do {
                 return reply(envelope(id: environment.id, result: try listTools(params: params, modern: modern), modern: modern))
             } catch {
-                return reply(JSONRPC.error(id: environment.id, error))
+                return reply(JSONRPCBytes.error(id: environment.id, error))
             }
         case "tools/call":
             return await callTool(params: params, environment: environment)
@@ -386,13 +386,13 @@ final class FixtureServer: Sendable {
 
     /// A result envelope; modern results carry `resultType` and the server's identity in `_meta`.
     func envelope(id: JSONValue, result: JSONObject, modern: Bool) -> [UInt8] {
-        guard modern else { return JSONRPC.result(id: id, .object(result)) }
+        guard modern else { return JSONRPCBytes.result(id: id, .object(result)) }
         var result = result
         if result["resultType"] == nil { result.members.insert(.init(key: "resultType", value: "complete"), at: 0) }
         var meta = result["_meta"]?.objectValue ?? [:]
         meta["io.modelcontextprotocol/serverInfo"] = Self.serverInfo
         result["_meta"] = .object(meta)
-        return JSONRPC.result(id: id, .object(result))
+        return JSONRPCBytes.result(id: id, .object(result))
     }
 
     /// Frames one JSON-RPC message for a request as `--response-mode` says.
@@ -402,7 +402,7 @@ final class FixtureServer: Sendable {
 
     /// An error response: framed like a result when its HTTP status is 200, otherwise plain JSON.
     func failure(_ failure: ProtocolFailure, id: JSONValue?) -> Response {
-        failure.status == .ok ? reply(JSONRPC.error(id: id, failure), headers: failure.headers) : Reply.failure(failure, id: id)
+        failure.status == .ok ? reply(JSONRPCBytes.error(id: id, failure), headers: failure.headers) : Reply.failure(failure, id: id)
     }
 
     // MARK: GET and DELETE (legacy sessions)
@@ -451,7 +451,7 @@ final class FixtureServer: Sendable {
         let wantsTools = params?["notifications"]?["toolsListChanged"]?.boolValue ?? false
         var honoured: JSONObject = [:]
         if wantsTools { honoured["toolsListChanged"] = true }
-        let acknowledgement = JSONRPC.notification(
+        let acknowledgement = JSONRPCBytes.notification(
             method: "notifications/subscriptions/acknowledged",
             params: ["_meta": ["io.modelcontextprotocol/subscriptionId": environment.id], "notifications": .object(honoured)])
         return notificationStream(

@@ -411,7 +411,7 @@ public struct SidecarDoctor: Sendable {
         do {
             session = try await api.mintSession(deviceKey: key, deviceID: profile.deviceID)
         } catch {
-            let refused = error.gatewayCode.map { PairedSessionCredentials.refusalCodes.contains($0) } ?? false
+            let refused = error.gatewayError?.refusesDevice ?? false
             return DoctorCheck(
                 "session", .failed, "the gateway gave no session: \(error.message)",
                 fix: refused ? "ask the agent's owner for a new pairing code, then run `agent-sidecar setup --profile \(profile.name)`" : "retry")

@@ -215,7 +215,7 @@ public struct SidecarSetup: Sendable {
     /// Whether `error` from a refresh means the pairing is dead and only a new code can mend it.
     public static func needsNewPairing(_ error: any Error) -> Bool {
         if let error = error as? CredentialError { return error.needsNewPairing }
-        if let error = error as? UpstreamFailure { return GatewayAPIClient.needsNewPairing(error) }
+        if let error = error as? UpstreamFailure { return error.needsNewPairing }
         return false
     }
 
@@ -230,7 +230,7 @@ public struct SidecarSetup: Sendable {
             try await api.revokeDevice(token: session.token)
             return .revoked
         } catch {
-            return GatewayAPIClient.needsNewPairing(error) ? .alreadyGone : .stillRegistered
+            return error.needsNewPairing ? .alreadyGone : .stillRegistered
         }
     }
 
@@ -265,7 +265,7 @@ public struct SidecarSetup: Sendable {
                 failure = UpstreamFailure(code: .configuration, message: "\(error)")
             }
         }
-        if let failure, !GatewayAPIClient.needsNewPairing(failure), !force {
+        if let failure, !failure.needsNewPairing, !force {
             return LogoutOutcome(
                 revoked: false, revocationFailure: failure, keyUnusable: nil, keptLocalState: true, purged: [], removedFiles: [])
         }
