@@ -108,5 +108,7 @@ struct GatewayErrorCodeTests {
         #expect(needingPairing.allSatisfy { $0.refusesDevice })
         #expect(!GatewayErrorCode.tokenExpired.refusesDevice && !GatewayErrorCode.sessionEnded.refusesDevice)
         #expect(Set(GatewayErrorCode.allCases.map(\.rawValue)).count == GatewayErrorCode.allCases.count)
+        // Interpolated into a message, a code reads as it is sent (the sidecar matches on that text).
+        #expect("\(GatewayErrorCode.idempotencyInFlight)" == "idempotency_in_flight")
     }
 }

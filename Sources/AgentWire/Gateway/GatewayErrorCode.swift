@@ -1,7 +1,10 @@
 /// Every error code the gateway sends: in `{"error":{"code":…}}` of a REST or authentication
 /// failure, and in `structuredContent.error.code` of a failed tool call. The gateway raises
 /// them and the sidecar matches on them; this is the one list both read.
-public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable {
+public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable, CustomStringConvertible {
+    /// The code as it is sent (`token_expired`), also when interpolated into text.
+    public var description: String { rawValue }
+
     // Authentication (401 unless noted)
     case tokenMissing = "token_missing"
     case tokenInvalid = "token_invalid"
