@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 /// One check of `agent-sidecar doctor`: what it found and, when that is not as it should be, what
 /// to do about it. Nothing in it is secret.
@@ -82,6 +83,6 @@ public struct DoctorReport: Sendable {
     }
 
     private func oneLine(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        text.flattenedToOneLine()
     }
 }

@@ -1,6 +1,8 @@
 import AgentWire
 import Logging
+import SodiumKit
 import Synchronization
+import SystemSupport
 
 /// How the upstream was found to speak.
 public enum UpstreamEra: Sendable, Equatable {
@@ -622,9 +624,7 @@ public final class StreamableHTTPUpstream: Sendable {
     }
 
     static func oneLine(_ text: String) -> String {
-        var scalars = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars.prefix(500) { scalars.append(scalar == "\n" || scalar == "\r" ? " " : scalar) }
-        return String(scalars)
+        text.flattenedToOneLine(limit: 500, marker: "")
     }
 
     func asFailure(_ error: any Error) -> UpstreamFailure {
