@@ -145,3 +145,26 @@ final class DrainedPipe: @unchecked Sendable {
         #expect("".trimmingSpaces() == "")
     }
 }
+
+@Suite struct ChildProcessTests {
+    @Test("spawn pipes are close-on-exec at both ends")
+    func closeOnExecPipe() throws {
+        ChildProcess.spawnLock.lock()
+        let ends = try ChildProcess.closeOnExecPipe()
+        ChildProcess.spawnLock.unlock()
+        defer {
+            close(ends.read)
+            close(ends.write)
+        }
+        #expect(fcntl(ends.read, F_GETFD) & FD_CLOEXEC != 0)
+        #expect(fcntl(ends.write, F_GETFD) & FD_CLOEXEC != 0)
+    }
+
+    @Test("a raw wait status reads as the exit code, or 128 + the signal, as shells report it")
+    func exitCodes() {
+        #expect(ChildProcess.exitCode(ofStatus: 0) == 0)
+        #expect(ChildProcess.exitCode(ofStatus: 3 << 8) == 3)
+        #expect(ChildProcess.exitCode(ofStatus: SIGKILL) == 128 + SIGKILL)
+        #expect(ChildProcess.statusIfEnded(-12345) == nil)
+    }
+}

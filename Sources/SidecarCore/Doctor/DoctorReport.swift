@@ -51,7 +51,7 @@ public struct DoctorReport: Sendable {
             case .skipped: label = "skip"
             }
             let name = check.name + String(repeating: " ", count: width - check.name.count)
-            output += "  \(label)  \(name)  \(oneLine(check.detail))\(check.fix.map { "; " + oneLine($0) } ?? "")\n"
+            output += "  \(label)  \(name)  \(check.detail.flattenedToOneLine())\(check.fix.map { "; " + $0.flattenedToOneLine() } ?? "")\n"
         }
         let failed = checks.filter { $0.status == .failed }.count
         let warned = checks.filter { $0.status == .warning }.count
@@ -80,9 +80,5 @@ public struct DoctorReport: Sendable {
                     return .object(object)
                 }),
         ]
-    }
-
-    private func oneLine(_ text: String) -> String {
-        text.flattenedToOneLine()
     }
 }
