@@ -4,5 +4,5 @@
 // the store interface and its SQLite implementation (Storage/), the admin operations the CLI
 // calls (Admin/), and small shared helpers (Support/).
 //
-// May depend on AgentWire, CSodium, Hummingbird, GRDB and swift-log. Must not depend on
+// May depend on AgentWire, SodiumKit, SystemSupport, Hummingbird, GRDB and swift-log. Must not depend on
 // SidecarCore: the two sides meet only on the wire, through AgentWire's formats.

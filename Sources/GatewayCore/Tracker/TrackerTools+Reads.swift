@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// The read tools: projects, a project's context, issue search, one issue with a page of comments.
 extension TrackerTools {
@@ -61,7 +62,7 @@ extension TrackerTools {
         if let label = string("label") { query.labelID = try view.resolveLabels([label]).first }
         if let assignee = string("assignee") { query.assigneeID = try view.resolveMembers([assignee], store: store).first?.id }
         if let cursor = string("cursor") {
-            guard let bytes = Sodium.base64Decode(cursor, variant: .urlSafeNoPadding),
+            guard let bytes = (try? Base64.decode(cursor, variant: .urlSafeNoPadding)),
                 let text = String(validating: bytes, as: UTF8.self), text.hasPrefix("n:"), let number = Int(text.dropFirst(2))
             else { throw GatewayError.validationFailed("cursor is not one this gateway issued; start again without cursor") }
             query.afterNumber = number
@@ -72,7 +73,7 @@ extension TrackerTools {
         var nextCursor: JSONValue = .null
         if issues.count > fetchLimit {
             issues.removeLast()
-            nextCursor = .string(Sodium.base64Encode(Array("n:\(issues.last!.number)".utf8), variant: .urlSafeNoPadding))
+            nextCursor = .string(Base64.encode(Array("n:\(issues.last!.number)".utf8), variant: .urlSafeNoPadding))
         }
         var untrusted: [String] = []
         var items: [JSONValue] = []
@@ -125,12 +126,12 @@ extension TrackerTools {
     }
 
     static func cursor(for comment: CommentRecord) -> String {
-        Sodium.base64Encode(Array("c:\(comment.createdAt):\(comment.id)".utf8), variant: .urlSafeNoPadding)
+        Base64.encode(Array("c:\(comment.createdAt):\(comment.id)".utf8), variant: .urlSafeNoPadding)
     }
 
     static func commentPosition(cursor: String) throws -> CommentPosition {
         let invalid = GatewayError.validationFailed("cursor is not one this gateway issued for comments; start again without cursor")
-        guard let bytes = Sodium.base64Decode(cursor, variant: .urlSafeNoPadding), let text = String(validating: bytes, as: UTF8.self)
+        guard let bytes = (try? Base64.decode(cursor, variant: .urlSafeNoPadding)), let text = String(validating: bytes, as: UTF8.self)
         else { throw invalid }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "c", let createdAt = Int64(parts[1]), parts[2].hasPrefix("cmt_"), parts[2].utf8.count <= 40 else {
