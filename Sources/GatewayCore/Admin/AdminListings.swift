@@ -65,25 +65,33 @@ extension GatewayAdmin {
     }
 
     /// Revokes one device: its sessions end, and its next call fails with `device_revoked`.
-    public func revokeDevice(id: String) async throws {
+    public func revokeDevice(id: String, by actor: ActionActor = .hostCLI) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
-            guard try store.device(id: id) != nil else {
+            guard let device = try store.device(id: id) else {
                 throw AdminError(code: "unknown_device", message: "unknown device \(id); see `agent-gateway device list --agent AGENT`")
             }
             try store.setDeviceRevoked(id: id, at: now)
             try store.endSessions(deviceID: id, at: now)
+            try OwnerActionLog.record(
+                store, actor: actor, action: "revoke_device", subjectID: id, subjectOwnerID: try store.agent(id: device.agentID)?.ownerID,
+                detail: "agent \(device.agentID)", at: now)
         }
     }
 
     /// Ends one session: its token stops working; the device may sign in again.
-    public func endSession(id: String) async throws {
+    public func endSession(id: String, by actor: ActionActor = .hostCLI) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
             guard let session = try store.session(id: id) else {
                 throw AdminError(code: "unknown_session", message: "unknown session \(id); see `agent-gateway session list --agent AGENT`")
             }
             if session.endedAt == nil { try store.endSession(id: id, at: now) }
+            let agent = try store.device(id: session.deviceID).flatMap { try store.agent(id: $0.agentID) }
+            try OwnerActionLog.record(
+                store, actor: actor, action: "end_session", subjectID: id, subjectOwnerID: agent?.ownerID,
+                detail: agent.map { "agent \($0.id)" } ?? "",
+                at: now)
         }
     }
 

@@ -52,6 +52,9 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let ownerBlocked = GatewayError(
         code: "owner_blocked", status: 403,
         message: "the agent's owner is blocked on this gateway; ask a gateway administrator to unblock the owner")
+    public static let ownerNotEntitled = GatewayError(
+        code: "owner_not_entitled", status: 403,
+        message: "the agent's owner has no agent entitlement on this gateway; ask a gateway administrator to switch it on")
     public static let signatureInvalid = GatewayError(
         code: "signature_invalid", status: 401,
         message: "the session signature does not verify for this device and gateway origin; check the gateway URL or \(setupAgain)")

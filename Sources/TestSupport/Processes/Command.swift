@@ -78,7 +78,9 @@ public enum Command {
         return (process, output, errors)
     }
 
-    private static func timedOut(_ process: SpawnedProcess, _ arguments: [String], _ timeout: Duration, _ errors: OutputCollector) -> SpawnedProcess.Failure {
+    private static func timedOut(
+        _ process: SpawnedProcess, _ arguments: [String], _ timeout: Duration, _ errors: OutputCollector
+    ) -> SpawnedProcess.Failure {
         process.signal(SIGKILL)
         return SpawnedProcess.Failure(
             "\(process.programName) \(arguments.joined(separator: " ")) still running after \(timeout); stderr: \(errors.text.suffix(2000))")
