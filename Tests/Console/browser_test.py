@@ -34,6 +34,7 @@ import tomllib
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 STEP_TIMEOUT = 30
@@ -140,7 +141,17 @@ class ConsoleRun:
         return path
 
     def page_text(self):
-        return self.browser.find_element(By.TAG_NAME, "body").text
+        """The page's text; empty while a navigation replaces the page (the old body goes stale)."""
+        try:
+            return self.browser.find_element(By.TAG_NAME, "body").text
+        except (StaleElementReferenceException, NoSuchElementException):
+            return ""
+
+    def text_of(self, selector):
+        try:
+            return self.browser.find_element(By.CSS_SELECTOR, selector).text
+        except (StaleElementReferenceException, NoSuchElementException):
+            return ""
 
     def open(self, path):
         self.browser.get(self.url + path)
@@ -212,7 +223,7 @@ class ConsoleRun:
         self.open("/console/agents/new")
         expect("Create an agent" in self.page_text(), "no Create agent page")
         expect("Comment on issues." in self.page_text(), "scopes are not explained in plain words")
-        self.browser.find_element(By.ID, "name").send_keys("laptop codex <b>bold</b>")
+        self.browser.find_element(By.ID, "name").send_keys("Codex <laptop>")
         # project:read is ticked on every project by default; keep WEB, untick OPS, add issue:comment on WEB.
         for box in self.browser.find_elements(By.CSS_SELECTOR, "input[name=grant]"):
             value = box.get_attribute("value")
@@ -222,7 +233,7 @@ class ConsoleRun:
                 box.click()
         self.screenshot("create-agent", "console-create-agent.png")
         self.browser.find_element(By.ID, "create-agent").click()
-        wait_for(lambda: self.browser.find_elements(By.ID, "pairing-code"), "no pairing panel after creating the agent")
+        wait_for(lambda: self.text_of("#pairing-code"), "no pairing panel after creating the agent")
         self.code = self.browser.find_element(By.ID, "pairing-code").text.strip()
         expect(re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}", self.code), "the pairing code on the page has an unexpected form")
         self.secrets.append(self.code)
@@ -234,7 +245,7 @@ class ConsoleRun:
         self.browser.find_element(By.ID, "agent-link").click()
         wait_for(lambda: "/console/agents/agt_" in self.browser.current_url, "the agent link did not open the agent")
         self.agent_id = self.browser.current_url.rsplit("/", 1)[1].split("?")[0]
-        expect("<b>bold</b>" in self.page_text(), "the agent name was not shown as text")
+        expect("Codex <laptop>" in self.page_text(), "the agent name was not shown as text")
         return f"agent {self.agent_id}; pairing code read off the page; command {command}"
 
     def pair_sidecar(self):
@@ -304,19 +315,23 @@ class ConsoleRun:
         expect("result" in response and not response["result"].get("isError"), f"list_projects failed: {json.dumps(response)[:300]}")
         keys = [project["key"] for project in response["result"]["structuredContent"]["projects"]]
         expect(keys == ["WEB"], f"list_projects gave {keys}")
-        return "list_projects through agent-sidecar serve: WEB"
+        response = self.client.request("tools/call", {"name": "comment_issue", "arguments": {
+            "issue": "WEB-1", "body": "The footer link points to /sigup; fixing the typo fixes it.", "idempotencyKey": "console-e2e-comment-1"}})
+        expect("result" in response and not response["result"].get("isError"), f"comment_issue failed: {json.dumps(response)[:300]}")
+        return "list_projects (WEB) and comment_issue on WEB-1 through agent-sidecar serve"
 
     def see_activity(self):
         self.open(f"/console/agents/{self.agent_id}")
-        wait_for(lambda: "list_projects" in self.browser.find_element(By.ID, "last-call").text,
+        wait_for(lambda: "comment_issue" in self.text_of("#last-call"),
                  "the agent page does not show the last call", timeout=10)
         rows = self.browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
-        expect(any("list_projects" in row.text and "ok" in row.text for row in rows), "the audit feed has no list_projects ok row")
+        for tool in ("list_projects", "comment_issue"):
+            expect(any(tool in row.text and "ok" in row.text for row in rows), f"the audit feed has no {tool} ok row")
         expect("e2e-laptop" in self.page_text(), "the paired device is not listed")
         expect("connected" in self.browser.find_element(By.CSS_SELECTOR, "h1 .state").text, "the agent is not shown as connected")
         self.screenshot("agent-detail", "console-agent-detail.png")
         self.open("/console")
-        expect("connected" in self.page_text() and "list_projects" in self.page_text(), "My agents does not show the activity")
+        expect("connected" in self.page_text() and "comment_issue" in self.page_text(), "My agents does not show the activity")
         self.screenshot("my-agents", "console-my-agents.png")
         self.browser.set_window_size(390, 844)
         self.screenshot("my-agents-phone", "console-my-agents-phone.png")
@@ -326,10 +341,10 @@ class ConsoleRun:
     def revoke(self):
         self.open(f"/console/agents/{self.agent_id}")
         self.browser.find_element(By.ID, "revoke-agent").click()
-        wait_for(lambda: self.browser.find_elements(By.ID, "confirm"), "no confirmation step before revoking")
+        wait_for(lambda: self.text_of("#confirm"), "no confirmation step before revoking")
         self.screenshot("revoke-confirm")
         self.browser.find_element(By.ID, "confirm").click()
-        wait_for(lambda: "revoked" in self.browser.find_element(By.CSS_SELECTOR, "h1 .state").text, "the agent is not shown as revoked")
+        wait_for(lambda: "revoked" in self.text_of("h1 .state"), "the agent is not shown as revoked")
         self.screenshot("agent-revoked")
         return "confirmed; state revoked"
 
@@ -355,7 +370,9 @@ class ConsoleRun:
         expect("revoke_agent" in text and "create_agent" in text, "the Admin page does not show the owner actions")
         self.screenshot("admin", "console-admin.png")
         self.open("/console/tracker/WEB/1")
-        expect("created the issue" in self.browser.find_element(By.ID, "history").text, "the issue has no history")
+        history = self.browser.find_element(By.ID, "history").text
+        expect("created the issue" in history, "the issue has no history")
+        expect("agent Codex <laptop> for Alice commented" in history, f"the history does not name the agent and its owner: {history}")
         self.screenshot("tracker-issue", "console-tracker-issue.png")
         return "admin sees every agent, people and actions; the tracker shows history"
 
