@@ -1,3 +1,9 @@
+// agent-gateway: the Agent Gateway's executable. Thin ArgumentParser commands (serve, init,
+// seed-demo and the admin commands); every behaviour lives in GatewayCore, and the admin commands
+// call the same operations the HTTP surface does.
+//
+// May depend on AgentWire, GatewayCore, ArgumentParser and swift-log. Must not depend on SidecarCore.
+
 import AgentWire
 import ArgumentParser
 import GatewayCore

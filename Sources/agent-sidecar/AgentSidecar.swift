@@ -1,3 +1,9 @@
+// agent-sidecar: the executable Codex (or any MCP host) launches. Thin ArgumentParser commands
+// (serve, setup, status, logout, doctor); every behaviour lives in SidecarCore.
+//
+// May depend on AgentWire, SidecarCore, ArgumentParser and swift-log. Must not depend on a server
+// stack or on GatewayCore.
+
 import AgentWire
 import ArgumentParser
 import Logging

@@ -210,137 +210,22 @@ final class FixtureServer: Sendable {
         return await handleLegacy(object, kind: kind, headers: headers, request: request, context: context)
     }
 
-    private enum MessageKind { case request, notification, response }
-
-    // MARK: Legacy era (initialize handshake, sessions)
-
-    private func handleLegacy(
-        _ message: JSONObject, kind: MessageKind, headers: MCPHeaders, request: Request, context: FixtureContext
-    ) async -> Response {
-        let id = message["id"]
-        let method = message["method"]?.stringValue ?? ""
-        let unsupportedHeader = headers.protocolVersion.flatMap { ProtocolVersions.legacy.contains($0) ? nil : $0 }
-        let headerFailure = ProtocolFailure.invalidRequest(
-            "Bad Request: unsupported MCP-Protocol-Version \(unsupportedHeader ?? ""); use one of \(ProtocolVersions.legacy.joined(separator: ", "))")
-        if kind == .request, method == "initialize" {
-            if unsupportedHeader != nil { return Reply.failure(headerFailure, id: id) }
-            return initialize(id: id ?? .null, params: message["params"])
-        }
-        guard let sessionID = headers.sessionID else {
-            return Reply.failure(.invalidRequest("Bad Request: no Mcp-Session-Id; initialize first"), id: id)
-        }
-        guard state.sessionExists(sessionID) else {
-            return Reply.failure(
-                ProtocolFailure(status: .notFound, code: -32001, message: "Session not found: \(sessionID); send initialize again"), id: id)
-        }
-        if unsupportedHeader != nil { return Reply.failure(headerFailure, id: id) }
-        switch kind {
-        case .notification:
-            if method == "notifications/cancelled", let cancelledID = message["params"]?["requestId"] {
-                state.cancelCall(id: cancelledID, sessionID: sessionID)
-            }
-            return Reply.empty(.accepted)
-        case .response:
-            return Reply.empty(.accepted)
-        case .request:
-            let environment = CallEnvironment(
-                id: id ?? .null, modern: false, sessionID: sessionID, headers: headers, request: request, context: context)
-            return await dispatch(method: method, params: message["params"], environment: environment)
-        }
-    }
-
-    private func initialize(id: JSONValue, params: JSONValue?) -> Response {
-        guard let requested = params?["protocolVersion"]?.stringValue else {
-            return reply(JSONRPC.error(id: id, .invalidParams("initialize needs params.protocolVersion (a string)")))
-        }
-        let version = ProtocolVersions.legacy.contains(requested) ? requested : ProtocolVersions.legacy.last!
-        let sessionID = state.openSession(protocolVersion: version)
-        let result: JSONValue = [
-            "protocolVersion": .string(version),
-            "capabilities": ["tools": ["listChanged": true], "logging": [:]],
-            "serverInfo": Self.serverInfo,
-            "instructions": .string(Self.instructions),
-        ]
-        return reply(JSONRPC.result(id: id, result), headers: [.init("Mcp-Session-Id")!: sessionID])
-    }
-
-    /// `--era modern` and a request without modern `_meta`.
-    private func rejectLegacy(_ message: JSONObject, kind: MessageKind, headers: MCPHeaders) -> Response {
-        let id = kind == .request ? message["id"] : nil
-        if message["method"]?.stringValue == "initialize" {
-            return Reply.failure(
-                .unsupportedVersion(
-                    requested: message["params"]?["protocolVersion"]?.stringValue ?? "",
-                    message:
-                        "This server supports only MCP 2026-07-28 (no initialize); send requests with _meta io.modelcontextprotocol/protocolVersion"),
-                id: id)
-        }
-        return Reply.failure(.unsupportedVersion(requested: headers.protocolVersion ?? "2025-03-26"), id: id)
-    }
-
-    // MARK: Modern era (stateless, per-request _meta)
-
-    private func handleModern(
-        _ message: JSONObject, kind: MessageKind, version: String, headers: MCPHeaders, request: Request, context: FixtureContext
-    ) async -> Response {
-        let id = kind == .request ? message["id"] : nil
-        let method = message["method"]?.stringValue ?? ""
-        guard let headerVersion = headers.protocolVersion else {
-            return Reply.failure(
-                .headerMismatch("MCP-Protocol-Version header is missing; it must equal _meta io.modelcontextprotocol/protocolVersion"), id: id)
-        }
-        guard headerVersion == version else {
-            return Reply.failure(
-                .headerMismatch("MCP-Protocol-Version header value '\(headerVersion)' does not match body value '\(version)'"), id: id)
-        }
-        guard ProtocolVersions.modern.contains(version) else {
-            return Reply.failure(.unsupportedVersion(requested: version), id: id)
-        }
-        switch kind {
-        case .response:
-            return Reply.failure(.invalidRequest("Invalid Request: clients must not send JSON-RPC responses in MCP 2026-07-28"), id: nil)
-        case .notification:
-            if method == "notifications/cancelled", let cancelledID = message["params"]?["requestId"] {
-                state.cancelCall(id: cancelledID, sessionID: nil)
-            }
-            return Reply.empty(.accepted)
-        case .request:
-            break
-        }
-        guard let headerMethod = headers.mcpMethod else {
-            return Reply.failure(.headerMismatch("Mcp-Method header is missing; it must equal the body's method"), id: id)
-        }
-        guard headerMethod == method else {
-            return Reply.failure(.headerMismatch("Mcp-Method header value '\(headerMethod)' does not match body value '\(method)'"), id: id)
-        }
-        if method == "tools/call" || method == "resources/read" || method == "prompts/get" {
-            let bodyName = message["params"]?[method == "resources/read" ? "uri" : "name"]?.stringValue ?? ""
-            guard let encoded = headers.mcpName else {
-                return Reply.failure(.headerMismatch("Mcp-Name header is missing; it must equal the body's params.name"), id: id)
-            }
-            guard let headerName = Self.decodeHeaderValue(encoded), headerName == bodyName else {
-                return Reply.failure(.headerMismatch("Mcp-Name header value '\(encoded)' does not match body value '\(bodyName)'"), id: id)
-            }
-        }
-        // Mcp-Session-Id is ignored: the modern era has no sessions.
-        let environment = CallEnvironment(id: id ?? .null, modern: true, sessionID: nil, headers: headers, request: request, context: context)
-        return await dispatch(method: method, params: message["params"], environment: environment)
-    }
+    enum MessageKind { case request, notification, response }
 
     // MARK: Methods shared by both eras
 
-    private func dispatch(method: String, params: JSONValue?, environment: CallEnvironment) async -> Response {
+    func dispatch(method: String, params: JSONValue?, environment: CallEnvironment) async -> Response {
         let modern = environment.modern
         switch method {
         case "ping" where !modern:
-            return reply(JSONRPC.result(id: environment.id, [:]))
+            return reply(JSONRPCBytes.result(id: environment.id, [:]))
         case "logging/setLevel" where !modern:
             guard let level = params?["level"]?.stringValue, Self.logLevels.contains(level) else {
                 return reply(
-                    JSONRPC.error(id: environment.id, .invalidParams("logging/setLevel needs params.level, one of \(Self.logLevels.sorted())")))
+                    JSONRPCBytes.error(id: environment.id, .invalidParams("logging/setLevel needs params.level, one of \(Self.logLevels.sorted())")))
             }
             state.setLogLevel(level)
-            return reply(JSONRPC.result(id: environment.id, [:]))
+            return reply(JSONRPCBytes.result(id: environment.id, [:]))
         case "server/discover" where modern:
             let result: JSONObject = [
                 "supportedVersions": .array(ProtocolVersions.modern.map(JSONValue.string)),
@@ -356,7 +241,7 @@ final class FixtureServer: Sendable {
             do {
                 return reply(envelope(id: environment.id, result: try listTools(params: params, modern: modern), modern: modern))
             } catch {
-                return reply(JSONRPC.error(id: environment.id, error))
+                return reply(JSONRPCBytes.error(id: environment.id, error))
             }
         case "tools/call":
             return await callTool(params: params, environment: environment)
@@ -365,7 +250,7 @@ final class FixtureServer: Sendable {
         }
     }
 
-    private func listTools(params: JSONValue?, modern: Bool) throws(ProtocolFailure) -> JSONObject {
+    func listTools(params: JSONValue?, modern: Bool) throws(ProtocolFailure) -> JSONObject {
         let tools = catalogue.listed(includingExtraTool: state.extraToolListed)
         var offset = 0
         if let cursor = params?["cursor"], !cursor.isNull {
@@ -386,13 +271,13 @@ final class FixtureServer: Sendable {
 
     /// A result envelope; modern results carry `resultType` and the server's identity in `_meta`.
     func envelope(id: JSONValue, result: JSONObject, modern: Bool) -> [UInt8] {
-        guard modern else { return JSONRPC.result(id: id, .object(result)) }
+        guard modern else { return JSONRPCBytes.result(id: id, .object(result)) }
         var result = result
         if result["resultType"] == nil { result.members.insert(.init(key: "resultType", value: "complete"), at: 0) }
         var meta = result["_meta"]?.objectValue ?? [:]
         meta["io.modelcontextprotocol/serverInfo"] = Self.serverInfo
         result["_meta"] = .object(meta)
-        return JSONRPC.result(id: id, .object(result))
+        return JSONRPCBytes.result(id: id, .object(result))
     }
 
     /// Frames one JSON-RPC message for a request as `--response-mode` says.
@@ -402,89 +287,7 @@ final class FixtureServer: Sendable {
 
     /// An error response: framed like a result when its HTTP status is 200, otherwise plain JSON.
     func failure(_ failure: ProtocolFailure, id: JSONValue?) -> Response {
-        failure.status == .ok ? reply(JSONRPC.error(id: id, failure), headers: failure.headers) : Reply.failure(failure, id: id)
-    }
-
-    // MARK: GET and DELETE (legacy sessions)
-
-    private func handleStandaloneStream(_ request: Request, headers: MCPHeaders) -> Response {
-        state.record(
-            RequestRecord(
-                httpMethod: "GET", sessionID: headers.sessionID, protocolVersionHeader: headers.protocolVersion,
-                idempotencyKey: headers.idempotencyKey))
-        if options.verbose { Self.log("GET session=\(headers.sessionID ?? "-")") }
-        guard options.era != .modern else { return Reply.empty(.methodNotAllowed, headers: [.allow: "POST"]) }
-        guard let sessionID = headers.sessionID else {
-            return Reply.failure(.invalidRequest("Bad Request: no Mcp-Session-Id; initialize first"), id: nil)
-        }
-        guard state.sessionExists(sessionID) else {
-            return Reply.failure(
-                ProtocolFailure(status: .notFound, code: -32001, message: "Session not found: \(sessionID); send initialize again"), id: nil)
-        }
-        if let version = headers.protocolVersion, !ProtocolVersions.legacy.contains(version) {
-            return Reply.failure(.invalidRequest("Bad Request: unsupported MCP-Protocol-Version \(version)"), id: nil)
-        }
-        guard headers.accepts("text/event-stream") else {
-            return Reply.failure(.invalidRequest("Not Acceptable: send Accept: text/event-stream", status: .notAcceptable), id: nil)
-        }
-        return notificationStream(.standalone(sessionID: sessionID), firstFrame: nil, request: request)
-    }
-
-    private func handleDelete(headers: MCPHeaders) -> Response {
-        state.record(
-            RequestRecord(
-                httpMethod: "DELETE", sessionID: headers.sessionID, protocolVersionHeader: headers.protocolVersion,
-                idempotencyKey: headers.idempotencyKey))
-        if options.verbose { Self.log("DELETE session=\(headers.sessionID ?? "-")") }
-        guard options.era != .modern else { return Reply.empty(.methodNotAllowed, headers: [.allow: "POST"]) }
-        guard let sessionID = headers.sessionID else {
-            return Reply.failure(.invalidRequest("Bad Request: no Mcp-Session-Id to delete"), id: nil)
-        }
-        guard state.deleteSession(sessionID) else {
-            return Reply.failure(ProtocolFailure(status: .notFound, code: -32001, message: "Session not found: \(sessionID)"), id: nil)
-        }
-        return Reply.empty(.noContent)
-    }
-
-    /// `subscriptions/listen`: an SSE stream that acknowledges, then carries list-changed notifications.
-    private func listen(params: JSONValue?, environment: CallEnvironment) -> Response {
-        let wantsTools = params?["notifications"]?["toolsListChanged"]?.boolValue ?? false
-        var honoured: JSONObject = [:]
-        if wantsTools { honoured["toolsListChanged"] = true }
-        let acknowledgement = JSONRPC.notification(
-            method: "notifications/subscriptions/acknowledged",
-            params: ["_meta": ["io.modelcontextprotocol/subscriptionId": environment.id], "notifications": .object(honoured)])
-        return notificationStream(
-            .subscription(id: environment.id, toolsListChanged: wantsTools), firstFrame: SSE.frame(acknowledgement), request: environment.request)
-    }
-
-    /// A long-lived SSE stream, registered until the client goes away or the session ends,
-    /// with an SSE comment every keep-alive interval.
-    private func notificationStream(_ kind: NotificationStream.Kind, firstFrame: ByteBuffer?, request: Request) -> Response {
-        let (streamID, frames, continuation) = state.openStream(kind)
-        if let firstFrame { continuation.yield(firstFrame) }
-        let interval = options.keepaliveMilliseconds
-        let state = self.state
-        return Response(
-            status: .ok, headers: Self.closingStreamHeaders,
-            body: ResponseBody { writer in
-                let keepalive = Task {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(interval))
-                        continuation.yield(SSE.keepalive)
-                    }
-                }
-                defer {
-                    keepalive.cancel()
-                    state.closeStream(streamID)
-                }
-                _ = try await request.body.consumeWithInboundCloseHandler { _ in
-                    for await frame in frames { try await writer.write(frame) }
-                } onInboundClosed: {
-                    continuation.finish()
-                }
-                try await writer.finish(nil)
-            })
+        failure.status == .ok ? reply(JSONRPCBytes.error(id: id, failure), headers: failure.headers) : Reply.failure(failure, id: id)
     }
 
     // MARK: Helpers

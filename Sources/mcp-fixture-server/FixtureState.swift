@@ -284,11 +284,11 @@ final class FixtureState: Sendable {
         for stream in open {
             switch stream.kind {
             case .standalone:
-                stream.continuation.yield(SSE.frame(JSONRPC.notification(method: "notifications/tools/list_changed", params: nil)))
+                stream.continuation.yield(SSE.frame(JSONRPCBytes.notification(method: "notifications/tools/list_changed", params: nil)))
             case .subscription(let id, let toolsListChanged):
                 guard toolsListChanged else { continue }
                 let params: JSONValue = ["_meta": ["io.modelcontextprotocol/subscriptionId": id]]
-                stream.continuation.yield(SSE.frame(JSONRPC.notification(method: "notifications/tools/list_changed", params: params)))
+                stream.continuation.yield(SSE.frame(JSONRPCBytes.notification(method: "notifications/tools/list_changed", params: params)))
             }
         }
     }

@@ -1,8 +1,9 @@
 import AgentWire
 import Hummingbird
 
-/// Compact JSON-RPC 2.0 envelopes, written straight to bytes.
-enum JSONRPC {
+/// Compact JSON-RPC 2.0 envelopes, written straight to bytes (the benchmarks' hot path); the
+/// envelope's shape is AgentWire's `JSONRPC`.
+enum JSONRPCBytes {
     static func result(id: JSONValue, _ result: JSONValue) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(256)
@@ -27,9 +28,7 @@ enum JSONRPC {
     }
 
     static func notification(method: String, params: JSONValue?) -> [UInt8] {
-        var message: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]
-        if let params { message["params"] = params }
-        return JSONValue.object(message).serialized()
+        JSONRPC.notification(method: method, params: params).serialized()
     }
 }
 
@@ -65,6 +64,8 @@ struct ProtocolFailure: Error {
     }
 }
 
+/// The fixture's own list of MCP revisions, kept apart from AgentWire's `ProtocolRevision` on
+/// purpose: it is the independent oracle the sidecar's negotiation is tested against.
 enum ProtocolVersions {
     static let legacy = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"]
     static let modern = ["2026-07-28"]
@@ -114,6 +115,6 @@ enum Reply {
     }
 
     static func failure(_ failure: ProtocolFailure, id: JSONValue?) -> Response {
-        json(JSONRPC.error(id: id, failure), status: failure.status, headers: failure.headers)
+        json(JSONRPCBytes.error(id: id, failure), status: failure.status, headers: failure.headers)
     }
 }

@@ -55,7 +55,7 @@ extension FixtureServer {
     /// The answer to a call the client cancelled with `notifications/cancelled` while it still
     /// waits on the HTTP response (JSON mode): there is no result to give.
     private func cancelledReply(_ environment: CallEnvironment) -> Response {
-        reply(JSONRPC.error(id: environment.id, ProtocolFailure(code: -32800, message: "Request cancelled")), headers: Self.closing)
+        reply(JSONRPCBytes.error(id: environment.id, ProtocolFailure(code: -32800, message: "Request cancelled")), headers: Self.closing)
     }
 
     /// Watching a request for disconnects consumes the connection's input, so responses that do
@@ -155,7 +155,7 @@ extension FixtureServer {
         // List changes ride on a legacy request's own SSE stream too; in the modern era they go
         // only to subscriptions/listen streams, as the 2026-07-28 transport requires.
         if options.responseMode == .sse, !environment.modern {
-            return Reply.sse([JSONRPC.notification(method: "notifications/tools/list_changed", params: nil), result])
+            return Reply.sse([JSONRPCBytes.notification(method: "notifications/tools/list_changed", params: nil), result])
         }
         return reply(result)
     }
@@ -198,7 +198,7 @@ extension FixtureServer {
                 let completed = try await self.untilDisconnect(environment, call: call) {
                     for step in stride(from: 1, through: steps, by: 1) {
                         guard await call.pause(milliseconds: interval) else { return false }
-                        let notification = JSONRPC.notification(
+                        let notification = JSONRPCBytes.notification(
                             method: "notifications/progress",
                             params: [
                                 "progressToken": token, "progress": .int(step), "total": .int(steps),

@@ -1,5 +1,7 @@
 // mcp-fixture-server — a scriptable MCP Streamable HTTP server: the upstream of the sidecar's
 // end-to-end tests and benchmarks. A real HTTP/1.1 server (Hummingbird 2 on NIO, keep-alive).
+// May depend on AgentWire, Hummingbird and ArgumentParser; never on SidecarCore, whose behaviour
+// it is the independent other side of (so it keeps its own revision list).
 //
 // CLI
 //   mcp-fixture-server [--host 127.0.0.1] [--port 0] [--response-mode json|sse] [--era legacy|modern|dual]

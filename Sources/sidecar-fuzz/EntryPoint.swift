@@ -1,3 +1,9 @@
+// sidecar-fuzz: drives the sidecar's stdin path in-process with hostile input (a corpus and a
+// seeded generator) and checks every reply against an oracle; `lines` writes hostile input for
+// the end-to-end tests. A development tool, not a product.
+//
+// May depend on AgentWire, SidecarCore, TestSupport and swift-log.
+
 import AgentWire
 
 #if canImport(Glibc)

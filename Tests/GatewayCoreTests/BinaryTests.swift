@@ -87,12 +87,13 @@ struct BinaryTests {
     }
 
     @Test func sessionTTLAndRateFlags() async throws {
-        let server = try GatewayProcess(extraArguments: ["--session-ttl", "1", "--read-rate", "2"])
+        // 5 s: long enough that the first call lands inside it on a loaded machine (1 s did not).
+        let server = try GatewayProcess(extraArguments: ["--session-ttl", "5", "--read-rate", "2"])
         defer { server.stop() }
         let (_, code) = try server.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: server.url, code: code)
         #expect(try await client.call("list_projects").1.isToolSuccess)
-        try await Task.sleep(for: .milliseconds(1500))
+        try await Task.sleep(for: .milliseconds(5500))
         let (expired, _) = try await client.call("list_projects")
         #expect(expired.status == 401 && expired.errorCode == "token_expired")
         #expect(expired.json["error"]?["retryable"]?.boolValue == true)

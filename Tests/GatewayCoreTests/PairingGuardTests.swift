@@ -41,13 +41,15 @@ struct PairingGuardTests {
     }
 
     /// Sends every claim at once, one connection each, and counts the answers by status. Also
-    /// returns the bound on turns: a guess is evaluated only if its turn is at most 10 s after it
-    /// arrived, and on a loaded machine the last claims arrive seconds after the first.
+    /// returns the bound on turns: the limiter's turns that fit before the last answer.
     static func flood(_ server: GatewayProcess, sources: [String], codes: [String]) async throws -> (counts: [Int: Int], turns: Int) {
         let started = Date()
         let connections = try LoopbackConnections(port: server.port, sources: sources, payloads: codes.map(claim))
-        let turns = Self.turns(within: Date().timeIntervalSince(started) + 10)
         let answered = await connections.wait(seconds: 45) { $0.openCount == 0 }
+        // No claim is evaluated after it was answered, so the turns up to the last answer bound
+        // them, however late a loaded server read the claims (load 67 made the bound at "all sent"
+        // too tight). The pauses double, so this stays a handful.
+        let turns = Self.turns(within: Date().timeIntervalSince(started))
         #expect(answered, "\(connections.openCount) claims got no answer")
         var counts: [Int: Int] = [:]
         for index in sources.indices { counts[connections.status(index) ?? 0, default: 0] += 1 }

@@ -165,7 +165,7 @@ import Glibc
 
 @Suite struct UpstreamMessageTextTests {
     @Test func oneLineFlattensEveryLineBreak() {
-        #expect(StreamableHTTPUpstream.oneLine("a\r\nb\nc\rd") == "a  b c d")
+        #expect(RemoteText.oneLine("a\r\nb\nc\rd") == "a  b c d")
     }
 }
 

@@ -1,3 +1,5 @@
+// CurlShim: non-variadic wrappers for curl_easy_setopt and curl_easy_getinfo, which Swift cannot
+// call, over the system libcurl (CCurl). Owns nothing else; depends on libcurl only.
 #ifndef AGENT_SIDECAR_CURL_SHIM_H
 #define AGENT_SIDECAR_CURL_SHIM_H
 

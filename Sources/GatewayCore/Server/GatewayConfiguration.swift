@@ -1,3 +1,4 @@
+import AgentWire
 import NIOCore
 
 /// Settings of one running gateway.
@@ -57,9 +58,10 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// MCP protocol revisions the gateway speaks over Streamable HTTP.
+/// The MCP revisions the gateway's `/mcp` serves: the `initialize` ones from 2025-03-26 on.
 public enum MCPVersions {
-    public static let supported = ["2025-03-26", "2025-06-18", "2025-11-25"]
-    public static let latest = "2025-11-25"
+    public static let supported = ProtocolRevision.legacy.filter { $0 >= .v2025_03_26 }.map(\.rawValue)
+    public static let latest = ProtocolRevision.latestLegacy.rawValue
 }
 
 extension GatewayConfiguration {

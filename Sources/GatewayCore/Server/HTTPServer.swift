@@ -32,47 +32,37 @@ public struct GatewayHTTPServer: Sendable {
     ) -> some ApplicationProtocol {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: BodyLimitMiddleware())
+        router.add(middleware: GatewayErrorMiddleware())
         router.get("healthz") { _, _ in Self.json(["ok": true]) }
         router.post("api/v1/pairing/claim") { request, context in
-            await self.rest {
-                let body = try await Self.readJSON(request, limit: RequestBodyLimits.pairingClaim)
-                return Self.json(try await gateway.claimPairingCode(body, clientAddress: context.clientAddress), status: .created)
-            }
+            let body = try await Self.readJSON(request, limit: RequestBodyLimits.pairingClaim)
+            return Self.json(try await gateway.claimPairingCode(body, clientAddress: context.clientAddress), status: .created)
         }
         router.post("api/v1/sessions") { request, _ in
-            await self.rest {
-                let body = try await Self.readJSON(request, limit: RequestBodyLimits.sessions)
-                return Self.json(try await gateway.createSession(body), status: .created)
-            }
+            let body = try await Self.readJSON(request, limit: RequestBodyLimits.sessions)
+            return Self.json(try await gateway.createSession(body), status: .created)
         }
         router.delete("api/v1/sessions/current") { request, _ in
-            await self.rest {
-                let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
-                try await gateway.endSession(principal)
-                return Response(status: .noContent)
-            }
+            let principal = try await gateway.authenticate(authorization: request.headers[.authorization])
+            try await gateway.endSession(principal)
+            return Response(status: .noContent)
         }
         router.post("api/v1/devices/current/revoke") { request, _ in
-            await self.rest {
-                let principal = try await gateway.authenticate(
-                    authorization: request.headers[.authorization], refusedCall: { .api("revoke_device") })
-                return Self.json(try await gateway.revokeDevice(principal))
-            }
+            let principal = try await gateway.authenticate(
+                authorization: request.headers[.authorization], refusedCall: { .api("revoke_device") })
+            return Self.json(try await gateway.revokeDevice(principal))
         }
         router.get("api/v1/agent-session/setup") { request, _ in
-            await self.rest {
-                let principal = try await gateway.authenticate(authorization: request.headers[.authorization], refusedCall: { .api("setup") })
-                return Self.json(try await gateway.setupPacket(principal))
-            }
+            let principal = try await gateway.authenticate(authorization: request.headers[.authorization], refusedCall: { .api("setup") })
+            return Self.json(try await gateway.setupPacket(principal))
         }
         addOwnerAPI(to: router)
         addConsole(to: router)
         router.post("mcp") { request, _ in await self.handleMCPPost(request) }
         router.delete("mcp") { request, _ in await self.handleMCPDelete(request) }
         router.get("mcp") { _, _ in
-            var response = Self.json(
-                GatewayError(code: "method_not_allowed", status: 405, message: "this gateway offers no server-initiated SSE stream; POST to /mcp")
-                    .body, status: .methodNotAllowed)
+            var response = Self.errorResponse(
+                GatewayError(code: .methodNotAllowed, status: 405, message: "this gateway offers no server-initiated SSE stream; POST to /mcp"))
             response.headers[.allow] = "POST, DELETE"
             return response
         }
@@ -83,11 +73,6 @@ public struct GatewayHTTPServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger)
         return app
-    }
-
-    /// Runs a REST handler, turning a thrown `GatewayError` into the error JSON.
-    func rest(_ body: () async throws -> Response) async -> Response {
-        do { return try await body() } catch { return Self.errorResponse(Gateway.asGatewayError(error)) }
     }
 
     /// The body as JSON: `payload_too_large` over `limit` bytes, `bad_request` when it is not JSON.
@@ -108,8 +93,27 @@ public struct GatewayHTTPServer: Sendable {
     }
 
     static func errorResponse(_ error: GatewayError) -> Response {
-        var headers: HTTPFields = [:]
+        var headers: HTTPFields = [.contentType: "application/json"]
         if let wait = error.retryAfterSeconds { headers[.retryAfter] = String(wait) }
-        return json(error.body, status: HTTPResponse.Status(code: error.status), headers: headers)
+        return Response(status: error.status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body.serialized())))
+    }
+}
+
+/// Routes throw; this turns whatever they throw into the gateway's error JSON: a `GatewayError`
+/// as it is (it is an `HTTPResponseError`), anything else as `internal_error`, never as the
+/// framework's bare 500.
+struct GatewayErrorMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as GatewayError {
+            throw error
+        } catch let error as HTTPError {
+            throw error
+        } catch {
+            throw Gateway.asGatewayError(error)
+        }
     }
 }

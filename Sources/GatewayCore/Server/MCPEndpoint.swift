@@ -12,9 +12,9 @@ extension HTTPField.Name {
 /// `/mcp`: MCP Streamable HTTP (2025-03-26 through 2025-11-25) with initialize, ping, tools/list and tools/call.
 extension GatewayHTTPServer {
     static func rpcError(id: JSONValue?, code: Int, message: String) -> JSONValue {
-        ["jsonrpc": "2.0", "id": id ?? .null, "error": ["code": .int(code), "message": .string(message)]]
+        JSONRPC.error(id: id ?? .null, code: code, message: message)
     }
-    static func rpcResult(id: JSONValue, result: JSONValue) -> JSONValue { ["jsonrpc": "2.0", "id": id, "result": result] }
+    static func rpcResult(id: JSONValue, result: JSONValue) -> JSONValue { JSONRPC.result(id: id, result) }
 
     func checkOrigin(_ request: Request) -> Response? {
         guard let origin = request.headers[.origin] else { return nil }
@@ -48,7 +48,7 @@ extension GatewayHTTPServer {
         }
         let message: JSONValue
         do { message = try await Self.readJSON(request, limit: RequestBodyLimits.mcp) } catch {
-            if let error = error as? GatewayError, error.status == 413 { return Self.errorResponse(error) }
+            if let error = error as? GatewayError, error.status == .contentTooLarge { return Self.errorResponse(error) }
             return Self.json(Self.rpcError(id: nil, code: JSONRPCErrorCode.parseError, message: "the body is not valid JSON"), status: .badRequest)
         }
         if message.arrayValue != nil {
@@ -92,7 +92,8 @@ extension GatewayHTTPServer {
         }
         guard let session = sessions.find(sessionID, agentID: principal.agent.id) else {
             return Self.json(
-                Self.rpcError(id: id, code: -32001, message: "unknown or ended MCP session; send initialize again"), status: .notFound)
+                Self.rpcError(id: id, code: JSONRPCErrorCode.unknownSession, message: "unknown or ended MCP session; send initialize again"),
+                status: .notFound)
         }
 
         switch method {
@@ -208,7 +209,8 @@ extension GatewayHTTPServer {
                 Self.rpcError(id: nil, code: JSONRPCErrorCode.invalidRequest, message: "DELETE /mcp needs an Mcp-Session-Id"), status: .badRequest)
         }
         guard sessions.close(sessionID, agentID: principal.agent.id) else {
-            return Self.json(Self.rpcError(id: nil, code: -32001, message: "unknown or ended MCP session"), status: .notFound)
+            return Self.json(
+                Self.rpcError(id: nil, code: JSONRPCErrorCode.unknownSession, message: "unknown or ended MCP session"), status: .notFound)
         }
         return Response(status: .noContent)
     }

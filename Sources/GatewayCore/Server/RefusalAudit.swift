@@ -77,10 +77,7 @@ final class RefusalAuditLimiter: Sendable {
 extension Gateway {
     /// The refusals that name a known caller, and so are audited: a revoked agent or device, a
     /// blocked owner, an expired or ended session.
-    static let auditedRefusals: Set<String> = [
-        GatewayError.agentRevoked.code, GatewayError.deviceRevoked.code, GatewayError.ownerBlocked.code, GatewayError.sessionEnded.code,
-        GatewayError.tokenExpired.code,
-    ]
+    static let auditedRefusals: Set<GatewayErrorCode> = [.agentRevoked, .deviceRevoked, .ownerBlocked, .sessionEnded, .tokenExpired]
 
     /// Writes one `refused` audit event (outcome `refused`, the refusal's code as the error code),
     /// unless the device is over its refusal-audit budget. Best effort: the caller is answered with
@@ -92,7 +89,7 @@ extension Gateway {
         let event = AuditEventRecord(
             id: ULID().text, at: moment, agentID: caller.agentID, ownerID: caller.ownerID, deviceID: caller.deviceID,
             sessionID: caller.sessionID, tool: call.tool, project: nil, targetIDs: [], argumentsSHA256: call.argumentsSHA256,
-            outcome: "refused", errorCode: error.code, idempotencyKeyHash: nil, replayed: false, latencyMicroseconds: 0)
+            outcome: "refused", errorCode: error.code.rawValue, idempotencyKeyHash: nil, replayed: false, latencyMicroseconds: 0)
         _ = try? await store.write { try $0.insertAuditEvent(event) }
     }
 }

@@ -51,7 +51,7 @@ extension Gateway {
         if let wait = rateLimiter.take(agentID: agentID, write: !(known?.readOnly ?? true), now: audit.at) {
             if refusalSampler.admit(agentID: agentID, kind: "rate_limited", now: audit.at) {
                 audit.argumentsSHA256 = Self.argumentsHash(arguments)
-                try await recordDenied(&audit, code: "rate_limited", started: started, gated: false)
+                try await recordDenied(&audit, code: .rateLimited, started: started, gated: false)
             }
             throw GatewayError.rateLimited(retryAfter: wait)
         }
@@ -80,7 +80,7 @@ extension Gateway {
         audit.argumentsSHA256 = Sodium.hex(Sodium.sha256(canonical))
 
         guard let tool = known else {
-            try await recordDenied(&audit, code: "unknown_tool", started: started)
+            try await recordDenied(&audit, code: .unknownTool, started: started)
             throw UnknownToolError(name: name)
         }
         let headerKey = headerIdempotencyKey.flatMap { $0.isEmpty ? nil : $0 }
@@ -230,12 +230,14 @@ extension Gateway {
     /// carry the ids they resolve to; `gated: false` is for the sampled flood refusals, which must not
     /// wait behind the flood they refuse.
     func recordDenied(
-        _ audit: inout AuditEventRecord, code: String, started: UInt64, resolving arguments: JSONObject? = nil, gated: Bool = true
+        _ audit: inout AuditEventRecord, code: GatewayErrorCode, started: UInt64, resolving arguments: JSONObject? = nil, gated: Bool = true
     ) async throws {
-        audit.outcome = "denied"
-        if ["internal_error"].contains(code) { audit.outcome = "failed" }
-        if ["validation_failed", "not_found"].contains(code) { audit.outcome = "rejected" }
-        audit.errorCode = code
+        switch code {
+        case .internalError: audit.outcome = "failed"
+        case .validationFailed, .notFound: audit.outcome = "rejected"
+        default: audit.outcome = "denied"
+        }
+        audit.errorCode = code.rawValue
         audit.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
         let draft = audit
         let insert: @Sendable (any StoreWriter) throws -> Void = { store in

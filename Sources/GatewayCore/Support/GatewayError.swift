@@ -1,20 +1,22 @@
 import AgentWire
+import Hummingbird
 
 /// An error a client of the gateway can meet: a stable code that tests and the sidecar match on,
 /// an HTTP status for REST and auth failures, and a one-line message saying what to do next.
 ///
 /// Equality is on the code alone, so that tests never depend on prose.
-public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let code: String
-    public let status: Int
+public struct GatewayError: HTTPResponseError, Sendable, Hashable, CustomStringConvertible {
+    public let code: GatewayErrorCode
+    /// The HTTP status of a REST or authentication failure (tool-call failures travel as results).
+    public let statusCode: Int
     public let message: String
     public let retryable: Bool
     /// Seconds to wait, for 429 answers (`Retry-After`).
     public let retryAfterSeconds: Int?
 
-    public init(code: String, status: Int, message: String, retryable: Bool = false, retryAfterSeconds: Int? = nil) {
+    public init(code: GatewayErrorCode, status: Int, message: String, retryable: Bool = false, retryAfterSeconds: Int? = nil) {
         self.code = code
-        self.status = status
+        self.statusCode = status
         self.message = message
         self.retryable = retryable
         self.retryAfterSeconds = retryAfterSeconds
@@ -22,11 +24,20 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public static func == (lhs: GatewayError, rhs: GatewayError) -> Bool { lhs.code == rhs.code }
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
+    public var description: String { "\(code.rawValue): \(message)" }
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: statusCode) }
 
     /// The `{"error":{"code","message","retryable"}}` body used by every REST error and auth failure.
     public var body: JSONValue {
-        ["error": ["code": .string(code), "message": .string(message), "retryable": .bool(retryable)]]
+        ["error": ["code": .string(code.rawValue), "message": .string(message), "retryable": .bool(retryable)]]
+    }
+
+    /// What a route answers when it throws this error: the error JSON, its status, and
+    /// `Retry-After` on a 429.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let wait = retryAfterSeconds { headers[.retryAfter] = String(wait) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body.serialized())))
     }
 
     // MARK: Authentication (401)
@@ -34,76 +45,76 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
     static let setupAgain = "run `agent-sidecar setup` again"
 
     public static let tokenMissing = GatewayError(
-        code: "token_missing", status: 401,
+        code: .tokenMissing, status: 401,
         message: "no session token was sent; send `Authorization: Bearer ags_…` from a session minted at POST /api/v1/sessions")
     public static let tokenInvalid = GatewayError(
-        code: "token_invalid", status: 401,
+        code: .tokenInvalid, status: 401,
         message: "the session token is not known to this gateway; mint a new session with the device key")
     public static let tokenExpired = GatewayError(
-        code: "token_expired", status: 401, message: "the session token expired; mint a new session with the device key", retryable: true)
+        code: .tokenExpired, status: 401, message: "the session token expired; mint a new session with the device key", retryable: true)
     public static let sessionEnded = GatewayError(
-        code: "session_ended", status: 401, message: "this session was ended; mint a new session with the device key")
+        code: .sessionEnded, status: 401, message: "this session was ended; mint a new session with the device key")
     public static let deviceRevoked = GatewayError(
-        code: "device_revoked", status: 401,
+        code: .deviceRevoked, status: 401,
         message: "this device was revoked; ask the owner for a new pairing code and \(setupAgain)")
     public static let agentRevoked = GatewayError(
-        code: "agent_revoked", status: 401,
+        code: .agentRevoked, status: 401,
         message: "the agent was revoked by its owner; ask the owner for a new pairing code and \(setupAgain)")
     public static let ownerBlocked = GatewayError(
-        code: "owner_blocked", status: 403,
+        code: .ownerBlocked, status: 403,
         message: "the agent's owner is blocked on this gateway; ask a gateway administrator to unblock the owner")
     public static let ownerNotEntitled = GatewayError(
         code: "owner_not_entitled", status: 403,
         message: "the agent's owner has no agent entitlement on this gateway; ask a gateway administrator to switch it on")
     public static let signatureInvalid = GatewayError(
-        code: "signature_invalid", status: 401,
+        code: .signatureInvalid, status: 401,
         message: "the session signature does not verify for this device and gateway origin; check the gateway URL or \(setupAgain)")
     public static let timestampOutOfRange = GatewayError(
-        code: "timestamp_out_of_range", status: 401,
+        code: .timestampOutOfRange, status: 401,
         message: "the session request's timestamp is more than 5 minutes off the gateway's clock; fix the local clock and retry")
     public static let nonceReused = GatewayError(
-        code: "nonce_reused", status: 401, message: "this session nonce was already used; sign a fresh challenge with a new random nonce")
+        code: .nonceReused, status: 401, message: "this session nonce was already used; sign a fresh challenge with a new random nonce")
     public static let deviceUnknown = GatewayError(
-        code: "device_unknown", status: 401, message: "this gateway does not know the device; \(setupAgain) with a new pairing code")
+        code: .deviceUnknown, status: 401, message: "this gateway does not know the device; \(setupAgain) with a new pairing code")
     public static let pairingCodeInvalid = GatewayError(
-        code: "pairing_code_invalid", status: 401,
+        code: .pairingCodeInvalid, status: 401,
         message: "the pairing code is not valid; check it, or ask the owner for a new one (codes look like XXXX-XXXX)")
     public static let pairingCodeExpired = GatewayError(
-        code: "pairing_code_expired", status: 401, message: "the pairing code expired (codes last 10 minutes); ask the owner for a new one")
+        code: .pairingCodeExpired, status: 401, message: "the pairing code expired (codes last 10 minutes); ask the owner for a new one")
     public static let pairingCodeUsed = GatewayError(
-        code: "pairing_code_used", status: 401, message: "the pairing code was already used; ask the owner for a new one")
+        code: .pairingCodeUsed, status: 401, message: "the pairing code was already used; ask the owner for a new one")
 
     // MARK: Requests
 
     public static func badRequest(_ message: String) -> GatewayError {
-        GatewayError(code: "bad_request", status: 400, message: message)
+        GatewayError(code: .badRequest, status: 400, message: message)
     }
     public static func validationFailed(_ message: String) -> GatewayError {
-        GatewayError(code: "validation_failed", status: 422, message: message)
+        GatewayError(code: .validationFailed, status: 422, message: message)
     }
     public static func notFound(_ message: String) -> GatewayError {
-        GatewayError(code: "not_found", status: 404, message: message)
+        GatewayError(code: .notFound, status: 404, message: message)
     }
     public static func rateLimited(retryAfter: Int) -> GatewayError {
         GatewayError(
-            code: "rate_limited", status: 429,
+            code: .rateLimited, status: 429,
             message: "this agent is over its rate limit; retry after \(retryAfter) s", retryable: true, retryAfterSeconds: retryAfter)
     }
     /// An agent has 1,024 transactions waiting for the database writer already.
     public static let tooManyCallsWaiting = GatewayError(
-        code: "rate_limited", status: 429,
+        code: .rateLimited, status: 429,
         message: "this agent has too many calls waiting at the gateway; wait for their answers, then retry after 1 s", retryable: true,
         retryAfterSeconds: 1)
     /// A request body over the endpoint's cap (413).
     public static func payloadTooLarge(limit: Int) -> GatewayError {
         let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit >> 10) KiB"
         return GatewayError(
-            code: "payload_too_large", status: 413,
+            code: .payloadTooLarge, status: 413,
             message: "the request body is larger than \(size), the limit of this endpoint; send a smaller body")
     }
     public static func pairingRateLimited(retryAfter: Int) -> GatewayError {
         GatewayError(
-            code: "pairing_rate_limited", status: 429,
+            code: .pairingRateLimited, status: 429,
             message: "too many failed pairing attempts from this address; wait \(retryAfter) s and check the code",
             retryable: true, retryAfterSeconds: retryAfter)
     }
@@ -113,21 +124,21 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func scopeDenied(tool: String, scope: String, project: String?) -> GatewayError {
         let place = project.map { " on project \($0)" } ?? ""
         return GatewayError(
-            code: "scope_denied", status: 403,
+            code: .scopeDenied, status: 403,
             message: "the agent has no `\(scope)` grant\(place), which \(tool) needs; ask the owner to grant it")
     }
     public static func projectNotGranted(_ project: String) -> GatewayError {
         GatewayError(
-            code: "project_not_granted", status: 403,
+            code: .projectNotGranted, status: 403,
             message: "the agent has no grant for project \(project); use list_projects to see granted projects, or ask the owner")
     }
     public static let idempotencyKeyReused = GatewayError(
-        code: "idempotency_key_reused", status: 422,
+        code: .idempotencyKeyReused, status: 422,
         message: "this idempotency key was already used with different arguments; use a new key for a new change")
     public static let idempotencyInFlight = GatewayError(
-        code: "idempotency_in_flight", status: 409,
+        code: .idempotencyInFlight, status: 409,
         message: "a call with this idempotency key is still running; wait for it and retry with the same key", retryable: true)
     public static let internalError = GatewayError(
-        code: "internal_error", status: 500, message: "the gateway failed to handle the call; retry, and report it if it persists",
+        code: .internalError, status: 500, message: "the gateway failed to handle the call; retry, and report it if it persists",
         retryable: true)
 }

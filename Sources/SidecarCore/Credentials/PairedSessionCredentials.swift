@@ -1,3 +1,5 @@
+import AgentWire
+
 /// Session tokens for paired mode: the sidecar signs a challenge with the device key, holds the
 /// short-lived token it gets in secure memory, renews it shortly before it expires (or once when
 /// the gateway says `token_expired`), and ends the session at the gateway on close.
@@ -9,11 +11,6 @@
 /// so in the sidecar's words, and `onRefusal` hears about each such reason once, so `serve` can
 /// print one line on stderr rather than one per call.
 public actor PairedSessionCredentials: UpstreamCredentialSource {
-    /// Gateway codes that no retry fixes; each is reported once through `onRefusal`.
-    public static let refusalCodes: Set<String> = [
-        "device_revoked", "agent_revoked", "owner_blocked", "device_unknown", "device_not_found", "signature_invalid",
-        "timestamp_out_of_range",
-    ]
 
     private let api: GatewayAPIClient
     private let deviceKey: DeviceKey
@@ -40,7 +37,7 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     ///   - deviceKey: The decrypted device key.
     ///   - deviceID: The device id from the profile.
     ///   - refreshMargin: How long before expiry to renew (capped at a third of the lifetime).
-    ///   - onRefusal: Told once per refusal code (see ``refusalCodes``), with the explanation.
+    ///   - onRefusal: Told once per refusal code (`GatewayErrorCode.refusesDevice`), with the explanation.
     ///   - now: The monotonic clock (default `ContinuousClock.now`).
     public init(
         api: GatewayAPIClient, deviceKey: DeviceKey, deviceID: String, refreshMargin: Duration = .seconds(60),
@@ -69,11 +66,12 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     /// gateway ended the session) or a 401 without a code, drops the token and mints a new one; any
     /// other rejection (revoked, blocked) is final and is reported by the caller.
     public func credentialRejected(status: Int, errorCode: String?) async -> Bool {
-        if let errorCode, Self.refusalCodes.contains(errorCode) {
+        let known = errorCode.flatMap(GatewayErrorCode.init(rawValue:))
+        if let errorCode, known?.refusesDevice == true {
             _ = explain(UpstreamFailure(code: status == 403 ? .forbidden : .unauthorized, message: "", httpStatus: status, gatewayCode: errorCode))
             return false
         }
-        guard status == 401, errorCode == nil || errorCode == "token_expired" || errorCode == "session_ended", !closed else { return false }
+        guard status == 401, errorCode == nil || known == .tokenExpired || known == .sessionEnded, !closed else { return false }
         session = nil
         return (try? await currentSession()) != nil
     }
@@ -91,13 +89,13 @@ public actor PairedSessionCredentials: UpstreamCredentialSource {
     public func explainRejection(_ failure: UpstreamFailure) async -> UpstreamFailure { explain(failure) }
 
     private func explain(_ failure: UpstreamFailure) -> UpstreamFailure {
-        guard let code = failure.gatewayCode, code != "token_expired",
-            let message = GatewayErrorMessage.knownMessage(gatewayCode: code, retryAfter: failure.retryAfterSeconds)
+        guard let code = failure.gatewayCode, failure.gatewayError != .tokenExpired,
+            let message = GatewayErrorAdvice.message(for: code, retryAfter: failure.retryAfterSeconds)
         else { return failure }
         let explained = UpstreamFailure(
             code: failure.code, message: message, httpStatus: failure.httpStatus, gatewayCode: code, retryAfterSeconds: failure.retryAfterSeconds,
             callDidNotRun: failure.callDidNotRun)
-        if Self.refusalCodes.contains(code), reportedRefusals.insert(code).inserted { onRefusal?(explained) }
+        if failure.gatewayError?.refusesDevice == true, reportedRefusals.insert(code).inserted { onRefusal?(explained) }
         return explained
     }
 

@@ -82,7 +82,7 @@ struct MCPToolProbe: Sendable {
     }
 
     static func describe(_ value: JSONValue) -> String {
-        if let message = value["error"]?["message"]?.stringValue { return "with the error: \(GatewayErrorMessage.oneLine(message))" }
+        if let message = value["error"]?["message"]?.stringValue { return "with the error: \(RemoteText.oneLine(message))" }
         let text = value.jsonText
         return text.count > 200 ? String(text.prefix(200)) + "…" : text
     }

@@ -80,7 +80,7 @@ final class StoredCatalogFallback: Sendable {
     /// Whether a failure is the gateway refusing the device or session (revoked, blocked, unknown,
     /// a bad key), which no retry fixes, rather than the gateway being unreachable or failing.
     static func isRefusal(_ failure: UpstreamFailure) -> Bool {
-        if let code = failure.gatewayCode, PairedSessionCredentials.refusalCodes.contains(code) { return true }
+        if failure.gatewayError?.refusesDevice == true { return true }
         return failure.code == .unauthorized || failure.code == .forbidden || failure.code == .configuration
     }
 

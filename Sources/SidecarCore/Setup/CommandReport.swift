@@ -86,7 +86,7 @@ public enum CommandReport {
             warning =
                 "could not revoke \(device) at the gateway (\(failure.message)); nothing was deleted: run `agent-sidecar logout` again when the gateway answers, or add --force to delete the local key anyway (then \(byHand))"
         } else if let failure = outcome.revocationFailure {
-            if let code = failure.gatewayCode, ["device_revoked", "agent_revoked", "device_unknown"].contains(code) {
+            if failure.needsNewPairing, let code = failure.gatewayCode {
                 text += "The gateway had already revoked \(device) (\(code)).\n"
             } else {
                 warning = "could not revoke \(device) at the gateway (\(failure.message)); deleted the local key anyway (--force): \(byHand)"

@@ -37,6 +37,14 @@ public final class SpawnedProcess: @unchecked Sendable {
 
     private static let spawnLock = SpawnLock()
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later). Swift's Glibc module
+    /// does not declare it (it is behind `_GNU_SOURCE`), so it is looked up by name.
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let closeFrom: CloseFrom? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: CloseFrom.self)
+    }()
+
     public let pid: pid_t
     public let executable: String
     /// The parent's ends of the pipes asked for (`-1` when that stream is not a pipe).
@@ -114,8 +122,11 @@ public final class SpawnedProcess: @unchecked Sendable {
         #endif
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // dup2 clears close-on-exec on the copy, so exactly 0, 1 and 2 reach the program.
+        // dup2 clears close-on-exec on the copy; every other descriptor is closed in the child,
+        // also those other code of this process opened without close-on-exec (a test's own
+        // pipe, whose reader would otherwise wait for an end of file that a child holds back).
         for index in 0..<3 { posix_spawn_file_actions_adddup2(&actions, childEnds[index], Int32(index)) }
+        _ = Self.closeFrom?(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -1,6 +1,6 @@
-import AgentWire
-
-/// The MCP revisions the sidecar speaks, to its client and to its upstream.
+/// The MCP revisions this project knows: the sidecar speaks all of them, to its client and to its
+/// upstream; the gateway serves the legacy ones from 2025-03-26 (`MCPVersions`). The fixture
+/// server keeps its own list on purpose, as an independent oracle.
 public enum ProtocolRevision: String, CaseIterable, Sendable, Comparable {
     case v2024_11_05 = "2024-11-05"
     case v2025_03_26 = "2025-03-26"
@@ -34,11 +34,4 @@ public enum ModernMetaKey {
     public static let serverInfo = "io.modelcontextprotocol/serverInfo"
     public static let logLevel = "io.modelcontextprotocol/logLevel"
     public static let subscriptionID = "io.modelcontextprotocol/subscriptionId"
-}
-
-/// What the sidecar calls itself on the wire.
-public enum SidecarIdentity {
-    public static let name = "agent-sidecar"
-    public static let version = "0.1.0"
-    public static var implementation: JSONValue { ["name": .string(name), "version": .string(version)] }
 }

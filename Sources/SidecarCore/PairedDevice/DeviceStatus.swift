@@ -144,7 +144,7 @@ extension SidecarSetup {
     static func problem(_ failure: UpstreamFailure) -> StatusReport.Problem {
         let code = failure.gatewayCode ?? failure.code.rawValue
         let kind: StatusReport.Problem.Kind
-        if let gatewayCode = failure.gatewayCode, PairedSessionCredentials.refusalCodes.contains(gatewayCode) {
+        if failure.gatewayError?.refusesDevice == true {
             kind = .refused
         } else {
             switch failure.code {

@@ -161,7 +161,7 @@ public struct GatewayAPIClient: Sendable {
                 throw UpstreamFailure(
                     code: .rejected,
                     message:
-                        "the gateway refused \(method) on /mcp: \(GatewayErrorMessage.oneLine(error["message"]?.stringValue ?? "no reason given"))")
+                        "the gateway refused \(method) on /mcp: \(RemoteText.oneLine(error["message"]?.stringValue ?? "no reason given"))")
             }
             guard let result = message["result"], result.objectValue != nil else { throw malformed(path) }
             return result
@@ -211,7 +211,9 @@ public struct GatewayAPIClient: Sendable {
         } catch {
             throw UpstreamFailure(code: .unreachable, message: "the request to the gateway failed (\(error)); retry")
         }
-        guard expecting.contains(response.status) else { throw GatewayErrorMessage.failure(for: response, path: path) }
+        guard expecting.contains(response.status) else {
+            throw HTTPErrorAnswer(status: response.status, headers: response.headers, body: response.body).gatewayFailure(path: path)
+        }
         return response
     }
 
@@ -250,75 +252,5 @@ public struct GatewayAPIClient: Sendable {
             return SidecarProfile.Grant(
                 project: project, name: grant["name"]?.stringValue, scopes: (grant["scopes"]?.arrayValue ?? []).compactMap(\.stringValue))
         }
-    }
-}
-
-/// Turns a gateway error response into one line a person can act on.
-extension GatewayAPIClient {
-    /// Whether this refusal can only be mended by a new pairing (a new code from the owner).
-    public static func needsNewPairing(_ failure: UpstreamFailure) -> Bool {
-        ["agent_revoked", "device_revoked", "device_unknown"].contains(failure.gatewayCode ?? "")
-    }
-}
-
-enum GatewayErrorMessage {
-    static func failure(for response: HTTPResponse, path: String) -> UpstreamFailure {
-        let error = (try? JSONValue(parsing: response.body))?["error"]
-        let gatewayCode = error?["code"]?.stringValue
-        let retryAfter = response.headers.value(for: "retry-after").flatMap { Int($0.trimmingWhitespace) }
-        let status = response.status
-        let code: UpstreamFailure.Code
-        switch status {
-        case 401: code = .unauthorized
-        case 403: code = .forbidden
-        case 429: code = .rateLimited
-        case 400, 404, 409, 422: code = .rejected
-        default: code = .upstreamError
-        }
-        let message: String
-        if let gatewayCode, let known = knownMessage(gatewayCode: gatewayCode, retryAfter: retryAfter) {
-            message = known
-        } else {
-            let detail = error?["message"]?.stringValue.map { ": " + oneLine($0) } ?? ""
-            let retry = retryAfter.map { "; retry after \($0) s" } ?? "; retry later or check the gateway"
-            message = "the gateway answered \(status) to \(path)\(gatewayCode.map { " (\($0))" } ?? "")\(detail)\(retry)"
-        }
-        return UpstreamFailure(code: code, message: message, httpStatus: status, gatewayCode: gatewayCode, retryAfterSeconds: retryAfter)
-    }
-
-    /// The sidecar's own one-line explanation of a gateway error code, or nil for codes it has no
-    /// special advice for.
-    static func knownMessage(gatewayCode: String, retryAfter: Int?) -> String? {
-        switch gatewayCode {
-        case "pairing_code_invalid":
-            return "the gateway does not know this pairing code; check it, or ask the agent's owner for a new one"
-        case "pairing_code_expired":
-            return "the pairing code has expired; ask the agent's owner for a new one and run `agent-sidecar setup` again"
-        case "pairing_code_used":
-            return "the pairing code was already used; ask the agent's owner for a new one and run `agent-sidecar setup` again"
-        case "pairing_rate_limited":
-            return "too many pairing attempts; wait \(retryAfter.map { "\($0) s" } ?? "a minute") and try again"
-        case "agent_revoked":
-            return "this agent was revoked by its owner at the gateway; \(CredentialError.newPairingAdvice)"
-        case "device_revoked":
-            return "this device was revoked at the gateway; \(CredentialError.newPairingAdvice)"
-        case "owner_blocked":
-            return "the agent's owner is blocked at the gateway, so the agent cannot act; the owner must contact the gateway's administrator"
-        case "signature_invalid", "timestamp_out_of_range", "nonce_reused":
-            return
-                "the gateway refused this device's signature (\(gatewayCode)); check the system clock and that the URL is the gateway you paired with"
-        case "device_unknown", "device_not_found":
-            return "the gateway does not know this device; \(CredentialError.newPairingAdvice)"
-        case "token_expired":
-            return "the session expired; the sidecar will start a new one, retry the call"
-        default:
-            return nil
-        }
-    }
-
-    /// Remote text, kept to one short line.
-    static func oneLine(_ text: String) -> String {
-        let flat = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
-        return flat.count > 200 ? String(flat.prefix(200)) + "…" : flat
     }
 }

@@ -1,6 +1,4 @@
-import AgentWire
-
-/// Builds the JSON-RPC messages the sidecar writes itself.
+/// Builds the JSON-RPC 2.0 messages our programs write themselves.
 public enum JSONRPC {
     public static func result(id: JSONValue, _ result: JSONValue) -> JSONValue {
         ["jsonrpc": "2.0", "id": id, "result": result]
@@ -38,10 +36,10 @@ public enum JSONRPC {
 
 /// A request id as the client sent it: a string or an integer (MCP forbids null and fractions, and
 /// an answer that echoed `1.5` would itself break the schema).
-struct RequestKey: Hashable, Sendable {
-    let id: JSONValue
-    let text: String
-    init?(_ id: JSONValue) {
+public struct RequestKey: Hashable, Sendable {
+    public let id: JSONValue
+    public let text: String
+    public init?(_ id: JSONValue) {
         switch id {
         case .string:
             break
@@ -59,15 +57,15 @@ struct RequestKey: Hashable, Sendable {
     }
 }
 
-/// What the stdin side classified a message as.
-enum IncomingMessage {
+/// What an incoming JSON-RPC message is, by the rules of JSON-RPC 2.0 and MCP.
+public enum IncomingMessage {
     case request(id: RequestKey, method: String, params: JSONObject?)
     case notification(method: String, params: JSONObject?)
     case response
     case invalid(id: JSONValue, reason: String)
     case invalidParams(id: RequestKey, reason: String)
 
-    init(_ value: JSONValue) {
+    public init(_ value: JSONValue) {
         guard let object = value.objectValue else {
             self = .invalid(id: .null, reason: "a JSON-RPC message must be an object")
             return

@@ -1,0 +1,51 @@
+/// Every error code the gateway sends: in `{"error":{"code":…}}` of a REST or authentication
+/// failure, and in `structuredContent.error.code` of a failed tool call. The gateway raises
+/// them and the sidecar matches on them; this is the one list both read.
+public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable, CustomStringConvertible {
+    /// The code as it is sent (`token_expired`), also when interpolated into text.
+    public var description: String { rawValue }
+
+    // Authentication (401 unless noted)
+    case tokenMissing = "token_missing"
+    case tokenInvalid = "token_invalid"
+    case tokenExpired = "token_expired"
+    case sessionEnded = "session_ended"
+    case deviceRevoked = "device_revoked"
+    case deviceUnknown = "device_unknown"
+    case agentRevoked = "agent_revoked"
+    /// 403: the agent's owner is blocked, or has lost the agent entitlement.
+    case ownerBlocked = "owner_blocked"
+    case signatureInvalid = "signature_invalid"
+    case timestampOutOfRange = "timestamp_out_of_range"
+    case nonceReused = "nonce_reused"
+
+    // Pairing
+    case pairingCodeInvalid = "pairing_code_invalid"
+    case pairingCodeExpired = "pairing_code_expired"
+    case pairingCodeUsed = "pairing_code_used"
+    case pairingRateLimited = "pairing_rate_limited"
+
+    // Requests
+    case badRequest = "bad_request"
+    case validationFailed = "validation_failed"
+    case notFound = "not_found"
+    case methodNotAllowed = "method_not_allowed"
+    case payloadTooLarge = "payload_too_large"
+    case rateLimited = "rate_limited"
+
+    // Tool calls
+    case unknownTool = "unknown_tool"
+    case scopeDenied = "scope_denied"
+    case projectNotGranted = "project_not_granted"
+    case idempotencyKeyReused = "idempotency_key_reused"
+    case idempotencyInFlight = "idempotency_in_flight"
+    case internalError = "internal_error"
+
+    /// Refusals only a new pairing mends (a new code from the agent's owner, then `setup`).
+    public var needsNewPairing: Bool { [.agentRevoked, .deviceRevoked, .deviceUnknown].contains(self) }
+
+    /// Refusals of the device itself: minting another session with the same key cannot help.
+    public var refusesDevice: Bool {
+        [.deviceRevoked, .agentRevoked, .ownerBlocked, .deviceUnknown, .signatureInvalid, .timestampOutOfRange].contains(self)
+    }
+}

@@ -1,0 +1,8 @@
+// GatewayCore: the Agent Gateway, everything `agent-gateway` does behind its command line.
+//
+// Owns: the HTTP surface and `/mcp` (Server/), the tools and the embedded tracker (Tracker/),
+// the store interface and its SQLite implementation (Storage/), the admin operations the CLI
+// calls (Admin/), and small shared helpers (Support/).
+//
+// May depend on AgentWire, CSodium, Hummingbird, GRDB and swift-log. Must not depend on
+// SidecarCore: the two sides meet only on the wire, through AgentWire's formats.
