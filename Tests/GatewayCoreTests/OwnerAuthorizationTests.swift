@@ -77,7 +77,7 @@ struct OwnerAuthorizationTests {
         try await stopsEverySession(
             change: { ada in
                 try await ada.api("POST", "/admin/users/alice/entitlement", json: ["enabled": false])
-            }, code: "owner_not_entitled")
+            }, code: "owner_blocked", messageMentions: "entitlement")
     }
 
     @Test("blocking the owner stops every session of the owner's agents at the next call")
@@ -85,10 +85,10 @@ struct OwnerAuthorizationTests {
         try await stopsEverySession(
             change: { ada in
                 try await ada.api("POST", "/admin/users/alice/block", json: ["blocked": true])
-            }, code: "owner_blocked")
+            }, code: "owner_blocked", messageMentions: "blocked")
     }
 
-    func stopsEverySession(change: (ConsoleBrowser) async throws -> HTTPAnswer, code: String) async throws {
+    func stopsEverySession(change: (ConsoleBrowser) async throws -> HTTPAnswer, code: String, messageMentions: String) async throws {
         let gateway = try await InProcessGateway(clock: ManualClock())
         defer { gateway.stop() }
         var clients: [AgentClient] = []
@@ -108,6 +108,7 @@ struct OwnerAuthorizationTests {
         for client in clients {
             let (answer, _) = try await client.call("list_projects")
             #expect(answer.errorCode == code, "next call: \(answer.status) \(answer.errorCode ?? "-")")
+            #expect(answer.json["error"]?["message"]?.stringValue?.contains(messageMentions) == true)
         }
         #expect(try await bobs.call("list_projects").1.isToolSuccess, "another owner's agent keeps working")
         let actions = try await gateway.store.read { try $0.ownerActions(userID: "alice", limit: 10) }

@@ -35,7 +35,7 @@ extension GatewayHTTPServer {
             response = messagePage("Not done", error.message, status: ConsoleHTTP.status(for: error), signedIn: signedIn)
         } catch {
             let error = Gateway.asGatewayError(error)
-            response = messagePage("Not done", error.message, status: HTTPResponse.Status(code: error.status), signedIn: signedIn)
+            response = messagePage("Not done", error.message, status: error.status, signedIn: signedIn)
         }
         return finish(response, signedIn: signedIn)
     }

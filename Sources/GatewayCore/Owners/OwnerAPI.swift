@@ -10,9 +10,9 @@ extension GatewayHTTPServer {
     static let ownerAPIPrefix = "api/owner/v1"
 
     static let notSignedIn = GatewayError(
-        code: "not_signed_in", status: 401, message: "sign in first: open a sign-in link from `agent-gateway user login-link USER`")
+        code: .notSignedIn, status: 401, message: "sign in first: open a sign-in link from `agent-gateway user login-link USER`")
     static let csrfFailed = GatewayError(
-        code: "csrf_failed", status: 403, message: "the X-CSRF-Token header is missing or wrong; read csrfToken from GET /api/owner/v1/me and send it"
+        code: .csrfFailed, status: 403, message: "the X-CSRF-Token header is missing or wrong; read csrfToken from GET /api/owner/v1/me and send it"
     )
 
     /// Runs an owner API handler for the signed-in person; `changes` requires the CSRF token.
