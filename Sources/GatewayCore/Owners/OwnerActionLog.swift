@@ -14,7 +14,7 @@ public struct ActionActor: Sendable, Hashable {
 
 /// Records owner and admin actions in the same transaction as the change they describe, so that
 /// a change is never without its record. Details hold ids, names and counts, never a secret.
-enum OwnerActionLog {
+public enum OwnerActionLog {
     static func record(
         _ store: any StoreWriter, actor: ActionActor, action: String, subjectID: String?, subjectOwnerID: String?, detail: String = "",
         at: Int64
@@ -26,7 +26,7 @@ enum OwnerActionLog {
     }
 
     /// The JSON form of an action.
-    static func json(_ action: OwnerActionRecord) -> JSONValue {
+    public static func json(_ action: OwnerActionRecord) -> JSONValue {
         [
             "id": .string(action.id), "at": .string(Timestamp.rfc3339(milliseconds: action.at, fractional: true)),
             "actor": action.actorUserID.map { .string($0) } ?? .null, "action": .string(action.action),
@@ -34,4 +34,14 @@ enum OwnerActionLog {
             "detail": .string(action.detail),
         ]
     }
+}
+
+extension GatewayAdmin {
+    /// Owner and admin actions, newest first (at most `limit`).
+    public func ownerActions(limit: Int = 1_000) async throws -> [OwnerActionRecord] {
+        try await store.read { try $0.ownerActions(userID: nil, limit: limit) }
+    }
+
+    /// The JSON form of an owner or admin action.
+    public static func json(_ action: OwnerActionRecord) -> JSONValue { OwnerActionLog.json(action) }
 }
