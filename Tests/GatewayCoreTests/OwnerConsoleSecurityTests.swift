@@ -163,3 +163,41 @@ struct OwnerConsoleSecurityTests {
         #expect(actions.contains { $0.action == "sign_in" && $0.detail == "by sign-in link" })
     }
 }
+
+/// The real `agent-gateway serve`, its stderr kept: no sign-in link, pairing code, cookie or token
+/// reaches its log, the tool-call audit or the owner-action log.
+@Suite("Owner console secrets, real gateway process")
+struct OwnerConsoleLogScanTests {
+    @Test("no sign-in link, pairing code or session cookie reaches the gateway's log or the audit")
+    func secretsStayOutOfTheLog() async throws {
+        let directory = temporaryDirectory()
+        let log = directory + "/gateway.log"
+        let server = try GatewayProcess(extraArguments: ["--hash-key-file", directory + "/hash.key"], shell: "exec 2>\(log)")
+        defer { server.stop() }
+        let link = try runGatewayCommand([
+            "user", "login-link", "alice", "--db", server.database, "--hash-key-file", directory + "/hash.key", "--url", server.url,
+        ])
+        let token = String(try #require(link.split(separator: "=").last))
+        let signIn = try await ConsoleBrowser.redeem(server.url, token: token)
+        let cookie = try #require(ConsoleBrowser.sessionCookie(signIn))
+        let me = try await ConsoleHTTPClient.send("GET", server.url + "/api/owner/v1/me", headers: ["Cookie": "agw_console=\(cookie)"])
+        let browser = ConsoleBrowser(baseURL: server.url, cookie: cookie, csrf: try #require(me.json["csrfToken"]?.stringValue))
+        let created = try await browser.api("POST", "/agents", json: ["name": "scan", "grants": [["project": "WEB", "scopes": ["project:read"]]]])
+        let agentID = try #require(created.json["agent"]?["id"]?.stringValue)
+        let code = try #require(try await browser.api("POST", "/agents/\(agentID)/pairing-codes").json["code"]?.stringValue)
+        let client = try await AgentClient.pair(baseURL: server.url, code: code)
+        _ = try await client.call("list_projects")
+        _ = try await ConsoleBrowser.redeem(server.url, token: token)  // a refused second use is logged as nothing either
+        #expect(try await browser.api("POST", "/sign-out").status == 204)
+        let actions = try runGatewayCommand(["audit", "--actions", "--json", "--db", server.database])
+        let audit = try runGatewayCommand(["audit", "--json", "--db", server.database])
+        server.stop()
+        let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(logText.contains("agent-gateway listening"), "the log was captured")
+        #expect(actions.contains("create_pairing_code") && actions.contains("sign_in") && actions.contains("sign_out"))
+        for secret in [token, code, cookie, browser.csrf, client.token] {
+            #expect(!logText.contains(secret), "a secret reached the gateway's log")
+            #expect(!actions.contains(secret) && !audit.contains(secret), "a secret reached the audit")
+        }
+    }
+}
