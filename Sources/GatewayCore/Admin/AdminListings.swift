@@ -10,15 +10,18 @@ import Darwin
 public struct AgentSummary: Sendable, Hashable {
     public let agent: AgentRecord
     public let ownerBlocked: Bool
+    /// Whether the owner still has the agent entitlement.
+    public var ownerEntitled: Bool = true
     public let grants: [GrantRecord]
     public let activeDevices: Int
     public let openSessions: Int
     public let lastCallAt: Int64?
 
-    /// `active`, `revoked`, or `owner blocked`.
+    /// `active`, `revoked`, `owner blocked` or `owner not entitled`.
     public var state: String {
         if agent.revokedAt != nil { return "revoked" }
         if ownerBlocked { return "owner blocked" }
+        if !ownerEntitled { return "owner not entitled" }
         return "active"
     }
 }
@@ -36,10 +39,13 @@ extension GatewayAdmin {
             if let ownerID, try store.user(id: ownerID) == nil {
                 throw AdminError(code: "unknown_owner", message: "unknown owner \(ownerID); list the agents without --owner to see the owners")
             }
-            let blocked = Set(try store.users().filter { $0.blockedAt != nil }.map(\.id))
+            let users = try store.users()
+            let blocked = Set(users.filter { $0.blockedAt != nil }.map(\.id))
+            let unentitled = Set(users.filter { !$0.agentsEntitled }.map(\.id))
             return try store.agents(ownerID: ownerID).map { agent in
                 AgentSummary(
-                    agent: agent, ownerBlocked: blocked.contains(agent.ownerID), grants: try store.grants(agentID: agent.id),
+                    agent: agent, ownerBlocked: blocked.contains(agent.ownerID), ownerEntitled: !unentitled.contains(agent.ownerID),
+                    grants: try store.grants(agentID: agent.id),
                     activeDevices: try store.devices(agentID: agent.id).filter { $0.revokedAt == nil }.count,
                     openSessions: try store.sessions(agentID: agent.id, openAt: now, limit: Self.sessionListLimit).count,
                     lastCallAt: try store.lastAuditTime(agentID: agent.id))
