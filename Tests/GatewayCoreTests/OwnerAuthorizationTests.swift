@@ -111,8 +111,17 @@ struct OwnerAuthorizationTests {
             #expect(answer.json["error"]?["message"]?.stringValue?.contains(messageMentions) == true)
         }
         #expect(try await bobs.call("list_projects").1.isToolSuccess, "another owner's agent keeps working")
+        let owner = try? await ConsoleBrowser.signIn(gateway, as: "alice")
+        if code == "owner_blocked", messageMentions == "entitlement", let owner {
+            let create = try await owner.api("POST", "/agents", json: ["name": "more", "grants": [["project": "WEB", "scopes": ["project:read"]]]])
+            #expect(create.status == 403, "without the entitlement an owner creates no agents")
+        } else {
+            #expect(owner == nil, "a blocked person cannot sign in")
+        }
         let actions = try await gateway.store.read { try $0.ownerActions(userID: "alice", limit: 10) }
-        #expect(actions.first?.actorUserID == "ada", "the admin's action is recorded with its actor")
+        #expect(
+            actions.contains { $0.actorUserID == "ada" && ["set_entitlement", "block_user"].contains($0.action) && $0.subjectID == "alice" },
+            "the admin's action is recorded with its actor")
     }
 
     @Test("the audit feed filters by agent, tool and outcome, pages with a cursor; activity shows stale agents")

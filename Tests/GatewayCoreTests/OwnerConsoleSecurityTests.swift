@@ -27,6 +27,15 @@ struct OwnerConsoleSecurityTests {
         #expect(expired.header("Set-Cookie") == nil)
         let made = try await ConsoleBrowser.redeem(gateway.url, token: "agl_" + String(repeating: "A", count: 43))
         #expect(made.status == 401)
+
+        // Login CSRF: a form on another site posting a valid link is refused, and the link survives.
+        let fresh = try await gateway.admin.createLoginLink(userID: "bob")
+        let crossSite = try await ConsoleHTTPClient.send(
+            "POST", gateway.url + "/console/sign-in", body: ConsoleHTTPClient.formEncode([("token", fresh)]),
+            headers: ["Sec-Fetch-Site": "cross-site"])
+        #expect(crossSite.status == 403)
+        #expect(crossSite.header("Set-Cookie") == nil)
+        #expect(try await ConsoleBrowser.redeem(gateway.url, token: fresh).status == 303)
     }
 
     @Test("a session ends when idle, at its absolute expiry, and at sign-out")

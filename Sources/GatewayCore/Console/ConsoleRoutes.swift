@@ -1,4 +1,5 @@
 import AgentWire
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -86,6 +87,12 @@ extension GatewayHTTPServer {
         }
         router.post("console/sign-in") { request, _ in
             var response: Response
+            // Login CSRF: another site must not sign this browser in with the attacker's own link.
+            if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site == "cross-site" || site == "same-site" {
+                response = self.messagePage("Sign-in refused", SignInRefused.crossSite, status: .forbidden, signedIn: nil)
+                ConsoleHTTP.securityHeaders(&response.headers, secure: secure)
+                return response
+            }
             do {
                 let form = try await ConsoleHTTP.readForm(request)
                 let cookie = try await self.gateway.redeemLoginLink(form["token"]?.first ?? "")

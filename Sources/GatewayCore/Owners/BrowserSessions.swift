@@ -14,6 +14,7 @@ public struct SignedInUser: Sendable {
 /// refused link tells its holder nothing about whether it ever existed.
 public struct SignInRefused: Error, Sendable {
     public static let message = "this sign-in link is not valid, was already used, or expired; ask for a new one (agent-gateway user login-link USER)"
+    public static let crossSite = "a sign-in came from another site; open your sign-in link directly in the browser's address bar"
 }
 
 /// Sign-in links, browser sessions (idle and absolute expiry, server-side sign-out) and CSRF tokens.
