@@ -30,19 +30,25 @@ let package = Package(
 
         // Wire formats shared by the sidecar and the gateway: JSON, JSON-RPC, ULID, the session challenge.
         .target(name: "AgentWire", swiftSettings: strictSettings),
+        // The one libsodium wrapper of both sides: random bytes, guarded secrets, constant-time
+        // base64 and hex, Ed25519, XChaCha20-Poly1305, BLAKE2b and SHA-256. Nothing of ours.
+        .target(name: "SodiumKit", dependencies: ["CSodium"], swiftSettings: strictSettings),
+        // POSIX helpers written once: whole reads and writes, the atomic file writer, paths, the
+        // detached thread, the ThreadSanitizer lock. Nothing of ours, no Foundation.
+        .target(name: "SystemSupport", swiftSettings: strictSettings),
 
         // The sidecar: MCP stdio server, libcurl upstream bridge, credentials and setup.
         .target(
             name: "SidecarCore",
             dependencies: [
-                "AgentWire", "CurlShim", "CSodium",
+                "AgentWire", "CurlShim", "SodiumKit", "SystemSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "agent-sidecar",
-            dependencies: ["AgentWire", "SidecarCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AgentWire", "SidecarCore", "SystemSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
 
@@ -50,7 +56,7 @@ let package = Package(
         .target(
             name: "GatewayCore",
             dependencies: [
-                "AgentWire", "CSodium",
+                "AgentWire", "SodiumKit", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -61,7 +67,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "agent-gateway",
-            dependencies: ["AgentWire", "GatewayCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AgentWire", "GatewayCore", "SystemSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
 
@@ -69,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "mcp-fixture-server",
             dependencies: [
-                "AgentWire",
+                "AgentWire", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -80,7 +86,7 @@ let package = Package(
         // (-D LIBFUZZER), otherwise a corpus replayer and seeded generator. Not a product.
         .executableTarget(
             name: "sidecar-fuzz",
-            dependencies: ["AgentWire", "SidecarCore", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AgentWire", "SidecarCore", "SystemSupport", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
 
@@ -89,20 +95,28 @@ let package = Package(
         // A library, not a product.
         .target(
             name: "TestSupport",
-            dependencies: ["AgentWire", "SidecarCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AgentWire", "SidecarCore", "SystemSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
 
         .testTarget(name: "AgentWireTests", dependencies: ["AgentWire"], swiftSettings: strictSettings),
-        .testTarget(name: "SidecarCoreTests", dependencies: ["SidecarCore", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "SodiumKitTests", dependencies: ["SodiumKit"], swiftSettings: strictSettings),
+        .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "SidecarCoreTests", dependencies: ["SidecarCore", "SodiumKit", "SystemSupport", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
-            dependencies: ["AgentWire", "SidecarCore", "TestSupport", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz"],
+            dependencies: [
+                "AgentWire", "SidecarCore", "SystemSupport", "TestSupport", "agent-sidecar", "agent-gateway", "mcp-fixture-server", "sidecar-fuzz",
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "GatewayCoreTests",
-            dependencies: ["GatewayCore", "AgentWire", "TestSupport", "agent-gateway", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "GatewayCore", "AgentWire", "SodiumKit", "SystemSupport", "TestSupport", "agent-gateway",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

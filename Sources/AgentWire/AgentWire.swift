@@ -3,7 +3,7 @@
 //
 // Owns: JSON (`JSONValue`, the bounded parser, the serializer), JSON-RPC envelopes and error
 // codes, MCP revisions and `_meta` keys, the gateway's error codes, the bytes a device signs,
-// the pairing code format, ULIDs and base32/base64, command-name suggestions.
+// the pairing code format, ULIDs and base32, command-name suggestions.
 //
 // Must not depend on anything: no Foundation, no package, no other module of ours. Everything
 // here is a pure function or a value type.

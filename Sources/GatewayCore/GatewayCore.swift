@@ -6,5 +6,5 @@
 // authorization (Owners/), the server-rendered web console and its templates (Console/), and
 // small shared helpers (Support/).
 //
-// May depend on AgentWire, CSodium, Hummingbird, GRDB, swift-log and swift-mustache. Must not depend on
+// May depend on AgentWire, SodiumKit, SystemSupport, Hummingbird, GRDB, swift-log and swift-mustache. Must not depend on
 // SidecarCore: the two sides meet only on the wire, through AgentWire's formats.

@@ -5,5 +5,5 @@
 // (Credentials/), pairing and the setup packet (Setup/), status and logout (PairedDevice/), and
 // `doctor` (Doctor/).
 //
-// May depend on AgentWire, CurlShim (libcurl), CSodium and swift-log. Must not depend on a server
+// May depend on AgentWire, SodiumKit, SystemSupport, CurlShim (libcurl) and swift-log. Must not depend on a server
 // stack (no NIO, no Hummingbird) or on GatewayCore: the sidecar ships without them.

@@ -8,6 +8,7 @@ import AgentWire
 import ArgumentParser
 import GatewayCore
 import Logging
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -66,9 +67,9 @@ struct StoreOptions: ParsableArguments {
         if !creating { try GatewayAdmin.requireExistingDatabase(db) }
         let store = try SQLiteGatewayStore(path: db)
         do {
-            return GatewayAdmin(store: store, hashKey: try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile))
+            return try GatewayAdmin(store: store, hashKey: try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile))
         } catch let error as AdminError where error.code == "hash_key_file_required" {
-            return GatewayAdmin(store: store, hashKey: [])
+            return try GatewayAdmin(store: store, hashKey: [])
         }
     }
 }
@@ -76,26 +77,13 @@ struct StoreOptions: ParsableArguments {
 /// Writes to stderr without buffering.
 enum FileHandleOutput {
     static func standardError(_ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            if written < 0, errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
+        Descriptor.writeStandardError(text)
     }
 }
 
 /// Prints one line on stdout and flushes it at once (tests and scripts read it line by line).
 func printLine(_ text: String) {
-    let line = Array((text + "\n").utf8)
-    var offset = 0
-    while offset < line.count {
-        let written = line[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-        if written <= 0 { return }
-        offset += written
-    }
+    try? Descriptor.writeAll(STDOUT_FILENO, Array((text + "\n").utf8))
 }
 
 /// A failed admin command: ArgumentParser prints `Error: <message>` (one line, no usage) and exits 1.
@@ -192,7 +180,7 @@ struct Serve: AsyncParsableCommand {
         }
         let (sqlite, key): (SQLiteGatewayStore, [UInt8])
         do { (sqlite, key) = try await store.open(durability: durability, creating: true) } catch { throw fail(error) }
-        let gateway = Gateway(store: sqlite, hashKey: key, configuration: configuration)
+        let gateway = try Gateway(store: sqlite, hashKey: key, configuration: configuration)
         let server = GatewayHTTPServer(gateway: gateway)
         let host = self.host
         let app = server.makeApplication(host: host, port: port, logger: logger) { boundPort in

@@ -8,6 +8,7 @@ import AgentWire
 import ArgumentParser
 import Logging
 import SidecarCore
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -74,20 +75,7 @@ func printError(_ message: String) {
 }
 
 /// Writes all of `text` to stdout.
-func writeStandardOutput(_ text: String) { writeAll(text, to: STDOUT_FILENO) }
+func writeStandardOutput(_ text: String) { try? Descriptor.writeAll(STDOUT_FILENO, Array(text.utf8)) }
 
 /// Writes all of `text` to stderr.
-func writeStandardError(_ text: String) { writeAll(text, to: STDERR_FILENO) }
-
-private func writeAll(_ text: String, to descriptor: Int32) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0, errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
-    }
-}
+func writeStandardError(_ text: String) { Descriptor.writeStandardError(text) }

@@ -11,14 +11,7 @@ struct Doctor: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The profile.")
-    var profile: String = ProfileName.defaultName
-
-    @Option(name: .long, help: "Where the key-encryption key is (default: where setup put it).")
-    var keyFile: String?
-
-    @Flag(name: .long, help: "Print JSON.")
-    var json = false
+    @OptionGroup var options: ProfileReportOptions
 
     @OptionGroup var logging: LoggingOptions
 
@@ -26,18 +19,8 @@ struct Doctor: AsyncParsableCommand {
         _ = try logging.makeLogger()
         let environment = ProcessEnvironment.variables()
         let doctor = SidecarDoctor(paths: SidecarPaths(environment: environment), environment: environment, transport: CurlHTTPClient())
-        let report: DoctorReport
-        do {
-            report = try await doctor.run(profile: profile, keyFile: keyFile)
-        } catch let error as CredentialError where error.code == .profileNotFound {
-            let others = ProfileStore(paths: doctor.paths).names()
-            printError(error.message + (others.isEmpty ? "" : " (profiles here: \(others.joined(separator: ", ")); choose one with --profile)"))
-            throw ExitCode(2)
-        } catch {
-            printError("\(error)")
-            throw ExitCode(2)
-        }
-        writeStandardOutput(json ? report.json.jsonText + "\n" : report.text)
+        let report = try await options.report(paths: doctor.paths) { try await doctor.run(profile: options.profile, keyFile: options.keyFile) }
+        writeStandardOutput(options.json ? report.json.jsonText + "\n" : report.text)
         if !report.holds { throw ExitCode(1) }
     }
 }

@@ -5,6 +5,7 @@
 // May depend on AgentWire, SidecarCore, TestSupport and swift-log.
 
 import AgentWire
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -226,20 +227,7 @@ enum SidecarFuzz {
 
 #endif
 
-func readFile(_ path: String) -> [UInt8]? {
-    let descriptor = open(path, O_RDONLY)
-    guard descriptor >= 0 else { return nil }
-    defer { close(descriptor) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        if count < 0, errno == EINTR { continue }
-        if count < 0 { return nil }
-        if count == 0 { return bytes }
-        bytes += chunk[0..<count]
-    }
-}
+func readFile(_ path: String) -> [UInt8]? { try? FileSystem.readFile(path) }
 
 func writeFile(_ path: String, _ bytes: [UInt8]) {
     let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -248,16 +236,6 @@ func writeFile(_ path: String, _ bytes: [UInt8]) {
     close(descriptor)
 }
 
-func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { buffer in
-        var offset = 0
-        while offset < buffer.count {
-            let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-            if written < 0, errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
-    }
-}
+func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) { try? Descriptor.writeAll(descriptor, bytes) }
 
-func writeToStandardError(_ text: String) { writeAll(STDERR_FILENO, Array(text.utf8)) }
+func writeToStandardError(_ text: String) { Descriptor.writeStandardError(text) }

@@ -2,6 +2,7 @@ import AgentWire
 import Dispatch
 import Logging
 @_spi(Fuzzing) import SidecarCore
+import SystemSupport
 import TestSupport
 
 #if canImport(Glibc)
@@ -104,10 +105,4 @@ struct StdioPipeline {
         }
         return Outcome(configuration: configuration, output: output.contents(), hang: hang)
     }
-}
-
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }

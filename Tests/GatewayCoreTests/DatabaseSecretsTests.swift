@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import GatewayCore
+import SodiumKit
 import Testing
 
 /// The database is owner-only whatever the umask, and the hash key lives in a file outside it
@@ -76,7 +77,7 @@ struct DatabaseSecretsTests {
         #expect(Self.mode(keyFile) == 0o600, "the key file is \(Self.octal(Self.mode(keyFile)))")
         let text = try String(contentsOfFile: keyFile, encoding: .utf8)
         let keyHex = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(keyHex.count == 64 && Sodium.unhex(keyHex) != nil)
+        #expect(keyHex.count == 64 && (try? Hex.decode(keyHex)) != nil)
         // Pairing needs the same key in every command that hashes.
         let agent = try runGatewayCommand(
             [
@@ -93,7 +94,7 @@ struct DatabaseSecretsTests {
         #expect(row?.hasPrefix("file:") == true)
         for path in [server.database, server.database + "-wal"] {
             guard let bytes = FileManager.default.contents(atPath: path) else { continue }
-            let key = Sodium.unhex(keyHex)!
+            let key = (try? Hex.decode(keyHex))!
             #expect(bytes.range(of: Data(keyHex.utf8)) == nil && bytes.range(of: Data(key)) == nil, "\(path) holds the hash key")
         }
         // Without the file the database cannot be used, and says why; a wrong file is told apart.

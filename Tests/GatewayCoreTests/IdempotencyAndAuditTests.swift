@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import GatewayCore
+import SodiumKit
 import Testing
 
 @Suite("Idempotency, audit and rate limits")
@@ -102,7 +103,7 @@ struct IdempotencyAndAuditTests {
         #expect(
             events.map(\.tool) == [
                 "list_projects", "get_issue", "create_issue", "create_issue", "get_issue", "comment_issue", "get_issue",
-                "unknown:" + String(Sodium.hex(Sodium.sha256(Array("delete_issue".utf8))).prefix(16)),
+                "unknown:" + String(Hex.encode(Hash.sha256(Array("delete_issue".utf8))).prefix(16)),
             ])
         #expect(
             events.map { $0.errorCode ?? "ok" } == [

@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import GatewayCore
+import SodiumKit
 import Testing
 
 @Suite("Pairing and sessions over HTTP")
@@ -106,7 +107,7 @@ struct PairingAndSessionTests {
         }
 
         // A nonce works once.
-        let nonce = Sodium.base64Encode(Sodium.randomBytes(16))
+        let nonce = Base64.encode(try! Sodium.randomBytes(16))
         let first = AgentClient.sessionBody(baseURL: gateway.url, deviceID: client.deviceID, key: client.key, nonce: nonce)
         answer = try await HTTP.send("POST", endpoint, json: first)
         #expect(answer.status == 201)

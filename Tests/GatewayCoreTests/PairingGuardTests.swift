@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import GatewayCore
+import SodiumKit
 import Testing
 
 /// The pairing-claim limiter (issue 11, item 6): atomic, per address, per code prefix and for the
@@ -18,7 +19,7 @@ struct PairingGuardTests {
     }
 
     static func claimBody(_ code: String) -> String {
-        let body: JSONValue = ["code": .string(code), "publicKey": .string(Sodium.base64Encode(Sodium.randomBytes(32))), "deviceName": "guess"]
+        let body: JSONValue = ["code": .string(code), "publicKey": .string(Base64.encode(try! Sodium.randomBytes(32))), "deviceName": "guess"]
         return body.jsonText
     }
 

@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import GatewayCore
+import SodiumKit
 import Testing
 
 /// Calls refused because of who is calling (revoked agent or device, blocked owner, expired or
@@ -32,7 +33,7 @@ struct RefusalAuditTests {
         #expect(events.allSatisfy { $0.sessionID != nil && $0.deviceID == client.deviceID && $0.ownerID == "alice" && $0.project == nil })
         // The arguments are fingerprinted as for allowed calls, never stored.
         let canonical = JSONValue.object(["project": "WEB", "text": .string(secret)]).canonicalized().serialized()
-        #expect(events[0].argumentsSHA256 == Sodium.hex(Sodium.sha256(canonical)))
+        #expect(events[0].argumentsSHA256 == Hex.encode(Hash.sha256(canonical)))
         let rendered = "\(try await gateway.admin.auditEvents(agentID: agentID))"
         #expect(!rendered.contains(secret) && !rendered.contains(client.token))
     }

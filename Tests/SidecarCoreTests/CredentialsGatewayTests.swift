@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 import Synchronization
 import Testing
 
@@ -47,8 +48,8 @@ final class ScriptedGateway: GatewayTransport {
         case ("POST", "/api/v1/sessions"):
             if let failure = mintFailures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return Self.error(failure.0, failure.1) }
             guard let deviceID = body?["deviceId"]?.stringValue, let timestamp = body?["timestamp"]?.intValue,
-                let nonce = body?["nonce"]?.stringValue, let signature = body?["signature"]?.stringValue.flatMap(StandardBase64.decode),
-                (StandardBase64.decode(nonce)?.count ?? 0) >= 16
+                let nonce = body?["nonce"]?.stringValue, let signature = body?["signature"]?.stringValue.flatMap({ try? Base64.decode($0) }),
+                ((try? Base64.decode(nonce))?.count ?? 0) >= 16
             else { return Self.error(400, "invalid_request") }
             let message = SessionChallenge.message(origin: origin, deviceID: deviceID, timestamp: Int64(timestamp), nonce: nonce)
             guard DeviceKey.verify(signature: signature, message: message, publicKey: publicKey) else {

@@ -1,5 +1,7 @@
 import AgentWire
 import Foundation
+import SodiumKit
+import SystemSupport
 import Testing
 
 @testable import SidecarCore
@@ -47,13 +49,13 @@ import Testing
         // The key file holds no plaintext seed; the KEK is exactly 32 bytes.
         let envelope = try #require(try FileSystem.readFile(keyFile))
         let seed = key.seed.withUnsafeBytes { Array($0) }
-        #expect(!String(decoding: envelope, as: UTF8.self).contains(StandardBase64.encode(seed)))
+        #expect(!String(decoding: envelope, as: UTF8.self).contains(Base64.encode(seed)))
         #expect(try FileSystem.readFile(kekFile)?.count == 32)
         let json = try JSONValue(parsing: envelope)
         #expect(json["format"]?.stringValue == "agent-sidecar/device-key")
         #expect(json["version"]?.intValue == 1)
         #expect(json["cipher"]?.stringValue == "xchacha20poly1305-ietf")
-        #expect(StandardBase64.decode(json["nonce"]?.stringValue ?? "")?.count == 24)
+        #expect((try? Base64.decode(json["nonce"]?.stringValue ?? ""))?.count == 24)
     }
 
     @Test func anyChangedByteIsTampering() throws {
@@ -64,9 +66,9 @@ import Testing
         let keyFile = fixture.paths.keyFile("default")
         let original = try #require(try FileSystem.readFile(keyFile))
         var envelope = try JSONValue(parsing: original).objectValue!
-        var ciphertext = StandardBase64.decode(envelope["ciphertext"]!.stringValue!)!
+        var ciphertext = (try? Base64.decode(envelope["ciphertext"]!.stringValue!))!
         ciphertext[5] ^= 0x01
-        envelope["ciphertext"] = .string(StandardBase64.encode(ciphertext))
+        envelope["ciphertext"] = .string(Base64.encode(ciphertext))
         try AtomicFile.write(PrettyJSON.render(.object(envelope)), to: keyFile, permissions: .ownerOnly)
         #expect(throws: CredentialError(.credentialTampered, "")) { try fixture.store.loadDeviceKey(for: Self.profile(key)) }
 

@@ -1,5 +1,6 @@
 import AgentWire
 import Logging
+import SystemSupport
 import TestSupport
 import Testing
 

@@ -1,5 +1,7 @@
 import AgentWire
+import SodiumKit
 import Synchronization
+import SystemSupport
 import Testing
 
 @testable import SidecarCore
@@ -117,7 +119,7 @@ final class RecordingKeyGateway: GatewayTransport {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         if request.url.hasSuffix("/api/v1/pairing/claim") {
             let body = try JSONValue(parsing: request.body)
-            registeredKey.withLock { $0 = StandardBase64.decode(body["publicKey"]?.stringValue ?? "") ?? [] }
+            registeredKey.withLock { $0 = (try? Base64.decode(body["publicKey"]?.stringValue ?? "")) ?? [] }
         }
         if request.url.hasSuffix("/api/v1/devices/current/revoke") { revocations.withLock { $0 += 1 } }
         let scripted = ScriptedGateway(publicKey: registeredKey.withLock { $0 }, origin: "http://127.0.0.1:8080")

@@ -1,5 +1,6 @@
 import AgentWire
 import Foundation
+import SystemSupport
 import Testing
 
 @testable import SidecarCore

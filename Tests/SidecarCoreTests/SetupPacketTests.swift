@@ -1,4 +1,6 @@
 import Foundation
+import SodiumKit
+import SystemSupport
 import Testing
 
 @testable import SidecarCore
@@ -118,7 +120,7 @@ import Testing
         let fixture = try Fixture()
         defer { fixture.directory.remove() }
         let key = DeviceKey.generate()
-        let seed = StandardBase64.encode(key.seed.withUnsafeBytes { Array($0) })
+        let seed = Base64.encode(key.seed.withUnsafeBytes { Array($0) })
         let printed = try fixture.plan().printed
         #expect(!printed.contains(seed))
         #expect(!printed.contains("ags_"))

@@ -11,7 +11,8 @@ the architecture rests on:
 
 * dependencies point one way: no library depends on an executable, no cycle;
 * the sidecar never links the gateway's server stack (Hummingbird, NIO, GRDB, PostgreSQL, GatewayCore);
-* the shared vocabulary module depends on no other module of ours.
+* the shared vocabulary module depends on no other module of ours;
+* the two support modules (SodiumKit, SystemSupport) depend on no module of ours but C libraries.
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 SERVER_STACK = {"Hummingbird", "HummingbirdCore", "GRDB", "NIOCore", "NIOPosix", "PostgresNIO", "GatewayCore"}
 SIDECAR_SIDE = {"SidecarCore", "agent-sidecar"}
 SHARED_VOCABULARY = "AgentWire"
+LEAF_SUPPORT = {"SodiumKit", "SystemSupport"}
 
 
 def package_graph(root):
@@ -95,6 +97,9 @@ def main():
     ours = {name for name, kind in kinds.items() if kind in ("regular", "executable")}
     if SHARED_VOCABULARY in graph and graph[SHARED_VOCABULARY] & ours:
         problems.append(f"{SHARED_VOCABULARY} (the shared vocabulary) depends on {sorted(graph[SHARED_VOCABULARY] & ours)}")
+    for name in LEAF_SUPPORT & set(graph):
+        if graph[name] & ours:
+            problems.append(f"{name} (a support module) depends on {sorted(graph[name] & ours)}; it may use C libraries only")
     for problem in problems:
         print(f"check-module-graph: {problem}")
     print(f"check-module-graph: {len(graph)} targets, {sum(map(len, graph.values()))} edges, {len(problems)} problem(s)", file=sys.stderr)

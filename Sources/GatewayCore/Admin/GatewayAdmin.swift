@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// Why an admin command failed: a code and a one-line message saying what to do next.
 public struct AdminError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -15,9 +16,11 @@ public struct GatewayAdmin: Sendable {
     public let store: any GatewayStore
     public let hashKey: [UInt8]
     public let clock: GatewayClock
+    let random: RandomSource
 
-    public init(store: any GatewayStore, hashKey: [UInt8], clock: GatewayClock = .system) {
-        Sodium.ensureInitialized()
+    /// - Throws: ``SodiumKit/CryptoError`` when libsodium cannot initialise (no random source).
+    public init(store: any GatewayStore, hashKey: [UInt8], clock: GatewayClock = .system) throws(CryptoError) {
+        self.random = try RandomSource.system()
         self.store = store
         self.hashKey = hashKey
         self.clock = clock
@@ -177,11 +180,11 @@ public struct GatewayAdmin: Sendable {
                 code: "hash_key_file_required",
                 message: "this database keeps its hash key in a file; pass --hash-key-file FILE (the one agent-gateway serve uses)")
         }
-        let random = Sodium.randomBytes(5)
+        let random = self.random.bytes(5)
         let value = random.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let raw = CrockfordBase32.encode(value, count: 8)
         let code = PairingCodeFormat.normalize(raw)!
-        let hash = Sodium.hex(Sodium.keyedHash(Array("pairing-code\n\(code)".utf8), key: hashKey))
+        let hash = Hex.encode(Hash.keyed(Array("pairing-code\n\(code)".utf8), key: hashKey))
         let now = clock.nowMilliseconds()
         try await store.write { store in
             guard let agent = try store.agent(id: agentID) else {

@@ -1,3 +1,6 @@
+import SodiumKit
+import SystemSupport
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -26,14 +29,14 @@ enum HashKey {
     static let filePrefix = "file:"
 
     static func check(_ key: [UInt8]) -> String {
-        filePrefix + Sodium.hex(Sodium.keyedHash(Array("agent-gateway hash key check v1".utf8), key: key))
+        filePrefix + Hex.encode(Hash.keyed(Array("agent-gateway hash key check v1".utf8), key: key))
     }
 
     static func load(store: any GatewayStore, hashKeyFile: String?) async throws -> [UInt8] {
         let stored = try await store.read { try $0.setting(settingName) }
         let storedKey = try stored.flatMap { value throws(AdminError) -> [UInt8]? in
             if value.hasPrefix(filePrefix) { return nil }
-            guard let key = Sodium.unhex(value), key.count == 32 else {
+            guard let key = (try? Hex.decode(value)), key.count == 32 else {
                 throw AdminError(code: "hash_key_invalid", message: "the database's stored hash key is damaged; restore the database from a backup")
             }
             return key
@@ -71,7 +74,7 @@ enum HashKey {
             )
         }
         // A new key, or the database's own being moved out: into the file first, then the row.
-        let key = storedKey ?? Sodium.randomBytes(32)
+        let key = try storedKey ?? Sodium.randomBytes(32)
         if !(try writeKeyFile(hashKeyFile, key: key)) {
             // Another command created it meanwhile; use what it wrote.
             return try await load(store: store, hashKeyFile: hashKeyFile)
@@ -83,11 +86,11 @@ enum HashKey {
     private static func storeInDatabase(_ store: any GatewayStore) async throws -> [UInt8] {
         let stored = try await store.write { store -> String in
             if let existing = try store.setting(settingName) { return existing }
-            let created = Sodium.hex(Sodium.randomBytes(32))
+            let created = Hex.encode(try Sodium.randomBytes(32))
             try store.setSetting(settingName, value: created)
             return created
         }
-        guard let key = Sodium.unhex(stored), key.count == 32 else {
+        guard let key = (try? Hex.decode(stored)), key.count == 32 else {
             throw AdminError(code: "hash_key_invalid", message: "the database's stored hash key is damaged; restore the database from a backup")
         }
         return key
@@ -123,18 +126,11 @@ enum HashKey {
         guard info.st_size <= 1024 else {
             throw AdminError(code: "hash_key_invalid", message: "the hash key file must hold 32 raw bytes or 64 hex digits")
         }
-        var bytes = [UInt8](repeating: 0, count: 1025)
-        var count = 0
-        while count < bytes.count {
-            let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, $0.count - count) }
-            if got < 0, errno == EINTR { continue }
-            if got <= 0 { break }
-            count += got
-        }
-        let content = Array(bytes[0..<count])
+        // A read error or a file that grew past the bound reads as nothing, which is refused below.
+        let content = (try? Descriptor.readAll(descriptor, limit: 1024)) ?? []
         if content.count == 32 { return content }
         let text = String(decoding: content, as: UTF8.self).filter { !$0.isWhitespace }
-        if let decoded = Sodium.unhex(text), decoded.count == 32 { return decoded }
+        if let decoded = (try? Hex.decode(text)), decoded.count == 32 { return decoded }
         throw AdminError(code: "hash_key_invalid", message: "the hash key file must hold 32 raw bytes or 64 hex digits")
     }
 
@@ -150,20 +146,16 @@ enum HashKey {
             )
         }
         fchmod(descriptor, 0o600)
-        let text = Array((Sodium.hex(key) + "\n").utf8)
-        let written = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let text = Array((Hex.encode(key) + "\n").utf8)
+        let written = (try? Descriptor.writeAll(descriptor, text)) != nil
         let synced = fsync(descriptor) == 0
         close(descriptor)
-        guard written == text.count, synced else {
+        guard written, synced else {
             unlink(path)
             throw AdminError(code: "hash_key_unwritable", message: "cannot write the hash key file \(path); check the disk")
         }
-        let directory = DatabaseFiles.directory(of: path)
-        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryDescriptor >= 0 {
-            fsync(directoryDescriptor)
-            close(directoryDescriptor)
-        }
+        let directory = FileSystem.directory(of: path)
+        AtomicFile.syncDirectory(directory)
         return true
     }
 }

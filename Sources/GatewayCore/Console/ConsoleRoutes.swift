@@ -24,7 +24,7 @@ extension GatewayHTTPServer {
                     response = messagePage("Refused", Self.csrfPage, status: .forbidden, signedIn: signedIn)
                 } else {
                     let pages = ConsolePages(
-                        service: gateway.ownerService(for: signedIn.user), signedIn: signedIn,
+                        service: try gateway.ownerService(for: signedIn.user), signedIn: signedIn,
                         staleMinutes: gateway.configuration.staleAfterSeconds / 60)
                     response = try await body(pages, form)
                 }

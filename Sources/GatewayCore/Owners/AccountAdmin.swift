@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// People, their roles and entitlements, and sign-in links. The admin CLI and the owner API both
 /// call these (the API after its authorization check), so every change is written in one place.
@@ -51,7 +52,7 @@ extension GatewayAdmin {
         guard (30...Self.loginLinkMaxTTLSeconds).contains(ttlSeconds) else {
             throw AdminError(code: "validation_failed", message: "--ttl must be 30 to \(Self.loginLinkMaxTTLSeconds) seconds")
         }
-        let token = "agl_" + Sodium.base64Encode(Sodium.randomBytes(32), variant: .urlSafeNoPadding)
+        let token = "agl_" + Base64.encode(random.bytes(32), variant: .urlSafeNoPadding)
         let hash = Self.loginLinkHash(token, key: hashKey)
         let now = clock.nowMilliseconds()
         try await store.write { store in
@@ -66,7 +67,7 @@ extension GatewayAdmin {
     }
 
     static func loginLinkHash(_ token: String, key: [UInt8]) -> String {
-        Sodium.hex(Sodium.keyedHash(Array("login-link\n\(token)".utf8), key: key))
+        Hex.encode(Hash.keyed(Array("login-link\n\(token)".utf8), key: key))
     }
 
     static func unknownUser(_ id: String, in store: any StoreReader) -> AdminError {

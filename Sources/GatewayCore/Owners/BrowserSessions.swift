@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// A signed-in browser as the console and the owner API see it.
 public struct SignedInUser: Sendable {
@@ -37,7 +38,7 @@ extension Gateway {
         guard token.hasPrefix(Self.loginLinkPrefix), (20...200).contains(token.utf8.count) else { throw SignInRefused() }
         let hash = GatewayAdmin.loginLinkHash(token, key: hashKey)
         let moment = now
-        let cookieToken = Self.cookieTokenPrefix + Sodium.base64Encode(Sodium.randomBytes(32), variant: .urlSafeNoPadding)
+        let cookieToken = Self.cookieTokenPrefix + Base64.encode(random.bytes(32), variant: .urlSafeNoPadding)
         let sessionHash = browserTokenHash(cookieToken)
         let absolute = Int64(configuration.consoleAbsoluteSeconds) * 1000
         let redeemed = try await store.write { store -> Bool in
@@ -82,7 +83,7 @@ extension Gateway {
     public func proxySignIn(userID: String) async throws -> SignedInUser? {
         guard (1...64).contains(userID.utf8.count) else { return nil }
         let moment = now
-        let cookieToken = Self.cookieTokenPrefix + Sodium.base64Encode(Sodium.randomBytes(32), variant: .urlSafeNoPadding)
+        let cookieToken = Self.cookieTokenPrefix + Base64.encode(random.bytes(32), variant: .urlSafeNoPadding)
         let absolute = Int64(configuration.consoleAbsoluteSeconds) * 1000
         let hash = browserTokenHash(cookieToken)
         let started = try await store.write { store -> (UserRecord, BrowserSessionRecord)? in

@@ -26,7 +26,7 @@ extension GatewayHTTPServer {
             signedIn = try await signedInUser(request, context)
             guard let signedIn else { throw Self.notSignedIn }
             if changes, !gateway.csrfMatches(request.headers[HTTPField.Name("X-CSRF-Token")!], for: signedIn) { throw Self.csrfFailed }
-            response = try await body(gateway.ownerService(for: signedIn.user), signedIn)
+            response = try await body(try gateway.ownerService(for: signedIn.user), signedIn)
         } catch let error as AdminError {
             response = Self.json(
                 ["error": ["code": .string(error.code), "message": .string(error.message), "retryable": false]],

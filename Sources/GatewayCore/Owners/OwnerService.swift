@@ -140,9 +140,9 @@ public struct OwnerService: Sendable {
 
 extension Gateway {
     /// The owner operations for a signed-in person.
-    public func ownerService(for user: UserRecord) -> OwnerService {
+    public func ownerService(for user: UserRecord) throws -> OwnerService {
         OwnerService(
-            admin: GatewayAdmin(store: store, hashKey: hashKey, clock: configuration.clock), viewer: user,
+            admin: try GatewayAdmin(store: store, hashKey: hashKey, clock: configuration.clock), viewer: user,
             staleAfterMilliseconds: Int64(configuration.staleAfterSeconds) * 1000)
     }
 }

@@ -1,5 +1,7 @@
 import AgentWire
 import NIOConcurrencyHelpers
+import SodiumKit
+import SystemSupport
 
 /// The gateway's behaviour, independent of HTTP: pairing, sessions, authentication and tool calls
 /// with grants, scopes, rate limits, idempotency and audit.
@@ -7,6 +9,8 @@ public final class Gateway: Sendable {
     public let store: any GatewayStore
     public let configuration: GatewayConfiguration
     let hashKey: [UInt8]
+    /// Session tokens and MCP session ids.
+    let random: RandomSource
     let rateLimiter: AgentRateLimiter
     let pairingGuard: PairingGuard
     let inFlight = IdempotencyInFlight()
@@ -17,8 +21,9 @@ public final class Gateway: Sendable {
     let refusalSampler = RefusalAuditSampler()
     private let origins = NIOLockedValueBox<[String]>([])
 
-    public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) {
-        Sodium.ensureInitialized()
+    /// - Throws: ``SodiumKit/CryptoError`` when libsodium cannot initialise (no random source).
+    public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) throws(CryptoError) {
+        self.random = try RandomSource.system()
         self.store = store
         self.hashKey = hashKey
         self.configuration = configuration
@@ -44,7 +49,7 @@ public final class Gateway: Sendable {
     // MARK: Hashing
 
     func keyedHash(_ purpose: String, _ secret: String) -> String {
-        Sodium.hex(Sodium.keyedHash(Array("\(purpose)\n\(secret)".utf8), key: hashKey))
+        Hex.encode(Hash.keyed(Array("\(purpose)\n\(secret)".utf8), key: hashKey))
     }
     func tokenHash(_ token: String) -> String { keyedHash("session-token", token) }
     func pairingCodeHash(_ code: String) -> String { keyedHash("pairing-code", code) }
@@ -56,7 +61,7 @@ public final class Gateway: Sendable {
     /// is looked up (see ``PairingGuard``): it may be held a few seconds, or refused with 429.
     public func claimPairingCode(_ body: JSONValue, clientAddress: String) async throws(GatewayError) -> JSONValue {
         guard let typed = body["code"]?.stringValue else { throw .validationFailed("code is required (the XXXX-XXXX pairing code)") }
-        guard let publicKeyText = body["publicKey"]?.stringValue, let publicKey = Sodium.base64Decode(publicKeyText), publicKey.count == 32
+        guard let publicKeyText = body["publicKey"]?.stringValue, let publicKey = (try? Base64.decode(publicKeyText)), publicKey.count == 32
         else { throw .validationFailed("publicKey must be the standard base64 of a 32-byte Ed25519 public key") }
         let deviceName = body["deviceName"]?.stringValue ?? "device"
         guard (1...100).contains(deviceName.unicodeScalars.count), deviceName.unicodeScalars.allSatisfy(TextRule.singleLine.allows) else {
@@ -89,7 +94,7 @@ public final class Gateway: Sendable {
                 try store.markPairingCodeUsed(hash: codeHash, at: startedAt)
                 try store.insertDevice(
                     DeviceRecord(
-                        id: deviceID, agentID: agent.id, name: deviceName, publicKey: Sodium.base64Encode(publicKey), createdAt: startedAt,
+                        id: deviceID, agentID: agent.id, name: deviceName, publicKey: Base64.encode(publicKey), createdAt: startedAt,
                         revokedAt: nil))
                 let grants = try store.grants(agentID: agent.id)
                 return .success([
@@ -124,23 +129,23 @@ public final class Gateway: Sendable {
         guard case .number(let number) = body["timestamp"], let timestamp = Int64(number.literal) else {
             throw .validationFailed("timestamp must be an integer number of Unix seconds")
         }
-        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = Sodium.base64Decode(nonce), nonceBytes.count >= 16, nonce.utf8.count <= 256
+        guard let nonce = body["nonce"]?.stringValue, let nonceBytes = (try? Base64.decode(nonce)), nonceBytes.count >= 16, nonce.utf8.count <= 256
         else { throw .validationFailed("nonce must be the base64 of at least 16 random bytes") }
-        guard let signatureText = body["signature"]?.stringValue, let signature = Sodium.base64Decode(signatureText), signature.count == 64
+        guard let signatureText = body["signature"]?.stringValue, let signature = (try? Base64.decode(signatureText)), signature.count == 64
         else { throw .validationFailed("signature must be the base64 of a 64-byte Ed25519 signature") }
 
         let device: DeviceRecord?
         do { device = try await store.read { try $0.device(id: deviceID) } } catch { throw Self.asGatewayError(error) }
-        guard let device, let publicKey = Sodium.base64Decode(device.publicKey) else { throw .deviceUnknown }
+        guard let device, let publicKey = (try? Base64.decode(device.publicKey)) else { throw .deviceUnknown }
         guard abs(timestamp - startedAt / 1000) <= Int64(configuration.timestampSkewSeconds) else { throw .timestampOutOfRange }
         let verified = acceptedOrigins.contains { origin in
-            Sodium.verifyEd25519(
+            Ed25519.verify(
                 signature: signature, message: SessionChallenge.message(origin: origin, deviceID: deviceID, timestamp: timestamp, nonce: nonce),
                 publicKey: publicKey)
         }
         guard verified else { throw .signatureInvalid }
 
-        let token = "ags_" + Sodium.base64Encode(Sodium.randomBytes(32), variant: .urlSafeNoPadding)
+        let token = "ags_" + Base64.encode(random.bytes(32), variant: .urlSafeNoPadding)
         let session = SessionRecord(
             id: "ses_\(ULID())", deviceID: deviceID, tokenHash: tokenHash(token), createdAt: startedAt,
             expiresAt: startedAt + Int64(configuration.sessionTTLSeconds) * 1000, endedAt: nil)
@@ -271,14 +276,5 @@ public final class Gateway: Sendable {
     static func asGatewayError(_ error: any Error) -> GatewayError {
         if let error = error as? GatewayError { return error }
         return .internalError
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var view = Substring(self)
-        while view.first == " " || view.first == "\t" { view = view.dropFirst() }
-        while view.last == " " || view.last == "\t" { view = view.dropLast() }
-        return String(view)
     }
 }

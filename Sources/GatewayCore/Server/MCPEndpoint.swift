@@ -73,7 +73,7 @@ extension GatewayHTTPServer {
         if method == "initialize" {
             let requested = params["protocolVersion"]?.stringValue ?? MCPVersions.latest
             let version = MCPVersions.supported.contains(requested) ? requested : MCPVersions.latest
-            let sessionID = sessions.open(agentID: principal.agent.id, protocolVersion: version)
+            let sessionID = sessions.open(agentID: principal.agent.id, protocolVersion: version, random: gateway.random)
             let result: JSONValue = [
                 "protocolVersion": .string(version),
                 "capabilities": ["tools": ["listChanged": false]],

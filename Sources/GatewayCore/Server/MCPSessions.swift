@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import SodiumKit
 
 /// MCP sessions (`Mcp-Session-Id`), each bound to the agent that initialised it. They live in
 /// memory: after a restart a client gets 404 and initialises again, as the transport prescribes.
@@ -10,8 +11,8 @@ final class MCPSessions: Sendable {
 
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
 
-    func open(agentID: String, protocolVersion: String) -> String {
-        let id = "mcp_" + Sodium.base64Encode(Sodium.randomBytes(18), variant: .urlSafeNoPadding)
+    func open(agentID: String, protocolVersion: String, random: RandomSource) -> String {
+        let id = "mcp_" + Base64.encode(random.bytes(18), variant: .urlSafeNoPadding)
         entries.withLockedValue { $0[id] = Entry(agentID: agentID, protocolVersion: protocolVersion) }
         return id
     }

@@ -1,5 +1,6 @@
 import AgentWire
 import NIOConcurrencyHelpers
+import SodiumKit
 
 /// A call the gateway refused before it ran, as the audit records it: what was asked, never its
 /// argument text. `tool` is the tool of a `tools/call`, `mcp:METHOD` for another MCP request, or
@@ -13,7 +14,7 @@ public struct RefusedCall: Sendable, Hashable {
         self.tool = Self.bounded(tool)
         var fingerprinted = arguments
         fingerprinted["idempotencyKey"] = nil
-        self.argumentsSHA256 = Sodium.hex(Sodium.sha256(JSONValue.object(fingerprinted).canonicalized().serialized()))
+        self.argumentsSHA256 = Hex.encode(Hash.sha256(JSONValue.object(fingerprinted).canonicalized().serialized()))
     }
 
     /// A REST call.

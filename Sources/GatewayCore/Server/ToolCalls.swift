@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// Why a `tools/call` is not a tool call at all (answered with JSON-RPC error -32602).
 public struct UnknownToolError: Error, Sendable {
@@ -77,7 +78,7 @@ extension Gateway {
         let agentID = principal.agent.id
         let argumentObject = arguments?.objectValue ?? [:]
         let canonical = Self.canonicalArguments(arguments)
-        audit.argumentsSHA256 = Sodium.hex(Sodium.sha256(canonical))
+        audit.argumentsSHA256 = Hex.encode(Hash.sha256(canonical))
 
         guard let tool = known else {
             try await recordDenied(&audit, code: .unknownTool, started: started)
@@ -120,7 +121,7 @@ extension Gateway {
         let key = argumentObject["idempotencyKey"]?.stringValue ?? headerKey
         let keyHash = key.map { idempotencyKeyHash(agentID: agentID, key: $0) }
         audit.idempotencyKeyHash = keyHash
-        let fingerprint = Sodium.hex(Sodium.sha256(Array("\(tool.name)\n".utf8) + canonical))
+        let fingerprint = Hex.encode(Hash.sha256(Array("\(tool.name)\n".utf8) + canonical))
         let gateKey = keyHash.map { "\(agentID)/\($0)" }
         if let gateKey {
             switch inFlight.claim(gateKey, fingerprint: fingerprint) {
@@ -193,11 +194,11 @@ extension Gateway {
         return JSONValue.object(object).canonicalized().serialized()
     }
 
-    static func argumentsHash(_ arguments: JSONValue?) -> String { Sodium.hex(Sodium.sha256(canonicalArguments(arguments))) }
+    static func argumentsHash(_ arguments: JSONValue?) -> String { Hex.encode(Hash.sha256(canonicalArguments(arguments))) }
 
     /// How an unknown tool name appears in the audit: bounded, and without the name's text.
     static func unknownToolLabel(_ name: String) -> String {
-        "unknown:" + String(Sodium.hex(Sodium.sha256(Array(name.utf8))).prefix(16))
+        "unknown:" + String(Hex.encode(Hash.sha256(Array(name.utf8))).prefix(16))
     }
 
     static func checkIdempotencyKeyHeader(_ key: String) throws(GatewayError) {

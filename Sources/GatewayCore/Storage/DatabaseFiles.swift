@@ -1,3 +1,5 @@
+import SystemSupport
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -19,7 +21,7 @@ enum DatabaseFiles {
     static let companions = ["-wal", "-shm", "-journal"]
 
     static func prepare(path: String) throws(DatabaseFileError) {
-        let directory = Self.directory(of: path)
+        let directory = FileSystem.directory(of: path)
         try prepareDirectory(directory)
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if descriptor >= 0 {
@@ -40,7 +42,7 @@ enum DatabaseFiles {
             guard errno == ENOENT else {
                 throw DatabaseFileError(message: "cannot inspect the database directory \(directory) (\(String(cString: strerror(errno))))")
             }
-            let parent = Self.directory(of: directory)
+            let parent = FileSystem.directory(of: directory)
             if parent != directory { try prepareDirectory(parent) }
             if mkdir(directory, 0o700) != 0 && errno != EEXIST {
                 throw DatabaseFileError(
@@ -76,11 +78,5 @@ enum DatabaseFiles {
             throw DatabaseFileError(
                 message: "\(file) is readable by other users and cannot be made private (\(String(cString: strerror(errno)))); run chmod 600 \(file)")
         }
-    }
-
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        let head = String(path[..<slash])
-        return head.isEmpty ? "/" : head
     }
 }

@@ -1,3 +1,5 @@
+import SystemSupport
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -21,11 +23,7 @@ public struct GatewayClock: Sendable {
     public func nowSeconds() -> Int64 { milliseconds() / 1000 }
 
     /// A monotonic reading in nanoseconds, for latencies.
-    public static func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    }
+    public static func monotonicNanoseconds() -> UInt64 { SystemSupport.monotonicNanoseconds() }
 }
 
 /// RFC 3339 UTC timestamps (`2026-11-21T03:00:00Z`, or with milliseconds).

@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// A failure of the local credential store: the device key, its key-encryption key, the profile
 /// files and the directories that hold them.
 ///

@@ -1,3 +1,6 @@
+import SodiumKit
+import SystemSupport
+
 /// The device key at rest: `keys/NAME.key` (the sealed key, see ``EncryptedKeyFile``) and the
 /// key-encryption key (KEK) in a separate `0600` file.
 ///
@@ -68,7 +71,7 @@ public struct CredentialStore: Sendable {
     ///   - explicitKeyEncryptionKeyFile: `--key-file PATH`, when given.
     public func loadDeviceKey(for profile: SidecarProfile, explicitKeyEncryptionKeyFile: String? = nil) throws -> DeviceKey {
         try ProfileName.validate(profile.name)
-        guard let publicKey = StandardBase64.decode(profile.publicKey), publicKey.count == DeviceKey.publicKeyLength else {
+        guard let publicKey = try? Base64.decode(profile.publicKey), publicKey.count == DeviceKey.publicKeyLength else {
             throw CredentialError(
                 .malformedProfile, "the profile \(paths.profileFile(profile.name)) has no valid public key; \(CredentialError.newPairingAdvice)")
         }

@@ -1,5 +1,5 @@
 import AgentWire
-import CSodium
+import SodiumKit
 
 /// The on-disk form of a device private key: the Ed25519 seed sealed with XChaCha20-Poly1305
 /// (IETF) under a 32-byte key-encryption key (KEK) that lives in a separate file.
@@ -20,13 +20,13 @@ public enum EncryptedKeyFile {
     public static let version = 1
     public static let cipher = "xchacha20poly1305-ietf"
     /// Bytes in a key-encryption key.
-    public static let keyEncryptionKeyLength = Int(crypto_aead_xchacha20poly1305_ietf_KEYBYTES)
-    static let nonceLength = Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
-    static let tagLength = Int(crypto_aead_xchacha20poly1305_ietf_ABYTES)
+    public static let keyEncryptionKeyLength = XChaCha20Poly1305.keyLength
+    static let nonceLength = XChaCha20Poly1305.nonceLength
+    static let tagLength = XChaCha20Poly1305.tagLength
 
     /// The associated data for one profile, device and public key.
     static func associatedData(profile: String, deviceID: String, publicKey: [UInt8]) -> [UInt8] {
-        Array("\(format)\nv\(version)\n\(profile)\n\(deviceID)\n\(StandardBase64.encode(publicKey))".utf8)
+        Array("\(format)\nv\(version)\n\(profile)\n\(deviceID)\n\(Base64.encode(publicKey))".utf8)
     }
 
     /// Encrypts the device key's seed and returns the envelope (JSON text and a newline).
@@ -42,21 +42,12 @@ public enum EncryptedKeyFile {
         guard keyEncryptionKey.count == keyEncryptionKeyLength else {
             throw CredentialError(.malformedKeyFile, "the key-encryption key has the wrong length; \(CredentialError.newPairingAdvice)")
         }
-        let nonce = try Sodium.randomBytes(nonceLength)
         let associated = associatedData(profile: profile, deviceID: deviceID, publicKey: key.publicKey)
-        var ciphertext = [UInt8](repeating: 0, count: DeviceKey.seedLength + tagLength)
-        var ciphertextLength: UInt64 = 0
-        let status = key.seed.withUnsafeBytes { seed in
-            keyEncryptionKey.withUnsafeBytes { kek in
-                crypto_aead_xchacha20poly1305_ietf_encrypt(
-                    &ciphertext, &ciphertextLength,
-                    seed.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(seed.count),
-                    associated, UInt64(associated.count), nil, nonce,
-                    kek.baseAddress!.assumingMemoryBound(to: UInt8.self))
-            }
-        }
-        guard status == 0 else {
-            throw CredentialError(.cryptoUnavailable, "could not encrypt the device key; try again")
+        let sealed: XChaCha20Poly1305.Sealed
+        do {
+            sealed = try XChaCha20Poly1305.seal(key.seed, associatedData: associated, key: keyEncryptionKey)
+        } catch {
+            throw CredentialError(.cryptoUnavailable, "could not encrypt the device key (\(error.message)); try again")
         }
         let envelope: JSONValue = [
             "format": .string(format),
@@ -65,8 +56,8 @@ public enum EncryptedKeyFile {
             "profile": .string(profile),
             "deviceId": .string(deviceID),
             "publicKey": .string(key.publicKeyBase64),
-            "nonce": .string(StandardBase64.encode(nonce)),
-            "ciphertext": .string(StandardBase64.encode(ciphertext.prefix(Int(ciphertextLength)))),
+            "nonce": .string(Base64.encode(sealed.nonce)),
+            "ciphertext": .string(Base64.encode(sealed.ciphertext)),
         ]
         return PrettyJSON.render(envelope)
     }
@@ -98,21 +89,18 @@ public enum EncryptedKeyFile {
                 .malformedKeyFile,
                 "the key-encryption key for profile \(profile) is not \(keyEncryptionKeyLength) bytes; \(CredentialError.newPairingAdvice)")
         }
-        guard let nonce = envelope["nonce"]?.stringValue.flatMap(StandardBase64.decode), nonce.count == nonceLength,
-            let ciphertext = envelope["ciphertext"]?.stringValue.flatMap(StandardBase64.decode),
+        guard let nonce = envelope["nonce"]?.stringValue.flatMap({ try? Base64.decode($0) }), nonce.count == nonceLength,
+            let ciphertext = envelope["ciphertext"]?.stringValue.flatMap({ try? Base64.decode($0) }),
             ciphertext.count == DeviceKey.seedLength + tagLength
         else { throw CredentialError.tampered(path) }
 
         let associated = associatedData(profile: profile, deviceID: deviceID, publicKey: publicKey)
-        let seed = try SecretBytes(count: DeviceKey.seedLength) { (buffer: UnsafeMutableRawBufferPointer) throws(CredentialError) in
-            var plaintextLength: UInt64 = 0
-            let status = keyEncryptionKey.withUnsafeBytes { kek in
-                crypto_aead_xchacha20poly1305_ietf_decrypt(
-                    buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), &plaintextLength, nil,
-                    ciphertext, UInt64(ciphertext.count), associated, UInt64(associated.count), nonce,
-                    kek.baseAddress!.assumingMemoryBound(to: UInt8.self))
-            }
-            guard status == 0, plaintextLength == UInt64(DeviceKey.seedLength) else { throw CredentialError.tampered(path) }
+        let seed: SecretBytes
+        do {
+            seed = try XChaCha20Poly1305.open(
+                .init(nonce: nonce, ciphertext: ciphertext), associatedData: associated, key: keyEncryptionKey)
+        } catch {
+            throw CredentialError.tampered(path)
         }
         let key = try DeviceKey(seed: seed)
         // Authenticated data already covers the public key, so this only fails for a bug or a

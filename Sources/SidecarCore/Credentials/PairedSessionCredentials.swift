@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// Session tokens for paired mode: the sidecar signs a challenge with the device key, holds the
 /// short-lived token it gets in secure memory, renews it shortly before it expires (or once when

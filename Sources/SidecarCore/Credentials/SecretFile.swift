@@ -1,3 +1,6 @@
+import SodiumKit
+import SystemSupport
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -44,15 +47,10 @@ public enum SecretFile {
             throw CredentialError(.malformedKeyFile, "\(path) is too large to be a key file; \(CredentialError.newPairingAdvice)", path: path)
         }
         return try SecretBytes(count: size) { (buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) in
-            var offset = 0
-            while offset < size {
-                let got = posixRead(descriptor, buffer.baseAddress! + offset, size - offset)
-                if got < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError(code: errno, operation: "read", path: path)
-                }
-                if got == 0 { throw FileSystemError(code: EIO, operation: "read (file shrank)", path: path) }
-                offset += got
+            do throws(DescriptorError) {
+                try Descriptor.readExactly(descriptor, into: buffer)
+            } catch {
+                throw FileSystemError(code: error.code, operation: error.code == EIO ? "read (file shrank)" : "read", path: path)
             }
         }
     }
@@ -115,6 +113,11 @@ public enum SecretFile {
     }
 }
 
-private func posixRead(_ descriptor: Int32, _ bytes: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(descriptor, bytes, count)
+extension AtomicFile {
+    /// Writes a secret to `path` atomically with mode `0600`, straight from guarded memory.
+    public static func write(_ secret: SecretBytes, to path: String, directoryMode: mode_t = 0o700) throws {
+        try write(to: path, permissions: .ownerOnly, directoryMode: directoryMode) { descriptor, temporaryPath in
+            try secret.withUnsafeBytes { try writeAll($0, to: descriptor, path: temporaryPath) }
+        }
+    }
 }

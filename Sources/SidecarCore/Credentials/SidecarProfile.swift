@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 /// One check of `agent-sidecar doctor`: what it found and, when that is not as it should be, what
 /// to do about it. Nothing in it is secret.
@@ -50,7 +51,7 @@ public struct DoctorReport: Sendable {
             case .skipped: label = "skip"
             }
             let name = check.name + String(repeating: " ", count: width - check.name.count)
-            output += "  \(label)  \(name)  \(oneLine(check.detail))\(check.fix.map { "; " + oneLine($0) } ?? "")\n"
+            output += "  \(label)  \(name)  \(check.detail.flattenedToOneLine())\(check.fix.map { "; " + $0.flattenedToOneLine() } ?? "")\n"
         }
         let failed = checks.filter { $0.status == .failed }.count
         let warned = checks.filter { $0.status == .warning }.count
@@ -79,9 +80,5 @@ public struct DoctorReport: Sendable {
                     return .object(object)
                 }),
         ]
-    }
-
-    private func oneLine(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
     }
 }

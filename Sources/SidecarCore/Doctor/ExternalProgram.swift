@@ -1,3 +1,5 @@
+import SystemSupport
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,13 +39,18 @@ enum ExternalProgram {
         _ executable: String, _ arguments: [String], environment: [String: String], timeout: Duration = .seconds(30),
         maximumOutput: Int = 1 << 20
     ) throws(Failure) -> Result {
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
-        guard pipe(&outPipe) == 0 else { throw Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
-        guard pipe(&errPipe) == 0 else {
-            close(outPipe[0])
-            close(outPipe[1])
-            throw Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))")
+        // Pipes are made close-on-exec and the child spawned under the process-wide spawn lock,
+        // so that no other child of this process inherits their ends.
+        ChildProcess.spawnLock.lock()
+        var locked = true
+        defer { if locked { ChildProcess.spawnLock.unlock() } }
+        let outPipe: (read: Int32, write: Int32)
+        let errPipe: (read: Int32, write: Int32)
+        do { outPipe = try ChildProcess.closeOnExecPipe() } catch { throw Failure(description: "cannot make a pipe: \(error)") }
+        do { errPipe = try ChildProcess.closeOnExecPipe() } catch {
+            close(outPipe.read)
+            close(outPipe.write)
+            throw Failure(description: "cannot make a pipe: \(error)")
         }
         #if os(Linux)
         var actions = posix_spawn_file_actions_t()
@@ -53,9 +60,14 @@ enum ExternalProgram {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        for descriptor in [outPipe[0], outPipe[1], errPipe[0], errPipe[1]] { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        posix_spawn_file_actions_adddup2(&actions, outPipe.write, 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe.write, 2)
+        for descriptor in [outPipe.read, outPipe.write, errPipe.read, errPipe.write] {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
+        #if os(Linux)
+        ChildProcess.closeInheritedDescriptors(&actions)
+        #endif
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -65,16 +77,18 @@ enum ExternalProgram {
         }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        close(outPipe[1])
-        close(errPipe[1])
+        ChildProcess.spawnLock.unlock()
+        locked = false
+        close(outPipe.write)
+        close(errPipe.write)
         guard spawned == 0 else {
-            close(outPipe[0])
-            close(errPipe[0])
+            close(outPipe.read)
+            close(errPipe.read)
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
         }
 
         var output: [[UInt8]] = [[], []]
-        var open = [outPipe[0], errPipe[0]]
+        var open = [outPipe.read, errPipe.read]
         let deadline = ContinuousClock.now + timeout
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var timedOut = false
@@ -101,11 +115,8 @@ enum ExternalProgram {
         }
         for descriptor in open where descriptor >= 0 { close(descriptor) }
         if timedOut { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let status = ChildProcess.waitForStatus(pid)
         if timedOut { throw Failure(description: "\(executable) did not finish within \(timeout)") }
-        // WIFEXITED / WEXITSTATUS, spelled out (the macros do not import).
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: exitStatus, stdout: output[0], stderr: output[1])
+        return Result(status: ChildProcess.exitCode(ofStatus: status), stdout: output[0], stderr: output[1])
     }
 }

@@ -1,4 +1,5 @@
 import AgentWire
+import SodiumKit
 
 /// Lists the agent's tools over the gateway's MCP endpoint the way `serve` reaches it
 /// (`initialize`, `notifications/initialized`, `tools/list`, then `DELETE` of the MCP session), for

@@ -1,5 +1,6 @@
 import AgentWire
-import CSodium
+import SodiumKit
+import SystemSupport
 
 /// Sends one HTTP request and returns the whole response. `CurlHTTPClient` is the real one;
 /// tests plug in their own.
@@ -70,7 +71,7 @@ public struct GatewayAPIClient: Sendable {
     ///   - deviceName: A name for the device the owner will see (the host name).
     public func claimPairing(code: String, publicKey: [UInt8], deviceName: String) async throws(UpstreamFailure) -> PairingClaim {
         let body: JSONValue = [
-            "code": .string(code), "publicKey": .string(StandardBase64.encode(publicKey)), "deviceName": .string(deviceName),
+            "code": .string(code), "publicKey": .string(Base64.encode(publicKey)), "deviceName": .string(deviceName),
         ]
         let response = try await call("POST", "/api/v1/pairing/claim", body: body, token: nil, expecting: [200, 201])
         let json = try parse(response, "/api/v1/pairing/claim")
@@ -91,14 +92,14 @@ public struct GatewayAPIClient: Sendable {
     ) async throws(UpstreamFailure)
         -> MintedSession
     {
-        let nonce = StandardBase64.encode((try? Sodium.randomBytes(16)) ?? [])
+        let nonce = Base64.encode((try? Sodium.randomBytes(16)) ?? [])
         let message = SessionChallenge.message(origin: gateway.origin, deviceID: deviceID, timestamp: now, nonce: nonce)
         let body: JSONValue = [
             "deviceId": .string(deviceID), "timestamp": .number(JSONNumber(Int(now))), "nonce": .string(nonce),
-            "signature": .string(StandardBase64.encode(deviceKey.sign(message))),
+            "signature": .string(Base64.encode(deviceKey.sign(message))),
         ]
         var response = try await call("POST", "/api/v1/sessions", body: body, token: nil, expecting: [200, 201])
-        defer { response.body.withUnsafeMutableBytes { if let base = $0.baseAddress { sodium_memzero(base, $0.count) } } }
+        defer { Sodium.wipe(&response.body) }
         let json = try parse(response, "/api/v1/sessions")
         guard let token = json["token"]?.stringValue, !token.isEmpty, let sessionID = json["sessionId"]?.stringValue,
             let lifetime = json["expiresInSeconds"]?.intValue, lifetime > 0

@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 /// The sidecar's own one line for the gateway's error codes that a person has to act on: what
 /// happened and what to do next, in the words of someone running `agent-sidecar`.

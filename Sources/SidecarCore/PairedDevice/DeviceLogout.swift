@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 /// What logout did.
 public struct LogoutOutcome: Sendable {

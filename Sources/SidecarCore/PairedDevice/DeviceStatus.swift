@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 /// What `agent-sidecar status` found: the profile, and whether the gateway would give this device
 /// a session right now. Nothing in it is secret.

@@ -1,4 +1,5 @@
 import Logging
+import SystemSupport
 
 /// A configuration mistake found before serving, said in one line with what to do next.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
@@ -49,7 +50,7 @@ public struct BridgeConfiguration: Sendable {
         http.requestTimeout = requestTimeout
         http.maximumResponseBytes = serveOptions.maximumMessageBytes
         if let caFile {
-            do { http.additionalCertificateAuthorities = try readWholeFile(path: caFile) } catch {
+            do { http.additionalCertificateAuthorities = try FileSystem.readRequiredFile(caFile) } catch {
                 throw ConfigurationError("\(error); check --ca-file")
             }
         }

@@ -167,32 +167,15 @@ extension MCPUpstream {
     /// The handshake and, when it failed, why; waiting at most `limit`.
     func handshakeOutcome(waitingAtMost limit: Duration) async -> HandshakeOutcome {
         if let handshake = currentHandshake { return .ready(handshake) }
-        return await withTaskGroup(of: HandshakeOutcome.self) { group in
-            group.addTask {
-                do throws(UpstreamFailure) { return .ready(try await self.handshake()) } catch { return .failed(error) }
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return .pending
-            }
-            let first = await group.next() ?? .pending
-            group.cancelAll()
-            return first
+        let outcome: HandshakeOutcome? = await value(within: limit) {
+            do throws(UpstreamFailure) { return .ready(try await self.handshake()) } catch { return .failed(error) }
         }
+        return outcome ?? .pending
     }
 
     /// The handshake, waiting at most `limit`; nil if the upstream is not (yet) reachable.
     func handshake(waitingAtMost limit: Duration) async -> UpstreamHandshake? {
         if let handshake = currentHandshake { return handshake }
-        return await withTaskGroup(of: UpstreamHandshake?.self) { group in
-            group.addTask { try? await self.handshake() }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
+        return await value(within: limit) { try? await self.handshake() }
     }
 }

@@ -100,7 +100,7 @@ final class StoredCatalogFallback: Sendable {
                 return .failure(error)
             }
         }
-        let outcome = await Self.value(of: fetch, waitingAtMost: options.toolsListWaitForUpstream)
+        let outcome = await value(within: options.toolsListWaitForUpstream) { await fetch.value }
         switch outcome {
         case .success(let response)?:
             if let result = response.value("result")?.objectValue {
@@ -163,20 +163,6 @@ final class StoredCatalogFallback: Sendable {
                 return
             }
             catalogFetched(result, listed: false)
-        }
-    }
-
-    /// A task's value, or nil when it takes longer than `limit` (the task goes on).
-    static func value<T: Sendable>(of task: Task<T, Never>, waitingAtMost limit: Duration) async -> T? {
-        await withTaskGroup(of: T?.self) { group in
-            group.addTask { await task.value }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
         }
     }
 }

@@ -1,6 +1,8 @@
 import AgentWire
 import Logging
+import SodiumKit
 import Synchronization
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -84,18 +86,14 @@ public struct ToolCatalogCache: Sendable {
         var info = stat()
         guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return .failure(.unreadable("not a regular file")) }
         guard Int(info.st_size) <= Self.maximumBytes else { return .failure(.tooLarge(Int(info.st_size))) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while bytes.count <= Self.maximumBytes {
-            let got = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                return .failure(.unreadable(SystemError.describe(errno)))
-            }
-            if got == 0 { break }
-            bytes.append(contentsOf: chunk[0..<got])
+        let bytes: [UInt8]
+        do {
+            bytes = try Descriptor.readAll(descriptor, limit: Self.maximumBytes)
+        } catch {
+            // The file grew past the bound after fstat: at least one byte more than the limit.
+            if error.code == EFBIG { return .failure(.tooLarge(Self.maximumBytes + 1)) }
+            return .failure(.unreadable(SystemError.describe(error.code)))
         }
-        guard bytes.count <= Self.maximumBytes else { return .failure(.tooLarge(bytes.count)) }
         return Self.decode(bytes, expectedGateway: gatewayURL)
     }
 

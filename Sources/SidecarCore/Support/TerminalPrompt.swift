@@ -1,3 +1,5 @@
+import SystemSupport
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -48,8 +50,7 @@ public enum TerminalPrompt {
     }
 
     static func writeStandardError(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
+        Descriptor.writeStandardError(text)
     }
 }
 

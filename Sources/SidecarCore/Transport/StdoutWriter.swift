@@ -1,4 +1,5 @@
 import Synchronization
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -149,25 +150,10 @@ public final class StdoutWriter: Sendable {
         }
     }
 
+    /// Writes the whole frame (a non-blocking stdout from the parent is waited on with `poll`,
+    /// its flags left alone); `false` when stdout is gone.
     func writeAll(_ frame: [UInt8]) -> Bool {
-        frame.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0, errno == EINTR {
-                    continue
-                } else if written < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                    // The parent gave us a non-blocking stdout: wait for room without changing its flags.
-                    var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&descriptor, 1, 1000)
-                } else {
-                    return false
-                }
-            }
-            return true
-        }
+        (try? Descriptor.writeAll(fileDescriptor, frame)) != nil
     }
 }
 

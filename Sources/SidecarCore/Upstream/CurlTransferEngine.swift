@@ -1,6 +1,8 @@
 import CCurl
 import CurlShim
+import SodiumKit
 import Synchronization
+import SystemSupport
 
 /// Runs every HTTP transfer of one client on a single libcurl multi handle, driven by one
 /// dedicated thread. The multi handle keeps the connection cache, so connections are reused
@@ -38,7 +40,7 @@ final class CurlTransferEngine: @unchecked Sendable {
         curlshim_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32)
         if let extra = configuration.additionalCertificateAuthorities {
             // CURLOPT_CAINFO_BLOB replaces the bundle, so add the system's own first.
-            var bundle = (try? readWholeFile(path: systemCertificateBundlePath)) ?? []
+            var bundle = (try? FileSystem.readRequiredFile(systemCertificateBundlePath)) ?? []
             bundle.append(0x0A)
             bundle.append(contentsOf: extra)
             self.caBundle = bundle
@@ -366,14 +368,5 @@ final class CurlTransfer: @unchecked Sendable {
         default: code = .transport
         }
         return HTTPClientError(code: code, detail: detail, requestWasSent: sent && code != .connectionRefused)
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var scalars = Substring(self)
-        while scalars.first == " " || scalars.first == "\t" { scalars.removeFirst() }
-        while scalars.last == " " || scalars.last == "\t" { scalars.removeLast() }
-        return String(scalars)
     }
 }

@@ -1,4 +1,5 @@
 import AgentWire
+import SystemSupport
 
 /// An HTTP error answer as both of the sidecar's clients read it, the MCP upstream
 /// (`StreamableHTTPUpstream`) and the gateway's REST endpoints (`GatewayAPIClient`): the status,
@@ -81,17 +82,5 @@ struct HTTPErrorAnswer: Sendable {
 enum RemoteText {
     static let maximumCharacters = 300
 
-    static func oneLine(_ text: String) -> String {
-        var scalars = String.UnicodeScalarView()
-        var count = 0
-        for scalar in text.unicodeScalars {
-            if count == maximumCharacters {
-                scalars.append("…")
-                break
-            }
-            scalars.append(scalar.value < 0x20 || scalar.value == 0x7F ? " " : scalar)
-            count += 1
-        }
-        return String(scalars)
-    }
+    static func oneLine(_ text: String) -> String { text.flattenedToOneLine(limit: maximumCharacters) }
 }

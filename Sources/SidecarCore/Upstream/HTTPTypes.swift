@@ -1,3 +1,5 @@
+import SodiumKit
+
 /// One HTTP header field.
 ///
 /// A secret field (the `Authorization` of a session token) keeps its value in guarded memory

@@ -1,5 +1,7 @@
 import AgentWire
 import Logging
+import SodiumKit
+import SystemSupport
 
 extension StreamableHTTPUpstream {
     /// Listens for `notifications/tools/list_changed` and other unsolicited notifications until the

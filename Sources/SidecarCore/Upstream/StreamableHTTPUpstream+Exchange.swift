@@ -1,5 +1,7 @@
 import AgentWire
 import Logging
+import SodiumKit
+import SystemSupport
 
 /// One HTTP exchange with the upstream: the headers every request carries, the POST, and reading
 /// its answer, a JSON body or an event stream whose `message` events carry notifications, server

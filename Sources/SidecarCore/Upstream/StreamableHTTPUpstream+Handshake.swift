@@ -1,5 +1,7 @@
 import AgentWire
 import Logging
+import SodiumKit
+import SystemSupport
 
 /// Finding the upstream's era: a `server/discover` probe for the stateless 2026-07-28 revision
 /// first (unless the upstream already answered as legacy), then the `initialize` handshake.

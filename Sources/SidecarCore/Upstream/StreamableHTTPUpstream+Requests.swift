@@ -1,5 +1,7 @@
 import AgentWire
 import Logging
+import SodiumKit
+import SystemSupport
 
 /// One request to the upstream, tried again where `UpstreamRetryPolicy` says that is safe, and
 /// notifications (including the legacy era's `notifications/cancelled`).

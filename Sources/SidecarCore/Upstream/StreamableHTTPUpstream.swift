@@ -1,6 +1,8 @@
 import AgentWire
 import Logging
+import SodiumKit
 import Synchronization
+import SystemSupport
 
 /// How the upstream was found to speak.
 public enum UpstreamEra: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import SodiumKit
+
 /// Supplies the `Authorization` header of upstream requests. Generic mode uses a fixed bearer
 /// token from the environment; paired mode mints and refreshes short-lived session tokens.
 public protocol UpstreamCredentialSource: Sendable {

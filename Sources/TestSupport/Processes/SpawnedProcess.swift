@@ -1,4 +1,5 @@
 import Synchronization
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -35,16 +36,6 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// A write to a child that has exited fails with EPIPE instead of ending the test process.
     private static let brokenPipesIgnored: Void = { _ = Glibc.signal(SIGPIPE, SIG_IGN) }()
 
-    private static let spawnLock = SpawnLock()
-
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later). Swift's Glibc module
-    /// does not declare it (it is behind `_GNU_SOURCE`), so it is looked up by name.
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    private static let closeFrom: CloseFrom? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: CloseFrom.self)
-    }()
-
     public let pid: pid_t
     public let executable: String
     /// The parent's ends of the pipes asked for (`-1` when that stream is not a pipe).
@@ -63,18 +54,17 @@ public final class SpawnedProcess: @unchecked Sendable {
     ) throws(Failure) {
         _ = Self.brokenPipesIgnored
         self.executable = executable
-        // Swift's Glibc has no pipe2, so a pipe is made and then marked close-on-exec: under this
-        // lock, so that no other spawn of this process can start a child between the two.
-        Self.spawnLock.lock()
-        defer { Self.spawnLock.unlock() }
+        // Pipes are made close-on-exec and the child spawned under the process-wide spawn lock,
+        // so that no other spawn of this process (ours or SidecarCore's) inherits their ends.
+        ChildProcess.spawnLock.lock()
+        defer { ChildProcess.spawnLock.unlock() }
         var opened: [Int32] = []  // every descriptor this init made; the child's ends are closed here after spawning
         func closeAll() { for descriptor in opened { close(descriptor) } }
         func makePipe() throws(Failure) -> (read: Int32, write: Int32) {
-            var ends: [Int32] = [-1, -1]
-            guard pipe(&ends) == 0 else { throw Failure("cannot make a pipe: \(String(cString: strerror(errno)))") }
-            opened += ends
-            for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-            return (ends[0], ends[1])
+            let ends: (read: Int32, write: Int32)
+            do { ends = try ChildProcess.closeOnExecPipe() } catch { throw Failure("cannot make a pipe: \(error)") }
+            opened += [ends.read, ends.write]
+            return ends
         }
         func openFile(_ path: String, forOutput: Bool) throws(Failure) -> Int32 {
             let flags = forOutput ? (O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW) : (O_RDONLY | O_CLOEXEC)
@@ -122,11 +112,12 @@ public final class SpawnedProcess: @unchecked Sendable {
         #endif
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // dup2 clears close-on-exec on the copy; every other descriptor is closed in the child,
-        // also those other code of this process opened without close-on-exec (a test's own
-        // pipe, whose reader would otherwise wait for an end of file that a child holds back).
+        // dup2 clears close-on-exec on the copy, and every other descriptor is closed in the
+        // child: exactly 0, 1 and 2 reach the program.
         for index in 0..<3 { posix_spawn_file_actions_adddup2(&actions, childEnds[index], Int32(index)) }
-        _ = Self.closeFrom?(&actions, 3)
+        #if os(Linux)
+        ChildProcess.closeInheritedDescriptors(&actions)
+        #endif
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -163,9 +154,7 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// The exit status once the child has ended (its exit code, or 128 + the signal that ended
     /// it, as a shell reports it); nil while it runs. Collects the child the first time.
     public var exitStatus: Int32? {
-        guard let status = rawStatus() else { return nil }
-        let signal = status & 0x7F
-        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+        rawStatus().map(ChildProcess.exitCode(ofStatus:))
     }
 
     /// The signal that ended the child, if a signal did.
@@ -180,16 +169,8 @@ public final class SpawnedProcess: @unchecked Sendable {
     private func rawStatus() -> Int32? {
         collected.withLock { collected in
             if let collected { return collected }
-            var status: Int32 = 0
-            while true {
-                let result = waitpid(pid, &status, WNOHANG)
-                if result == pid {
-                    collected = status
-                    return status
-                }
-                if result < 0, errno == EINTR { continue }
-                return nil
-            }
+            collected = ChildProcess.statusIfEnded(pid)
+            return collected
         }
     }
 
@@ -226,16 +207,7 @@ public final class SpawnedProcess: @unchecked Sendable {
     @discardableResult
     public func writeToStdin(_ bytes: [UInt8]) -> Bool {
         guard stdinDescriptor >= 0, stdinOpen.withLock({ $0 }) else { return false }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(stdinDescriptor, $0.baseAddress! + offset, bytes.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += written
-        }
-        return true
+        return (try? Descriptor.writeAll(stdinDescriptor, bytes)) != nil
     }
 
     /// Closes the child's stdin (it reads end of file).
@@ -265,7 +237,7 @@ public final class OutputCollector: Sendable {
     /// `onLine` is called for each complete line (without its newline), and once more for a
     /// last line without one.
     public init(descriptor: Int32, onLine: (@Sendable (String) -> Void)? = nil) {
-        let thread = ReaderThread { [self] in
+        startDetachedThread(name: "output-collector") { [self] in
             var pending: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
@@ -287,42 +259,10 @@ public final class OutputCollector: Sendable {
             close(descriptor)
             state.withLock { $0.finished = true }
         }
-        thread.start()
     }
 
     public var bytes: [UInt8] { state.withLock { $0.bytes } }
     public var text: String { String(decoding: bytes, as: UTF8.self) }
     /// Whether the descriptor reached its end (every writer closed it).
     public var finished: Bool { state.withLock { $0.finished } }
-}
-
-/// A detached pthread running one closure.
-private final class ReaderThread: @unchecked Sendable {
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-
-    func start() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let created = pthread_create(
-            &thread, nil,
-            { context in
-                let reader = Unmanaged<ReaderThread>.fromOpaque(context!).takeRetainedValue()
-                reader.body()
-                return nil
-            }, context)
-        precondition(created == 0, "cannot start a reader thread: \(created)")
-        pthread_detach(thread)
-    }
-}
-
-/// A plain pthread mutex (the spawn path holds it across `posix_spawn`, which takes no other lock of ours).
-private final class SpawnLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
-        let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        return mutex
-    }()
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -1,8 +1,8 @@
 import AgentWire
-import CSodium
 import Foundation
 import GatewayCore
 import Logging
+import SodiumKit
 import TestSupport
 
 #if canImport(FoundationNetworking)
@@ -62,27 +62,15 @@ enum HTTP {
     }
 }
 
-/// An Ed25519 device key, made and used with libsodium like the sidecar does.
+/// An Ed25519 device key, made and used with SodiumKit like the sidecar does.
 struct DeviceKey: Sendable {
-    let publicKey: [UInt8]
-    let secretKey: [UInt8]
+    let key = Ed25519SigningKey.generate()
 
-    init() {
-        _ = sodium_init()
-        var publicKey = [UInt8](repeating: 0, count: 32)
-        var secretKey = [UInt8](repeating: 0, count: 64)
-        crypto_sign_keypair(&publicKey, &secretKey)
-        self.publicKey = publicKey
-        self.secretKey = secretKey
-    }
+    var publicKey: [UInt8] { key.publicKey }
 
-    func sign(_ message: [UInt8]) -> [UInt8] {
-        var signature = [UInt8](repeating: 0, count: 64)
-        crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey)
-        return signature
-    }
+    func sign(_ message: [UInt8]) -> [UInt8] { key.sign(message) }
 
-    var publicKeyBase64: String { Sodium.base64Encode(publicKey) }
+    var publicKeyBase64: String { Base64.encode(publicKey) }
 }
 
 /// A paired device with a session: what the sidecar holds.
@@ -103,11 +91,11 @@ struct AgentClient: Sendable {
         -> JSONValue
     {
         let timestamp = timestamp ?? Int64(Date().timeIntervalSince1970)
-        let nonce = nonce ?? Sodium.base64Encode(Sodium.randomBytes(16))
+        let nonce = nonce ?? Base64.encode(try! Sodium.randomBytes(16))
         let message = SessionChallenge.message(origin: origin ?? baseURL, deviceID: deviceID, timestamp: timestamp, nonce: nonce)
         return [
             "deviceId": .string(deviceID), "timestamp": .int(Int(timestamp)), "nonce": .string(nonce),
-            "signature": .string(Sodium.base64Encode(key.sign(message))),
+            "signature": .string(Base64.encode(key.sign(message))),
         ]
     }
 
@@ -320,12 +308,12 @@ final class InProcessGateway: @unchecked Sendable {
         let directory = temporaryDirectory()
         store = try SQLiteGatewayStore(path: directory + "/gateway.sqlite")
         let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: nil)
-        admin = GatewayAdmin(store: store, hashKey: key, clock: clock.gatewayClock)
+        admin = try GatewayAdmin(store: store, hashKey: key, clock: clock.gatewayClock)
         _ = try await admin.seedDemo()
         var configuration = GatewayConfiguration()
         configuration.clock = clock.gatewayClock
         configure(&configuration)
-        let gateway = Gateway(store: store, hashKey: key, configuration: configuration)
+        let gateway = try Gateway(store: store, hashKey: key, configuration: configuration)
         self.gateway = gateway
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "gateway-tests")

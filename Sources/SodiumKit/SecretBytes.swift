@@ -33,9 +33,12 @@ public final class SecretBytes: @unchecked Sendable {
         do {
             try Sodium.ensureInitialized()
         } catch {
+            // Not input: the host has no random source. Nothing secure can follow, as after a
+            // failed allocation.
             fatalError("libsodium is unavailable: \(error.message)")
         }
         // sodium_malloc(0) may return NULL; one byte keeps the guard pages and the code paths uniform.
+        // Not input either: locked memory is exhausted (RLIMIT_MEMLOCK), like any failed allocation.
         guard let pointer = sodium_malloc(max(count, 1)) else {
             fatalError("sodium_malloc could not allocate \(count) bytes of locked memory (RLIMIT_MEMLOCK?)")
         }
