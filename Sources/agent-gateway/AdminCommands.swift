@@ -203,11 +203,32 @@ struct Owner: AsyncParsableCommand {
 }
 
 struct Audit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print audit events, oldest first.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print audit events, oldest first (with --actions, owner and admin actions, newest first).")
     @OptionGroup var store: StoreOptions
     @Option(help: "Only this agent's events.") var agent: String?
+    @Flag(help: "Print owner and admin actions (console, owner API, this CLI) instead of tool calls.") var actions = false
 
     func run() async throws {
+        if actions {
+            do {
+                let admin = try await store.admin()
+                let records = try await admin.ownerActions()
+                if store.json {
+                    printLine(JSONValue.object(["actions": .array(records.map(GatewayAdmin.json))]).jsonText)
+                    return
+                }
+                printTable(
+                    ["TIME", "WHO", "ACTION", "SUBJECT", "DETAIL"],
+                    records.map {
+                        [
+                            Timestamp.rfc3339(milliseconds: $0.at, fractional: false), $0.actorUserID ?? "admin CLI", $0.action, $0.subjectID ?? "-",
+                            $0.detail,
+                        ]
+                    }, empty: "no owner or admin actions yet")
+            } catch { throw fail(error) }
+            return
+        }
         do {
             let events = try await store.admin().auditEvents(agentID: agent)
             if store.json {

@@ -22,7 +22,7 @@ struct AgentGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-gateway",
         abstract: "The reference Agent Gateway: scoped, audited access for local agents to an embedded task tracker.",
-        subcommands: [Serve.self, Initialize.self, SeedDemo.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self])
+        subcommands: [Serve.self, Initialize.self, SeedDemo.self, User.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self])
 
     /// A mistyped subcommand gets a suggestion instead of ArgumentParser's bare "unexpected argument".
     static func main() async {
@@ -116,6 +116,16 @@ struct Serve: AsyncParsableCommand {
     var maxConnections: Int?
     @Option(name: .customLong("max-connections-per-address"), help: "Open connections per client address (IPv6: per /64).")
     var maxConnectionsPerAddress = 128
+    @Option(
+        name: .customLong("proxy-user-header"),
+        help: "Trust this request header (set by an authenticating reverse proxy) as the console user's id; off by default.")
+    var proxyUserHeader: String?
+    @Option(name: .customLong("trusted-proxy"), parsing: .upToNextOption, help: "The exact addresses the proxy connects from.")
+    var trustedProxies: [String] = []
+    @Option(name: .customLong("console-idle-timeout"), help: "Seconds a console session lasts without a request.") var consoleIdle = 1800
+    @Option(name: .customLong("console-max-age"), help: "Seconds a console session lasts at most.") var consoleMaxAge = 43_200
+    @Option(name: .customLong("stale-after"), help: "Seconds without a call after which an agent with an open work session is stale.")
+    var staleAfter = 900
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -145,6 +155,21 @@ struct Serve: AsyncParsableCommand {
         configuration.bodyTimeoutSeconds = bodyTimeout
         configuration.idleTimeoutSeconds = idleTimeout
         configuration.sessionTTLSeconds = sessionTTL
+        guard (60...86_400).contains(consoleIdle), (consoleIdle...604_800).contains(consoleMaxAge), (60...86_400).contains(staleAfter) else {
+            throw ValidationError(
+                "--console-idle-timeout must be 60 to 86400 s, --console-max-age at least that and at most 604800, --stale-after 60 to 86400")
+        }
+        guard (proxyUserHeader == nil) == trustedProxies.isEmpty else {
+            throw ValidationError("--proxy-user-header and --trusted-proxy go together: name the header and the proxy's addresses")
+        }
+        if let proxyUserHeader, proxyUserHeader.isEmpty || proxyUserHeader.contains(where: { $0 == ":" || $0 == " " }) {
+            throw ValidationError("--proxy-user-header must be a header name such as X-Forwarded-User")
+        }
+        configuration.consoleIdleSeconds = consoleIdle
+        configuration.consoleAbsoluteSeconds = consoleMaxAge
+        configuration.staleAfterSeconds = staleAfter
+        configuration.proxyUserHeader = proxyUserHeader
+        configuration.trustedProxyAddresses = trustedProxies
         configuration.readsPerMinute = readRate
         configuration.writesPerMinute = writeRate
         if let publicOrigin {
@@ -171,7 +196,7 @@ struct Serve: AsyncParsableCommand {
 
 struct SeedDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "seed-demo", abstract: "Create the demo workspace: owner alice, members bob and carol, projects WEB and OPS.")
+        commandName: "seed-demo", abstract: "Create the demo workspace: owners alice and bob (carol and dave too), admin ada, projects WEB and OPS.")
     @OptionGroup var store: StoreOptions
 
     func run() async throws {

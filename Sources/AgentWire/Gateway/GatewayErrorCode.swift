@@ -41,6 +41,10 @@ public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable, CustomSt
     case idempotencyInFlight = "idempotency_in_flight"
     case internalError = "internal_error"
 
+    // The owner API (people in a browser, not agents)
+    case notSignedIn = "not_signed_in"
+    case csrfFailed = "csrf_failed"
+
     /// Refusals only a new pairing mends (a new code from the agent's owner, then `setup`).
     public var needsNewPairing: Bool { [.agentRevoked, .deviceRevoked, .deviceUnknown].contains(self) }
 

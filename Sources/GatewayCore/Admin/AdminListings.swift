@@ -10,15 +10,18 @@ import Darwin
 public struct AgentSummary: Sendable, Hashable {
     public let agent: AgentRecord
     public let ownerBlocked: Bool
+    /// Whether the owner still has the agent entitlement.
+    public var ownerEntitled: Bool = true
     public let grants: [GrantRecord]
     public let activeDevices: Int
     public let openSessions: Int
     public let lastCallAt: Int64?
 
-    /// `active`, `revoked`, or `owner blocked`.
+    /// `active`, `revoked`, `owner blocked` or `owner not entitled`.
     public var state: String {
         if agent.revokedAt != nil { return "revoked" }
         if ownerBlocked { return "owner blocked" }
+        if !ownerEntitled { return "owner not entitled" }
         return "active"
     }
 }
@@ -36,10 +39,13 @@ extension GatewayAdmin {
             if let ownerID, try store.user(id: ownerID) == nil {
                 throw AdminError(code: "unknown_owner", message: "unknown owner \(ownerID); list the agents without --owner to see the owners")
             }
-            let blocked = Set(try store.users().filter { $0.blockedAt != nil }.map(\.id))
+            let users = try store.users()
+            let blocked = Set(users.filter { $0.blockedAt != nil }.map(\.id))
+            let unentitled = Set(users.filter { !$0.agentsEntitled }.map(\.id))
             return try store.agents(ownerID: ownerID).map { agent in
                 AgentSummary(
-                    agent: agent, ownerBlocked: blocked.contains(agent.ownerID), grants: try store.grants(agentID: agent.id),
+                    agent: agent, ownerBlocked: blocked.contains(agent.ownerID), ownerEntitled: !unentitled.contains(agent.ownerID),
+                    grants: try store.grants(agentID: agent.id),
                     activeDevices: try store.devices(agentID: agent.id).filter { $0.revokedAt == nil }.count,
                     openSessions: try store.sessions(agentID: agent.id, openAt: now, limit: Self.sessionListLimit).count,
                     lastCallAt: try store.lastAuditTime(agentID: agent.id))
@@ -65,25 +71,33 @@ extension GatewayAdmin {
     }
 
     /// Revokes one device: its sessions end, and its next call fails with `device_revoked`.
-    public func revokeDevice(id: String) async throws {
+    public func revokeDevice(id: String, by actor: ActionActor = .hostCLI) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
-            guard try store.device(id: id) != nil else {
+            guard let device = try store.device(id: id) else {
                 throw AdminError(code: "unknown_device", message: "unknown device \(id); see `agent-gateway device list --agent AGENT`")
             }
             try store.setDeviceRevoked(id: id, at: now)
             try store.endSessions(deviceID: id, at: now)
+            try OwnerActionLog.record(
+                store, actor: actor, action: "revoke_device", subjectID: id, subjectOwnerID: try store.agent(id: device.agentID)?.ownerID,
+                detail: "agent \(device.agentID)", at: now)
         }
     }
 
     /// Ends one session: its token stops working; the device may sign in again.
-    public func endSession(id: String) async throws {
+    public func endSession(id: String, by actor: ActionActor = .hostCLI) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
             guard let session = try store.session(id: id) else {
                 throw AdminError(code: "unknown_session", message: "unknown session \(id); see `agent-gateway session list --agent AGENT`")
             }
             if session.endedAt == nil { try store.endSession(id: id, at: now) }
+            let agent = try store.device(id: session.deviceID).flatMap { try store.agent(id: $0.agentID) }
+            try OwnerActionLog.record(
+                store, actor: actor, action: "end_session", subjectID: id, subjectOwnerID: agent?.ownerID,
+                detail: agent.map { "agent \($0.id)" } ?? "",
+                at: now)
         }
     }
 

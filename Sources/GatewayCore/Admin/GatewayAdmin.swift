@@ -33,11 +33,15 @@ public struct GatewayAdmin: Sendable {
         try await HashKey.load(store: store, hashKeyFile: hashKeyFile)
     }
 
-    /// Creates the demo workspace: owner `alice`, members `bob` and `carol`, projects WEB and OPS.
-    /// Running it again changes nothing.
+    /// Creates the demo workspace: owners `alice` and `bob` (with `carol` and `dave`, members),
+    /// the admin `ada`, projects WEB and OPS. Running it again changes nothing (but adds `ada` to a
+    /// workspace seeded before admins existed).
     public func seedDemo() async throws -> JSONValue {
         let now = clock.nowMilliseconds()
         return try await store.write { store -> JSONValue in
+            if try store.user(id: "ada") == nil {
+                try store.insertUser(UserRecord(id: "ada", name: "Ada", blockedAt: nil, createdAt: now, role: UserRole.admin.rawValue))
+            }
             if try store.project(key: "WEB") != nil { return ["seeded": false, "projects": ["WEB", "OPS"]] }
             for (id, name) in [("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol"), ("dave", "Dave")] where try store.user(id: id) == nil {
                 try store.insertUser(UserRecord(id: id, name: name, blockedAt: nil, createdAt: now))
@@ -93,12 +97,16 @@ public struct GatewayAdmin: Sendable {
                     try store.insertProjectMember(ProjectMemberRecord(projectID: projectID, userID: member, addedAt: now, addedByAgentID: nil))
                 }
                 for issue in project.issues {
-                    _ = try store.insertIssue(
+                    let created = try store.insertIssue(
                         IssueRecord(
                             id: "iss_\(ULID())", projectID: projectID, number: 0, title: issue.0, description: issue.1, priority: issue.2,
                             stateID: stateIDs[issue.3]!, labelIDs: issue.4.compactMap { labelIDs[$0] }, assigneeIDs: issue.5,
                             blocks: [IssueBlock(name: "Acceptance criteria", text: "- [ ] " + issue.0)], createdByUserID: "alice",
                             createdByAgentID: nil, createdAt: now, updatedAt: now))
+                    try store.insertIssueChange(
+                        IssueChangeRecord(
+                            id: "chg_\(ULID())", issueID: created.id, at: now, actorUserID: "alice", actorAgentID: nil, action: "create_issue",
+                            summary: "created the issue"))
                 }
             }
             return ["seeded": true, "projects": ["WEB", "OPS"]]
@@ -106,21 +114,39 @@ public struct GatewayAdmin: Sendable {
     }
 
     /// Creates an agent for `ownerID` holding `scopes` on each of `projects`; returns its id.
-    public func createAgent(ownerID: String, name: String, projects: [String], scopes: [String]) async throws -> String {
-        guard !name.isEmpty, name.count <= 100 else {
-            throw AdminError(code: "validation_failed", message: "the agent name must have 1 to 100 characters")
-        }
+    public func createAgent(
+        ownerID: String, name: String, projects: [String], scopes: [String], by actor: ActionActor = .hostCLI
+    ) async throws
+        -> String
+    {
         guard !projects.isEmpty else { throw AdminError(code: "validation_failed", message: "give at least one --project KEY") }
         guard !scopes.isEmpty else {
             throw AdminError(code: "validation_failed", message: "give at least one --scope SCOPE (\(Scope.all.joined(separator: ", ")))")
         }
-        for scope in scopes where !Scope.all.contains(scope) {
-            throw AdminError(code: "unknown_scope", message: "unknown scope \(scope); valid scopes: \(Scope.all.joined(separator: ", "))")
+        return try await createAgent(
+            ownerID: ownerID, name: name, grants: Dictionary(projects.map { ($0.uppercased(), scopes) }, uniquingKeysWith: { $0 + $1 }), by: actor)
+    }
+
+    /// Creates an agent for `ownerID` holding, on each project key, its scopes; returns its id.
+    public func createAgent(ownerID: String, name: String, grants: [String: [String]], by actor: ActionActor = .hostCLI) async throws -> String {
+        guard !name.isEmpty, name.count <= 100, name.unicodeScalars.allSatisfy(TextRule.singleLine.allows) else {
+            throw AdminError(code: "validation_failed", message: "the agent name must have 1 to 100 characters on one line")
+        }
+        guard !grants.isEmpty, grants.count <= 100 else {
+            throw AdminError(code: "validation_failed", message: "grant at least one project (and at most 100)")
+        }
+        for (key, scopes) in grants {
+            guard !scopes.isEmpty else {
+                throw AdminError(
+                    code: "validation_failed", message: "pick at least one scope for project \(key) (\(Scope.all.joined(separator: ", ")))")
+            }
+            for scope in scopes where !Scope.all.contains(scope) {
+                throw AdminError(code: "unknown_scope", message: "unknown scope \(scope); valid scopes: \(Scope.all.joined(separator: ", "))")
+            }
         }
         let id = "agt_\(ULID())"
         let now = clock.nowMilliseconds()
-        let orderedScopes = Scope.all.filter { scopes.contains($0) }
-        let keys = projects.map { $0.uppercased() }
+        let keys = grants.keys.map { $0.uppercased() }
         try await store.write { store in
             guard let owner = try store.user(id: ownerID) else {
                 let known = try store.users().map(\.id).joined(separator: ", ")
@@ -128,19 +154,27 @@ public struct GatewayAdmin: Sendable {
                     code: "unknown_owner", message: "unknown owner \(ownerID); known people: \(known.isEmpty ? "none (run seed-demo)" : known)")
             }
             if owner.blockedAt != nil { throw AdminError(code: "owner_blocked", message: "owner \(ownerID) is blocked; unblock the owner first") }
+            if !owner.agentsEntitled {
+                throw AdminError(code: "owner_not_entitled", message: "owner \(ownerID) has no agent entitlement; ask an admin to switch it on")
+            }
             for key in keys where try store.project(key: key) == nil {
                 let known = try store.projects().map(\.key).joined(separator: ", ")
                 throw AdminError(
                     code: "unknown_project", message: "unknown project \(key); projects: \(known.isEmpty ? "none (run seed-demo)" : known)")
             }
             try store.insertAgent(AgentRecord(id: id, ownerID: ownerID, name: name, createdAt: now, revokedAt: nil))
-            for key in Set(keys).sorted() { try store.insertGrant(GrantRecord(agentID: id, projectKey: key, scopes: orderedScopes)) }
+            for (key, scopes) in grants.sorted(by: { $0.key < $1.key }) {
+                try store.insertGrant(GrantRecord(agentID: id, projectKey: key.uppercased(), scopes: Scope.all.filter { scopes.contains($0) }))
+            }
+            try OwnerActionLog.record(
+                store, actor: actor, action: "create_agent", subjectID: id, subjectOwnerID: ownerID,
+                detail: "grants " + grants.keys.map { $0.uppercased() }.sorted().joined(separator: ","), at: now)
         }
         return id
     }
 
     /// A fresh one-time pairing code for the agent (`XXXX-XXXX`); only its keyed hash is stored.
-    public func createPairingCode(agentID: String, ttlSeconds: Int = 600) async throws -> String {
+    public func createPairingCode(agentID: String, ttlSeconds: Int = 600, by actor: ActionActor = .hostCLI) async throws -> String {
         guard hashKey.count == 32 else {
             throw AdminError(
                 code: "hash_key_file_required",
@@ -157,20 +191,29 @@ public struct GatewayAdmin: Sendable {
                 throw AdminError(code: "unknown_agent", message: "unknown agent \(agentID); create one with `agent-gateway agent create`")
             }
             if agent.revokedAt != nil { throw AdminError(code: "agent_revoked", message: "agent \(agentID) is revoked; create a new agent") }
+            if let owner = try store.user(id: agent.ownerID), owner.blockedAt != nil || !owner.agentsEntitled {
+                throw AdminError(
+                    code: owner.blockedAt != nil ? "owner_blocked" : "owner_not_entitled",
+                    message: "owner \(owner.id) is blocked or has no agent entitlement; ask an admin to restore it first")
+            }
             try store.insertPairingCode(
                 PairingCodeRecord(codeHash: hash, agentID: agentID, createdAt: now, expiresAt: now + Int64(ttlSeconds) * 1000, usedAt: nil))
+            try OwnerActionLog.record(
+                store, actor: actor, action: "create_pairing_code", subjectID: agentID, subjectOwnerID: agent.ownerID,
+                detail: "valid \(ttlSeconds) s", at: now)
         }
         return code
     }
 
     /// Revokes the agent: its very next call fails with `agent_revoked`.
-    public func revokeAgent(id: String) async throws {
+    public func revokeAgent(id: String, by actor: ActionActor = .hostCLI) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
-            guard try store.agent(id: id) != nil else {
+            guard let agent = try store.agent(id: id) else {
                 throw AdminError(code: "unknown_agent", message: "unknown agent \(id); check the id printed by `agent create`")
             }
             try store.setAgentRevoked(id: id, at: now)
+            try OwnerActionLog.record(store, actor: actor, action: "revoke_agent", subjectID: id, subjectOwnerID: agent.ownerID, at: now)
         }
     }
 
@@ -178,12 +221,17 @@ public struct GatewayAdmin: Sendable {
     /// Blocking also ends the owner's sessions and expires its unused pairing codes, so that
     /// unblocking revives neither: a token copied before the block stays dead, and the owner's
     /// devices mint new sessions with their keys.
-    public func setOwnerBlocked(id: String, blocked: Bool) async throws {
+    public func setOwnerBlocked(id: String, blocked: Bool, by actor: ActionActor = .hostCLI) async throws {
         let now = clock.nowMilliseconds()
         try await store.write { store in
             guard try store.user(id: id) != nil else { throw AdminError(code: "unknown_owner", message: "unknown owner \(id)") }
             try store.setUserBlocked(id: id, at: blocked ? now : nil)
-            if blocked { try store.endSessions(ownerID: id, at: now) }
+            if blocked {
+                try store.endSessions(ownerID: id, at: now)
+                try store.endBrowserSessions(userID: id, at: now)
+            }
+            try OwnerActionLog.record(
+                store, actor: actor, action: blocked ? "block_user" : "unblock_user", subjectID: id, subjectOwnerID: id, at: now)
         }
     }
 

@@ -90,6 +90,7 @@ public final class Gateway: Sendable {
                 }
                 if agent.revokedAt != nil { return .failure(.agentRevoked) }
                 if owner.blockedAt != nil { return .failure(.ownerBlocked) }
+                if !owner.agentsEntitled { return .failure(.ownerNotEntitled) }
                 try store.markPairingCodeUsed(hash: codeHash, at: startedAt)
                 try store.insertDevice(
                     DeviceRecord(
@@ -160,6 +161,7 @@ public final class Gateway: Sendable {
                 if agent.revokedAt != nil { return (.agentRevoked, caller) }
                 if device.revokedAt != nil { return (.deviceRevoked, caller) }
                 if owner.blockedAt != nil { return (.ownerBlocked, caller) }
+                if !owner.agentsEntitled { return (.ownerNotEntitled, caller) }
                 if try store.nonceSeen(deviceID: deviceID, nonce: nonce) { return (.nonceReused, nil) }
                 try store.insertNonce(deviceID: deviceID, nonce: nonce, at: startedAt)
                 try store.insertSession(session)
@@ -204,6 +206,7 @@ public final class Gateway: Sendable {
                 if agent.revokedAt != nil { return (.failure(.agentRevoked), caller) }
                 if device.revokedAt != nil { return (.failure(.deviceRevoked), caller) }
                 if owner.blockedAt != nil { return (.failure(.ownerBlocked), caller) }
+                if !owner.agentsEntitled { return (.failure(.ownerNotEntitled), caller) }
                 if session.endedAt != nil { return (.failure(.sessionEnded), caller) }
                 if session.expiresAt <= moment { return (.failure(.tokenExpired), caller) }
                 return (

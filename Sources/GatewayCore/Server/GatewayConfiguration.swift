@@ -38,9 +38,23 @@ public struct GatewayConfiguration: Sendable {
     public var maxConnections: Int = 1024
     /// Open connections per client address (IPv4 address or IPv6 /64), with the same rule.
     public var maxConnectionsPerAddress: Int = 128
+    /// A console session ends after this long without a request (idle expiry).
+    public var consoleIdleSeconds: Int = 1800
+    /// A console session ends this long after sign-in, however busy (absolute expiry).
+    public var consoleAbsoluteSeconds: Int = 43_200
+    /// An agent with an open work session and no call for this long shows as stale.
+    public var staleAfterSeconds: Int = 900
+    /// The request header an authenticating reverse proxy sets to the signed-in user's id; nil
+    /// (the default) trusts no such header.
+    public var proxyUserHeader: String? = nil
+    /// The exact addresses (IPv4 or IPv6) the proxy connects from; the header is ignored from any other.
+    public var trustedProxyAddresses: [String] = []
     public var clock: GatewayClock = .system
 
     public init() {}
+
+    /// Whether console cookies carry `Secure`: when the gateway's public origin is https.
+    public var secureCookies: Bool { publicOrigins.contains { $0.hasPrefix("https://") } }
 }
 
 /// MCP protocol revisions the gateway speaks over Streamable HTTP.

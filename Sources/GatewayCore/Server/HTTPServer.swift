@@ -8,10 +8,14 @@ import NIOCore
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let clientAddress: String
+    /// The peer's exact address (for the trusted-proxy check).
+    public let remoteIP: String
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         clientAddress = ClientAddress.key(source.channel.remoteAddress)
+        let ip = source.channel.remoteAddress?.ipAddress ?? ""
+        remoteIP = ip.lowercased().hasPrefix("::ffff:") && ip.contains(".") ? String(ip.dropFirst(7)) : ip
     }
 }
 
@@ -52,6 +56,8 @@ public struct GatewayHTTPServer: Sendable {
             let principal = try await gateway.authenticate(authorization: request.headers[.authorization], refusedCall: { .api("setup") })
             return Self.json(try await gateway.setupPacket(principal))
         }
+        addOwnerAPI(to: router)
+        addConsole(to: router)
         router.post("mcp") { request, _ in await self.handleMCPPost(request) }
         router.delete("mcp") { request, _ in await self.handleMCPDelete(request) }
         router.get("mcp") { _, _ in

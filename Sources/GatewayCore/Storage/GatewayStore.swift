@@ -56,6 +56,20 @@ public protocol StoreReader {
     func auditEventCount() throws -> Int
     /// When the agent's latest audited call was, if it made one.
     func lastAuditTime(agentID: String) throws -> Int64?
+    /// The agent's latest audited call, if it made one.
+    func lastAuditEvent(agentID: String) throws -> AuditEventRecord?
+    /// A page of the audit feed, newest first.
+    func auditEvents(matching query: AuditQuery) throws -> [AuditEventRecord]
+
+    // Owners, sign-in and the console (OwnerRecords.swift).
+    func loginLink(tokenHash: String) throws -> LoginLinkRecord?
+    func browserSession(tokenHash: String) throws -> BrowserSessionRecord?
+    /// The agent's work sessions that are neither finished nor abandoned.
+    func openWorkSessionCount(agentID: String) throws -> Int
+    /// An issue's history, oldest first, at most `limit`.
+    func issueChanges(issueID: String, limit: Int) throws -> [IssueChangeRecord]
+    /// Owner and admin actions, newest first: all of them, or those by or about one person.
+    func ownerActions(userID: String?, limit: Int) throws -> [OwnerActionRecord]
 }
 
 /// Reads and writes inside a transaction. Inserts and updates only.
@@ -96,4 +110,16 @@ public protocol StoreWriter: StoreReader {
     /// Inserts or, once the previous record is past its replay window, replaces.
     func saveIdempotencyRecord(_ record: IdempotencyRecord) throws
     func insertAuditEvent(_ event: AuditEventRecord) throws
+
+    func setUserRole(id: String, role: UserRole) throws
+    func setUserEntitled(id: String, entitled: Bool) throws
+    func insertLoginLink(_ link: LoginLinkRecord) throws
+    func markLoginLinkUsed(tokenHash: String, at: Int64) throws
+    func insertBrowserSession(_ session: BrowserSessionRecord) throws
+    func touchBrowserSession(id: String, at: Int64) throws
+    func endBrowserSession(id: String, at: Int64) throws
+    /// Ends every browser session of a person (blocking them signs them out).
+    func endBrowserSessions(userID: String, at: Int64) throws
+    func insertIssueChange(_ change: IssueChangeRecord) throws
+    func insertOwnerAction(_ action: OwnerActionRecord) throws
 }

@@ -7,6 +7,12 @@ public struct UserRecord: Codable, Sendable, Hashable {
     public var name: String
     public var blockedAt: Int64?
     public var createdAt: Int64
+    /// `owner` or `admin` (see ``UserRole``).
+    public var role: String = UserRole.owner.rawValue
+    /// Whether the person may have agents (an admin switches it); without it their agents stop.
+    public var agentsEntitled: Bool = true
+
+    public var isAdmin: Bool { role == UserRole.admin.rawValue }
 }
 
 /// An agent: a named identity acting for one owner, with grants.

@@ -133,6 +133,7 @@ public final class SQLiteGatewayStore: GatewayStore {
                     ALTER TABLE workSession DROP COLUMN notes;
                     """)
         }
+        registerOwnerMigrations(&migrator)
         return migrator
     }
 }

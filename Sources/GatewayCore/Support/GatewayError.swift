@@ -63,6 +63,10 @@ public struct GatewayError: HTTPResponseError, Sendable, Hashable, CustomStringC
     public static let ownerBlocked = GatewayError(
         code: .ownerBlocked, status: 403,
         message: "the agent's owner is blocked on this gateway; ask a gateway administrator to unblock the owner")
+    /// The same code as a block (the sidecar treats both alike), with its own advice.
+    public static let ownerNotEntitled = GatewayError(
+        code: .ownerBlocked, status: 403,
+        message: "the agent's owner has no agent entitlement on this gateway; ask a gateway administrator to switch it on")
     public static let signatureInvalid = GatewayError(
         code: .signatureInvalid, status: 401,
         message: "the session signature does not verify for this device and gateway origin; check the gateway URL or \(setupAgain)")

@@ -86,6 +86,12 @@ struct TrackerTools {
     }
 
     func run(writer store: any StoreWriter) throws -> ToolOutput {
+        let output = try dispatchWrite(store)
+        try IssueHistory.record(tool: tool.name, arguments: arguments, output: output, principal: principal, at: now, in: store)
+        return output
+    }
+
+    func dispatchWrite(_ store: any StoreWriter) throws -> ToolOutput {
         switch tool.name {
         case "create_issue": return try createIssue(store)
         case "update_issue": return try updateIssue(store)
