@@ -190,3 +190,28 @@ func modernRequest(id: JSONValue, method: String, params: JSONObject = [:]) -> J
     params["_meta"] = .object(meta)
     return ["jsonrpc": "2.0", "id": id, "method": .string(method), "params": .object(params)]
 }
+
+@Suite("Waiting a bounded time for the upstream")
+struct BoundedWaitTests {
+    @Test("value(within:) returns at its limit even when the operation waits on a task that ignores cancellation")
+    func returnsAtTheLimit() async {
+        // What a gateway that accepts and never answers looks like to the handshake: an await on
+        // another task's value, which the caller's cancellation does not reach.
+        let stuck = Task { try? await Task.sleep(for: .seconds(60)) }
+        defer { stuck.cancel() }
+        let started = ContinuousClock.now
+        let result: Int? = await value(within: .milliseconds(200)) {
+            _ = await stuck.value
+            return 1
+        }
+        #expect(result == nil)
+        // A bound, not a speed check: the old task-group version waited the full 60 s.
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    @Test("a quick operation's value is returned")
+    func quickValue() async {
+        let result: Int? = await value(within: .seconds(30)) { 7 }
+        #expect(result == 7)
+    }
+}
