@@ -288,7 +288,7 @@ class Bench:
         log(f"gateway: {s.gateway_runs} run(s) of Benchmarks/gateway-load.py, 16 clients, {s.gateway_seconds} s reads + writes")
         runs = []
         for _ in range(s.gateway_runs):
-            output = run([sys.executable, os.path.join(ROOT, "scripts", "gateway-load.py"), "--binary", binary("agent-gateway"),
+            output = run([sys.executable, os.path.join(ROOT, "Benchmarks", "gateway-load.py"), "--binary", binary("agent-gateway"),
                           "--clients", "16", "--seconds", str(s.gateway_seconds)])
             lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
             runs.append({line["kind"]: line for line in lines})
