@@ -11,6 +11,9 @@ import Synchronization
 /// a slow call never delays another. The method handlers are in `RequestRouter+Methods.swift`.
 final class RequestRouter: Sendable {
     struct InFlight {
+        /// Which request this is: a client may reuse an id once its request was cancelled, and a
+        /// late reply of the cancelled one must not answer the new one.
+        let serial: UInt64
         var task: Task<Void, Never>?
         var batch: BatchCollector?
         var isSubscription = false
@@ -26,6 +29,7 @@ final class RequestRouter: Sendable {
     /// Paired mode only.
     let catalogFallback: StoredCatalogFallback?
     let inFlight = Mutex<[RequestKey: InFlight]>([:])
+    private let nextSerial = Atomic<UInt64>(0)
 
     init(
         options: ServeOptions, upstream: any MCPUpstream, logger: Logger, writer: StdoutWriter, negotiation: ProtocolNegotiation,
@@ -125,9 +129,10 @@ final class RequestRouter: Sendable {
     // MARK: Requests
 
     func receiveRequest(id: RequestKey, method: String, params: JSONObject?, batch: BatchCollector?) {
+        let serial = nextSerial.add(1, ordering: .relaxed).newValue
         let duplicate = inFlight.withLock { table -> Bool in
             if table[id] != nil { return true }
-            table[id] = InFlight(batch: batch)
+            table[id] = InFlight(serial: serial, batch: batch)
             return false
         }
         if duplicate {
@@ -143,14 +148,14 @@ final class RequestRouter: Sendable {
         switch negotiation.context(params: params) {
         case .success(let found): context = found
         case .failure(let error):
-            finish(id, .value(JSONRPC.error(id: id.id, code: error.code, message: error.message, data: error.data)))
+            finish(id, serial, .value(JSONRPC.error(id: id.id, code: error.code, message: error.message, data: error.data)))
             return
         }
         // 2026-07-28 has no batches: a modern request inside one (possible only in a 2025-03-26
         // session) is refused there, or an open subscription would hold the batch's array forever.
         if batch != nil, context.isModern {
             finish(
-                id,
+                id, serial,
                 .value(
                     JSONRPC.error(
                         id: id.id, code: JSONRPCErrorCode.invalidRequest,
@@ -162,44 +167,46 @@ final class RequestRouter: Sendable {
         // Local, cheap methods are answered on this thread: no hop, lowest latency.
         switch method {
         case "ping" where context.revision.hasPing:
-            finish(id, .value(JSONRPC.result(id: id.id, [:])))
+            finish(id, serial, .value(JSONRPC.result(id: id.id, [:])))
             return
         case "server/discover":
-            finish(id, .value(JSONRPC.result(id: id.id, negotiation.discoverResult(handshake: upstream.currentHandshake))))
+            finish(id, serial, .value(JSONRPC.result(id: id.id, negotiation.discoverResult(handshake: upstream.currentHandshake))))
             return
         case "logging/setLevel" where context.revision.hasLoggingSetLevel:
-            finish(id, setLogLevel(id: id, params: params))
+            finish(id, serial, setLogLevel(id: id, params: params))
             return
         case "initialize":
             if let refusal = negotiation.negotiate(id: id, params: params) {
-                finish(id, refusal)
+                finish(id, serial, refusal)
                 return
             }
         default:
             break
         }
         let task = Task { [self] in
-            let reply = await handle(id: id, method: method, params: params, context: context)
-            finish(id, reply)
+            let reply = await handle(id: id, serial: serial, method: method, params: params, context: context)
+            finish(id, serial, reply)
         }
         inFlight.withLock { table in
-            if table[id] != nil { table[id]?.task = task }
+            if table[id]?.serial == serial { table[id]?.task = task }
         }
     }
 
     /// Sends the reply of a request unless it was cancelled: every request is answered at most once.
-    func finish(_ id: RequestKey, _ reply: Reply) {
+    func finish(_ id: RequestKey, _ serial: UInt64, _ reply: Reply) {
         guard let frame = reply.frame else { return }
         // The request leaves the in-flight table and its reply is queued under one lock: shutdown,
         // which waits for the table to empty before it closes stdout, can never slip in between
-        // and drop the reply.
+        // and drop the reply. A reply of a cancelled request whose id came back in use by a newer
+        // one finds the newer serial and is dropped.
         inFlight.withLock { table in
-            guard let entry = table.removeValue(forKey: id) else { return }
+            guard let entry = table[id], entry.serial == serial else { return }
+            table[id] = nil
             deliver(frame, batch: entry.batch)
         }
     }
 
-    func handle(id: RequestKey, method: String, params: JSONObject?, context: RequestContext) async -> Reply {
+    func handle(id: RequestKey, serial: UInt64, method: String, params: JSONObject?, context: RequestContext) async -> Reply {
         switch method {
         case "initialize":
             return await initializeReply(id: id)
@@ -209,7 +216,9 @@ final class RequestRouter: Sendable {
             return await callTool(id: id, params: params, context: context)
         case "subscriptions/listen" where context.isModern:
             return subscriptions.listen(id: id, params: params) {
-                inFlight.withLock { $0[id]?.isSubscription = true }
+                inFlight.withLock { table in
+                    if table[id]?.serial == serial { table[id]?.isSubscription = true }
+                }
             }
         case "resources/list", "resources/read", "resources/templates/list", "resources/subscribe", "resources/unsubscribe",
             "prompts/list", "prompts/get", "completion/complete":
