@@ -21,7 +21,7 @@ public enum ChildProcess {
     /// `posix_spawn_file_actions_addclosefrom_np`, looked up by name because Swift's Glibc module
     /// does not declare it (it is behind `_GNU_SOURCE`); without it, nothing is added.
     #if os(Linux)
-    public static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
         _ = closeFrom?(&actions, 3)
     }
 
@@ -58,6 +58,46 @@ public enum ChildProcess {
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         return status
     }
+
+    #if os(Linux)
+    /// Starts `executable` with `arguments` and exactly `environment`. `stdio` are the descriptors
+    /// that become the child's 0, 1 and 2; every other descriptor is closed in the child, which
+    /// starts with default signal handling and no blocked signals, whatever this process set.
+    /// Call it with ``spawnLock`` held. Returns the child's pid.
+    public static func spawn(
+        _ executable: String, arguments: [String], environment: [String: String], stdio: [Int32]
+    ) throws(DescriptorError) -> pid_t {
+        precondition(stdio.count == 3, "ChildProcess.spawn takes the child's stdin, stdout and stderr")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // dup2 clears close-on-exec on the copy: exactly 0, 1 and 2 reach the program.
+        for (index, descriptor) in stdio.enumerated() { posix_spawn_file_actions_adddup2(&actions, descriptor, Int32(index)) }
+        closeInheritedDescriptors(&actions)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard spawned == 0 else { throw DescriptorError(code: spawned) }
+        return pid
+    }
+    #endif
 
     /// The exit code of a raw status, or 128 + the signal that ended the child (as shells
     /// report it). `WIFEXITED` / `WEXITSTATUS` spelled out, since the macros do not import.

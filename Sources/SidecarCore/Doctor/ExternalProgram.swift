@@ -52,40 +52,19 @@ enum ExternalProgram {
             close(outPipe.write)
             throw Failure(description: "cannot make a pipe: \(error)")
         }
-        #if os(Linux)
-        var actions = posix_spawn_file_actions_t()
-        #else
-        var actions: posix_spawn_file_actions_t? = nil
-        #endif
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe.write, 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe.write, 2)
-        for descriptor in [outPipe.read, outPipe.write, errPipe.read, errPipe.write] {
-            posix_spawn_file_actions_addclose(&actions, descriptor)
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if devNull >= 0 { close(devNull) } }
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(executable, arguments: arguments, environment: environment, stdio: [devNull, outPipe.write, errPipe.write])
+        } catch {
+            for descriptor in [outPipe.read, outPipe.write, errPipe.read, errPipe.write] { close(descriptor) }
+            throw Failure(description: "cannot start \(executable): \(error)")
         }
-        #if os(Linux)
-        ChildProcess.closeInheritedDescriptors(&actions)
-        #endif
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         ChildProcess.spawnLock.unlock()
         locked = false
         close(outPipe.write)
         close(errPipe.write)
-        guard spawned == 0 else {
-            close(outPipe.read)
-            close(errPipe.read)
-            throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
-        }
 
         var output: [[UInt8]] = [[], []]
         var open = [outPipe.read, errPipe.read]

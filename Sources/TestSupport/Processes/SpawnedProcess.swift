@@ -105,47 +105,15 @@ public final class SpawnedProcess: @unchecked Sendable {
             throw Failure("\(error)")
         }
 
-        #if os(Linux)
-        var actions = posix_spawn_file_actions_t()
-        #else
-        var actions: posix_spawn_file_actions_t? = nil
-        #endif
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // dup2 clears close-on-exec on the copy, and every other descriptor is closed in the
-        // child: exactly 0, 1 and 2 reach the program.
-        for index in 0..<3 { posix_spawn_file_actions_adddup2(&actions, childEnds[index], Int32(index)) }
-        #if os(Linux)
-        ChildProcess.closeInheritedDescriptors(&actions)
-        #endif
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // The child starts with default signal handling and no blocked signals, whatever the
-        // test runner's threads have set.
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(executable, arguments: arguments, environment: environment, stdio: childEnds)
+        } catch {
+            closeAll()
+            throw Failure("cannot start \(executable): \(error)")
         }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         // The parent keeps only its own ends.
         for descriptor in opened where !parentEnds.contains(descriptor) { close(descriptor) }
-        guard spawned == 0 else {
-            for descriptor in parentEnds where descriptor >= 0 { close(descriptor) }
-            throw Failure("cannot start \(executable): \(String(cString: strerror(spawned)))")
-        }
         self.pid = pid
         (stdinDescriptor, stdoutDescriptor, stderrDescriptor) = (parentEnds[0], parentEnds[1], parentEnds[2])
         if stdinDescriptor < 0 { stdinOpen.withLock { $0 = false } }
