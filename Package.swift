@@ -37,11 +37,14 @@ let package = Package(
         // detached thread, the ThreadSanitizer lock. Nothing of ours, no Foundation.
         .target(name: "SystemSupport", swiftSettings: strictSettings),
 
+        // The HTTP client of both products, over libcurl (secret headers from guarded memory).
+        .target(name: "CurlHTTP", dependencies: ["CurlShim", "SodiumKit", "SystemSupport"], swiftSettings: strictSettings),
+
         // The sidecar: MCP stdio server, libcurl upstream bridge, credentials and setup.
         .target(
             name: "SidecarCore",
             dependencies: [
-                "AgentWire", "CurlShim", "SodiumKit", "SystemSupport",
+                "AgentWire", "CurlHTTP", "SodiumKit", "SystemSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -56,7 +59,7 @@ let package = Package(
         .target(
             name: "GatewayCore",
             dependencies: [
-                "AgentWire", "SodiumKit", "SystemSupport",
+                "AgentWire", "CurlHTTP", "SodiumKit", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -103,7 +106,8 @@ let package = Package(
         .testTarget(name: "SodiumKitTests", dependencies: ["SodiumKit"], swiftSettings: strictSettings),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"], swiftSettings: strictSettings),
         .testTarget(
-            name: "SidecarCoreTests", dependencies: ["SidecarCore", "SodiumKit", "SystemSupport", "TestSupport"], swiftSettings: strictSettings),
+            name: "SidecarCoreTests", dependencies: ["CurlHTTP", "SidecarCore", "SodiumKit", "SystemSupport", "TestSupport"],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "SidecarEndToEndTests",
             dependencies: [

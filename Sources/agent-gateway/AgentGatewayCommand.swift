@@ -100,6 +100,7 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway over HTTP.")
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup(title: "Tracker") var tracker: TrackerOptions
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on; 0 picks a free port and prints {\"url\": …} once listening.") var port = 7420
     @Option(name: .customLong("session-ttl"), help: "Session token lifetime in seconds.") var sessionTTL = 900
@@ -178,17 +179,24 @@ struct Serve: AsyncParsableCommand {
             }
             configuration.publicOrigins = [origin]
         }
+        configuration.plane = try tracker.planeSettings()
         let (sqlite, key): (SQLiteGatewayStore, [UInt8])
-        do { (sqlite, key) = try await store.open(durability: durability, creating: true) } catch { throw fail(error) }
+        do {
+            (sqlite, key) = try await store.open(durability: durability, creating: true)
+            try await TrackerBinding.bind(sqlite, plane: configuration.plane)
+        } catch { throw fail(error) }
         let gateway = try Gateway(store: sqlite, hashKey: key, configuration: configuration)
         let server = GatewayHTTPServer(gateway: gateway)
         let host = self.host
+        let trackerName = configuration.plane.map(\.description) ?? "embedded"
         let app = server.makeApplication(host: host, port: port, logger: logger) { boundPort in
             let urlHost = host.contains(":") ? "[\(host)]" : host
             let url = "http://\(urlHost):\(boundPort)"
             gateway.adoptListenOrigins(OriginFormat.listenOrigins(host: host, port: boundPort))
             printLine(JSONValue.object(["url": .string(url)]).jsonText)
-            logger.info("agent-gateway listening", metadata: ["url": "\(url)", "db": "\(sqlite.path)"])
+            logger.info(
+                "agent-gateway listening",
+                metadata: ["url": "\(url)", "db": "\(sqlite.path)", "tracker": "\(trackerName)"])
         }
         try await app.runService()
     }

@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import CurlHTTP
 @testable import SidecarCore
 
 #if canImport(Glibc)

@@ -40,6 +40,16 @@ public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable, CustomSt
     case idempotencyKeyReused = "idempotency_key_reused"
     case idempotencyInFlight = "idempotency_in_flight"
     case internalError = "internal_error"
+    /// The tool is not available on the tracker this gateway serves (Plane has no such API).
+    case notSupported = "not_supported"
+
+    // The tracker behind the gateway (Plane); retryable unless noted
+    /// The tracker did not answer, or answered with a server error.
+    case trackerUnavailable = "tracker_unavailable"
+    /// The tracker's own rate limit held after the gateway's back-off.
+    case trackerRateLimited = "tracker_rate_limited"
+    /// The tracker refused the change as invalid (not retryable).
+    case trackerRejected = "tracker_rejected"
 
     // The owner API (people in a browser, not agents)
     case notSignedIn = "not_signed_in"

@@ -46,6 +46,8 @@ public struct GatewayAdmin: Sendable {
             for (id, name) in [("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol"), ("dave", "Dave")] where try store.user(id: id) == nil {
                 try store.insertUser(UserRecord(id: id, name: name, blockedAt: nil, createdAt: now))
             }
+            // Over Plane the projects are Plane's: the demo adds only the people who own agents.
+            if try TrackerBinding.servesPlane(store) { return ["seeded": true, "projects": [], "tracker": "plane"] }
             let demo:
                 [(
                     key: String, name: String, description: String, members: [String], labels: [(String, String)],
@@ -157,7 +159,14 @@ public struct GatewayAdmin: Sendable {
             if !owner.agentsEntitled {
                 throw AdminError(code: "owner_not_entitled", message: "owner \(ownerID) has no agent entitlement; ask an admin to switch it on")
             }
-            for key in keys where try store.project(key: key) == nil {
+            // Over Plane, projects live in Plane: a grant names a project key, which tools check
+            // against Plane at call time (an unknown one answers "does not exist").
+            let servesPlane = try TrackerBinding.servesPlane(store)
+            for key in keys where servesPlane ? !TrackerBinding.isProjectKey(key.uppercased()) : try store.project(key: key) == nil {
+                if servesPlane {
+                    throw AdminError(
+                        code: "unknown_project", message: "\(key) is not a project key (1 to 12 letters and digits, as Plane's identifiers)")
+                }
                 let known = try store.projects().map(\.key).joined(separator: ", ")
                 throw AdminError(
                     code: "unknown_project", message: "unknown project \(key); projects: \(known.isEmpty ? "none (run seed-demo)" : known)")

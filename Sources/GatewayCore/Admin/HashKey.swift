@@ -100,34 +100,7 @@ enum HashKey {
     /// file must be a regular file (opened without following a link and without blocking, so a
     /// FIFO in its place cannot hang the gateway), owned by this user or root, and not readable by others.
     static func readKeyFile(_ path: String) throws(AdminError) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return nil }
-            if errno == ELOOP {
-                throw AdminError(code: "hash_key_unreadable", message: "the hash key file \(path) is a symbolic link; pass the file itself")
-            }
-            throw AdminError(
-                code: "hash_key_unreadable",
-                message: "cannot read the hash key file \(path) (\(String(cString: strerror(errno)))); check the path and its permissions")
-        }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw AdminError(code: "hash_key_unreadable", message: "the hash key file \(path) is not a regular file; pass a file of 64 hex digits")
-        }
-        guard info.st_uid == geteuid() || info.st_uid == 0 else {
-            throw AdminError(code: "hash_key_unsafe", message: "the hash key file \(path) belongs to another user; use a file of your own")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw AdminError(
-                code: "hash_key_unsafe",
-                message: "permissions \(String(info.st_mode & 0o777, radix: 8)) for the hash key file \(path) are too open; run chmod 600 \(path)")
-        }
-        guard info.st_size <= 1024 else {
-            throw AdminError(code: "hash_key_invalid", message: "the hash key file must hold 32 raw bytes or 64 hex digits")
-        }
-        // A read error or a file that grew past the bound reads as nothing, which is refused below.
-        let content = (try? Descriptor.readAll(descriptor, limit: 1024)) ?? []
+        guard let content = try OwnerOnlyFile.read(path, naming: "the hash key file", codePrefix: "hash_key", limit: 1024) else { return nil }
         if content.count == 32 { return content }
         let text = String(decoding: content, as: UTF8.self).filter { !$0.isWhitespace }
         if let decoded = (try? Hex.decode(text)), decoded.count == 32 { return decoded }

@@ -200,7 +200,7 @@ extension GatewayHTTPServer {
                 return Self.redirect("/console/admin")
             }
         }
-        let tracker = TrackerPages(store: gateway.store)
+        let tracker = TrackerPages(store: gateway.store, tracker: gateway.tracker)
         router.get("console/tracker") { request, context in
             await self.consolePage(request, context) { pages, _ in self.render("projects", "Tracker", try await tracker.projects(), pages) }
         }
@@ -214,6 +214,11 @@ extension GatewayHTTPServer {
         router.get("console/tracker/:project/:number") { request, context in
             await self.consolePage(request, context) { pages, _ in
                 guard let number = Int(try context.parameters.require("number")) else { throw OwnerService.notFound("such issue") }
+                let projectKey = try context.parameters.require("project").uppercased()
+                // Over Plane an issue's page is Plane's own.
+                if TrackerBinding.isProjectKey(projectKey), let link = self.gateway.trackerIssueLink(projectKey: projectKey, number: number) {
+                    return Self.redirect(link)
+                }
                 let page = try await tracker.issue(projectKey: try context.parameters.require("project"), number: number)
                 return self.render("issue", page["key"] as? String ?? "Issue", page, pages)
             }

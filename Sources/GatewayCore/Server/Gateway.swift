@@ -17,6 +17,8 @@ public final class Gateway: Sendable {
     /// Refused calls audited per device per minute (`RefusalAudit.swift`).
     let refusalAudit = RefusalAuditLimiter(perMinute: 60)
     let fairWriter = FairWriteScheduler()
+    /// Where the tools' tracker data lives (`configuration.plane` chooses Plane).
+    let tracker: any Tracker
     /// Rate-limited tool calls audited once per agent per second.
     let refusalSampler = RefusalAuditSampler()
     private let origins = NIOLockedValueBox<[String]>([])
@@ -34,6 +36,15 @@ public final class Gateway: Sendable {
         pairingPolicy.global.free = configuration.pairingFailuresPerMinuteGlobal
         self.pairingGuard = PairingGuard(policy: pairingPolicy)
         origins.withLockedValue { $0 = configuration.publicOrigins }
+        self.tracker = configuration.plane.map { PlaneTracker(settings: $0, store: store) } ?? EmbeddedTracker(store: store)
+    }
+
+    /// Which tracker the tools work on.
+    public var trackerKind: TrackerKind { tracker.kind }
+
+    /// Where a person sees an issue in the tracker's own interface (Plane's web app), if anywhere.
+    public func trackerIssueLink(projectKey: String, number: Int) -> String? {
+        tracker.issueLink(projectKey: projectKey, number: number)
     }
 
     /// Origins a session signature may name.

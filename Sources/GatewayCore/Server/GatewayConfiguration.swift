@@ -50,6 +50,8 @@ public struct GatewayConfiguration: Sendable {
     /// The exact addresses (IPv4 or IPv6) the proxy connects from; the header is ignored from any other.
     public var trustedProxyAddresses: [String] = []
     public var clock: GatewayClock = .system
+    /// The Plane workspace the tools work on; `nil` serves the embedded tracker.
+    public var plane: PlaneSettings? = nil
 
     public init() {}
 

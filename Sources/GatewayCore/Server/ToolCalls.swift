@@ -102,7 +102,7 @@ extension Gateway {
         if tool.readOnly {
             do {
                 await progress?("checked grants and arguments")
-                let output = try await store.read { try tools.run(reader: $0) }
+                let output = try await tracker.read(tools)
                 audit.project = output.project
                 audit.targetIDs = output.targetIDs
                 audit.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
@@ -117,7 +117,8 @@ extension Gateway {
             }
         }
 
-        // Writes: idempotency, the change, its record and its audit event in one transaction.
+        // Writes: idempotency, the change, its record and its audit event; the tracker decides how
+        // they commit together (one transaction when embedded, see `Tracker`).
         let key = argumentObject["idempotencyKey"]?.stringValue ?? headerKey
         let keyHash = key.map { idempotencyKeyHash(agentID: agentID, key: $0) }
         audit.idempotencyKeyHash = keyHash
@@ -140,30 +141,34 @@ extension Gateway {
         let replayWindow = Int64(configuration.idempotencyReplaySeconds) * 1000
         let moment = audit.at
         let draft = audit
-        do {
-            let result = try await fairWriter.write(agentID: agentID, store: store) { store -> JSONValue in
-                var event = draft
-                if let keyHash, let record = try store.idempotencyRecord(agentID: agentID, keyHash: keyHash),
+        let store = self.store
+        let fairWriter = self.fairWriter
+        let write = TrackerWrite(
+            externalID: Self.externalID(agentID: agentID, keyHash: keyHash),
+            transaction: { body in try await fairWriter.write(agentID: agentID, store: store, body) },
+            replay: { store -> JSONValue? in
+                guard let keyHash, let record = try store.idempotencyRecord(agentID: agentID, keyHash: keyHash),
                     moment - record.createdAt < replayWindow
-                {
-                    guard record.fingerprint == fingerprint else { throw GatewayError.idempotencyKeyReused }
-                    var replay = (try? JSONValue(parsing: record.result)) ?? Self.errorResult(.internalError)
-                    if case .object(var object) = replay {
-                        var meta = object["_meta"]?.objectValue ?? [:]
-                        meta[ResultMeta.replayed] = true
-                        object["_meta"] = .object(meta)
-                        replay = .object(object)
-                    }
-                    let targets = try Self.resolvedTargets(draft: argumentObject, in: store)
-                    event.project = targets.project
-                    event.targetIDs = targets.targetIDs
-                    event.replayed = true
-                    event.outcome = "replayed"
-                    event.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
-                    try store.insertAuditEvent(event)
-                    return replay
+                else { return nil }
+                guard record.fingerprint == fingerprint else { throw GatewayError.idempotencyKeyReused }
+                var replay = (try? JSONValue(parsing: record.result)) ?? Self.errorResult(.internalError)
+                if case .object(var object) = replay {
+                    var meta = object["_meta"]?.objectValue ?? [:]
+                    meta[ResultMeta.replayed] = true
+                    object["_meta"] = .object(meta)
+                    replay = .object(object)
                 }
-                let output = try tools.run(writer: store)
+                var event = draft
+                let targets = try Self.resolvedTargets(draft: argumentObject, in: store)
+                event.project = targets.project
+                event.targetIDs = targets.targetIDs
+                event.replayed = true
+                event.outcome = "replayed"
+                event.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
+                try store.insertAuditEvent(event)
+                return replay
+            },
+            commit: { output, store -> JSONValue in
                 let result = Self.successResult(output)
                 if let keyHash {
                     try store.saveIdempotencyRecord(
@@ -171,12 +176,15 @@ extension Gateway {
                             agentID: agentID, keyHash: keyHash, tool: tool.name, fingerprint: fingerprint, result: result.jsonText,
                             createdAt: moment))
                 }
+                var event = draft
                 event.project = output.project
                 event.targetIDs = output.targetIDs
                 event.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
                 try store.insertAuditEvent(event)
                 return result
-            }
+            })
+        do {
+            let result = try await tracker.write(tools, write)
             await progress?("stored and read back")
             return result
         } catch {
@@ -192,6 +200,12 @@ extension Gateway {
         var object = arguments?.objectValue ?? [:]
         object["idempotencyKey"] = nil
         return JSONValue.object(object).canonicalized().serialized()
+    }
+
+    /// The id a tracker stores with a change so that a retry finds it (Plane's `external_id`): the
+    /// agent and the keyed hash of its idempotency key, or a fresh ULID for a call without a key.
+    static func externalID(agentID: String, keyHash: String?) -> String {
+        "\(agentID):" + (keyHash.map { String($0.prefix(32)) } ?? "call-\(ULID().text)")
     }
 
     static func argumentsHash(_ arguments: JSONValue?) -> String { Hex.encode(Hash.sha256(canonicalArguments(arguments))) }

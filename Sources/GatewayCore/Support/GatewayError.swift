@@ -139,6 +139,25 @@ public struct GatewayError: HTTPResponseError, Sendable, Hashable, CustomStringC
     public static let idempotencyInFlight = GatewayError(
         code: .idempotencyInFlight, status: 409,
         message: "a call with this idempotency key is still running; wait for it and retry with the same key", retryable: true)
+    public static func notSupported(_ message: String) -> GatewayError {
+        GatewayError(code: .notSupported, status: 501, message: message)
+    }
+
+    // MARK: The tracker behind the gateway (Plane)
+
+    public static func trackerUnavailable(_ message: String) -> GatewayError {
+        GatewayError(code: .trackerUnavailable, status: 503, message: message, retryable: true, retryAfterSeconds: 5)
+    }
+    public static func trackerRateLimited(retryAfter: Int) -> GatewayError {
+        GatewayError(
+            code: .trackerRateLimited, status: 503,
+            message: "the tracker (Plane) is over its rate limit for this gateway; retry after \(retryAfter) s with the same idempotencyKey",
+            retryable: true, retryAfterSeconds: retryAfter)
+    }
+    public static func trackerRejected(_ message: String) -> GatewayError {
+        GatewayError(code: .trackerRejected, status: 422, message: message)
+    }
+
     public static let internalError = GatewayError(
         code: .internalError, status: 500, message: "the gateway failed to handle the call; retry, and report it if it persists",
         retryable: true)

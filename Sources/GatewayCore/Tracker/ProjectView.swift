@@ -33,6 +33,16 @@ struct ProjectView {
         users = withUsers ? Dictionary(uniqueKeysWithValues: try store.users().map { ($0.id, $0) }) : [:]
     }
 
+    /// A view of a tracker that is not the gateway's store (Plane).
+    init(project: ProjectRecord, states: [StateRecord], labels: [LabelRecord], users: [UserRecord]) {
+        self.project = project
+        orderedStates = states
+        orderedLabels = labels
+        self.states = Dictionary(states.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.labels = Dictionary(labels.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.users = Dictionary(users.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     func key(_ issue: IssueRecord) -> String { "\(project.key)-\(issue.number)" }
 
     func defaultState() throws -> StateRecord {
@@ -72,7 +82,10 @@ struct ProjectView {
     }
 
     func resolveMembers(_ names: [String], store: any StoreReader, listValid: Bool = true) throws -> [UserRecord] {
-        let members = try store.members(projectID: project.id)
+        try resolveMembers(names, among: try store.members(projectID: project.id), listValid: listValid)
+    }
+
+    func resolveMembers(_ names: [String], among members: [UserRecord], listValid: Bool = true) throws -> [UserRecord] {
         var resolved: [UserRecord] = []
         for name in names.map(UntrustedText.unwrapped) {
             guard let member = members.first(where: { $0.id == name }) ?? members.first(where: { $0.name.lowercased() == name.lowercased() }) else {

@@ -3,11 +3,14 @@ import SodiumKit
 
 /// The read tools: projects, a project's context, issue search, one issue with a page of comments.
 extension TrackerTools {
-    func listProjects(_ store: any StoreReader) throws -> ToolOutput {
+    func listProjects(_ store: any StoreReader) throws -> ToolOutput { try listProjects(try store.projects()) }
+
+    /// The granted projects among `projects` (any tracker's).
+    func listProjects(_ projects: [ProjectRecord]) throws -> ToolOutput {
         var items: [JSONValue] = []
         var untrusted: [String] = []
         var lines: [String] = []
-        for project in try store.projects() {
+        for project in projects {
             guard let scopes = principal.scopes(on: project.key), scopes.contains(Scope.projectRead) else { continue }
             let ordered = Scope.all.filter { scopes.contains($0) }
             untrusted += ["/projects/\(items.count)/name", "/projects/\(items.count)/description"]
@@ -25,8 +28,12 @@ extension TrackerTools {
 
     func projectContext(_ store: any StoreReader) throws -> ToolOutput {
         let project = try grantedProject(string("project") ?? "", in: store)
-        let context = try ProjectView(project: project, store: store)
-        let members = try store.members(projectID: project.id)
+        return projectContext(try ProjectView(project: project, store: store), members: try store.members(projectID: project.id))
+    }
+
+    /// A project's context from its view (any tracker's).
+    func projectContext(_ context: ProjectView, members: [UserRecord]) -> ToolOutput {
+        let project = context.project
         let structured: JSONValue = [
             "project": [
                 "key": .string(project.key), "name": .string(project.name), "description": .string(UntrustedText.sanitize(project.description)),
@@ -75,6 +82,11 @@ extension TrackerTools {
             issues.removeLast()
             nextCursor = .string(Base64.encode(Array("n:\(issues.last!.number)".utf8), variant: .urlSafeNoPadding))
         }
+        return searchResult(issues, view: view, nextCursor: nextCursor, project: project)
+    }
+
+    /// A page of search results (any tracker's).
+    func searchResult(_ issues: [IssueRecord], view: ProjectView, nextCursor: JSONValue, project: ProjectRecord) -> ToolOutput {
         var untrusted: [String] = []
         var items: [JSONValue] = []
         for (index, issue) in issues.enumerated() {
@@ -108,12 +120,19 @@ extension TrackerTools {
         }
         let nextCursor: JSONValue = fetched.count > page.count ? page.last.map { .string(Self.cursor(for: $0)) } ?? .null : .null
         let total = try store.commentCount(issueID: issue.id)
+        return issueResult(issue, view: view, comments: page, total: total, nextCursor: nextCursor, project: project)
+    }
 
+    /// One issue with a page of its comments (any tracker's).
+    func issueResult(
+        _ issue: IssueRecord, view: ProjectView, comments page: [CommentRecord], total: Int, nextCursor: JSONValue, project: ProjectRecord,
+        order: String = "oldest first"
+    ) -> ToolOutput {
         var untrusted: [String] = []
         let rendered = view.render(issue, pointer: "/issue", untrusted: &untrusted, includeBody: true)
         var commentItems: [JSONValue] = []
         var text = view.detailText(issue)
-        if !page.isEmpty { text += "\nComments (\(page.count) of \(total), oldest first):" }
+        if !page.isEmpty { text += "\nComments (\(page.count) of \(total), \(order)):" }
         for (index, comment) in page.enumerated() {
             commentItems.append(view.render(comment, issueKey: view.key(issue), pointer: "/comments/\(index)", untrusted: &untrusted))
             text += "\n- \(view.authorName(comment)) at \(Timestamp.rfc3339(milliseconds: comment.createdAt)): \(UntrustedText.marked(comment.body))"

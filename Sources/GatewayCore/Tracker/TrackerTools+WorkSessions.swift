@@ -77,7 +77,7 @@ extension TrackerTools {
             throw GatewayError.internalError
         }
         let noteIssue: JSONValue
-        if let issueID = storedNote.issueID, let noted = try store.issue(id: issueID) {
+        if let issueID = storedNote.issueID, let noted = try knownIssues[issueID]?.1 ?? store.issue(id: issueID) {
             noteIssue = .string("\(project.key)-\(noted.number)")
         } else {
             noteIssue = .null

@@ -44,6 +44,12 @@ extension TrackerTools {
             blocks: IssueBlocks.merge([], with: blockArguments()), createdByUserID: principal.owner.id, createdByAgentID: principal.agent.id,
             createdAt: now, updatedAt: now)
         let stored = try storedIssue(try store.insertIssue(issue), in: store)
+        return createdAnswer(stored, view: view)
+    }
+
+    /// The answer of create_issue: the issue as stored (any tracker's).
+    func createdAnswer(_ stored: IssueRecord, view: ProjectView) -> ToolOutput {
+        let project = view.project
         var untrusted: [String] = []
         let rendered = view.render(stored, pointer: "/issue", untrusted: &untrusted, includeBody: true)
         return ToolOutput(
@@ -69,7 +75,11 @@ extension TrackerTools {
         issue.updatedAt = now
         try store.updateIssue(issue)
         project = try store.project(id: project.id) ?? project
-        let stored = try storedIssue(issue, in: store)
+        return updatedAnswer(try storedIssue(issue, in: store), project: project)
+    }
+
+    /// The answer of update_issue: the fields the call set, as stored (any tracker's).
+    func updatedAnswer(_ stored: IssueRecord, project: ProjectRecord) -> ToolOutput {
         var fields: [(String, JSONValue)] = []
         var untrusted: [String] = []
         var lines = ["Updated \(project.key)-\(stored.number)."]
@@ -97,7 +107,11 @@ extension TrackerTools {
         issue.updatedAt = now
         try store.updateIssue(issue)
         project = try store.project(id: project.id) ?? project
-        let stored = try storedIssue(issue, in: store)
+        return blocksAnswer(try storedIssue(issue, in: store), project: project, changes: changes)
+    }
+
+    /// The answer of update_issue_blocks: the blocks the call named, as stored (any tracker's).
+    func blocksAnswer(_ stored: IssueRecord, project: ProjectRecord, changes: [IssueBlock]) -> ToolOutput {
         let named = Set(changes.map(\.name))
         var blocks: [JSONValue] = []
         var untrusted: [String] = []
@@ -121,7 +135,11 @@ extension TrackerTools {
         issue.updatedAt = now
         try store.updateIssue(issue)
         project = try store.project(id: project.id) ?? project
-        let stored = try storedIssue(issue, in: store)
+        return movedAnswer(try storedIssue(issue, in: store), project: project, view: view)
+    }
+
+    /// The answer of move_issue: the new state (any tracker's).
+    func movedAnswer(_ stored: IssueRecord, project: ProjectRecord, view: ProjectView) -> ToolOutput {
         let name = view.states[stored.stateID]?.name
         return issueChange(
             stored, project: project, fields: [("state", view.reference(id: stored.stateID, name: name))], untrusted: ["/issue/state/name"],
@@ -135,7 +153,11 @@ extension TrackerTools {
         issue.updatedAt = now
         try store.updateIssue(issue)
         project = try store.project(id: project.id) ?? project
-        let stored = try storedIssue(issue, in: store)
+        return labelsAnswer(try storedIssue(issue, in: store), project: project, view: view)
+    }
+
+    /// The answer of set_issue_labels: the labels as stored (any tracker's).
+    func labelsAnswer(_ stored: IssueRecord, project: ProjectRecord, view: ProjectView) -> ToolOutput {
         let names = stored.labelIDs.map { view.labels[$0].map { UntrustedText.marked($0.name) } ?? $0 }
         return issueChange(
             stored, project: project, fields: [("labels", .array(stored.labelIDs.map { view.reference(id: $0, name: view.labels[$0]?.name) }))],
@@ -151,8 +173,12 @@ extension TrackerTools {
         issue.updatedAt = now
         try store.updateIssue(issue)
         project = try store.project(id: project.id) ?? project
-        let stored = try storedIssue(issue, in: store)
-        let names = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.name) })
+        return assignedAnswer(try storedIssue(issue, in: store), project: project, view: view, members: members)
+    }
+
+    /// The answer of assign_issue: the assignees as stored (any tracker's).
+    func assignedAnswer(_ stored: IssueRecord, project: ProjectRecord, view: ProjectView, members: [UserRecord]) -> ToolOutput {
+        let names = Dictionary(members.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         let assignees = stored.assigneeIDs.map { "\($0) (\(names[$0].map(UntrustedText.marked) ?? $0))" }
         return issueChange(
             stored, project: project, fields: [("assignees", .array(stored.assigneeIDs.map { view.reference(id: $0, name: names[$0]) }))],
@@ -167,7 +193,11 @@ extension TrackerTools {
             body: string("body") ?? "", createdAt: now)
         try store.insertComment(comment)
         guard let stored = try store.comment(id: comment.id) else { throw GatewayError.internalError }
-        let key = "\(project.key)-\(issue.number)"
+        return commentedAnswer(stored, key: "\(project.key)-\(issue.number)", project: project)
+    }
+
+    /// The answer of comment_issue: the comment as stored (any tracker's).
+    func commentedAnswer(_ stored: CommentRecord, key: String, project: ProjectRecord) -> ToolOutput {
         let rendered: JSONValue = [
             "id": .string(stored.id), "issue": .string(key),
             "author": ["userId": .string(stored.authorUserID), "agentId": stored.authorAgentID.map { .string($0) } ?? .null],
@@ -177,27 +207,24 @@ extension TrackerTools {
             structured: ["comment": rendered],
             text:
                 "Commented on \(key) as agent \(principal.agent.id) for \(UntrustedText.marked(principal.owner.name)): \(UntrustedText.marked(stored.body))",
-            untrustedPointers: ["/comment/body"], targetIDs: [issue.id, stored.id], project: project.key)
+            untrustedPointers: ["/comment/body"], targetIDs: [stored.issueID, stored.id], project: project.key)
     }
 
     func addProjectMember(_ store: any StoreWriter) throws -> ToolOutput {
         let project = try grantedProject(string("project") ?? "", in: store)
-        let wanted = UntrustedText.unwrapped(string("member") ?? "")
-        let users = try store.users()
-        // The one list a write error gives without project:read: the workspace's people are what
-        // project:member:add_existing chooses from.
-        guard let user = users.first(where: { $0.id == wanted }) ?? users.first(where: { $0.name.lowercased() == wanted.lowercased() }) else {
-            throw GatewayError.validationFailed(
-                "\"\(wanted)\" is not a member of the workspace (this tool cannot invite anyone); valid members: \(users.map(\.id).joined(separator: ", "))"
-            )
-        }
+        let user = try workspaceMember(string("member") ?? "", among: try store.users())
         let already = try store.members(projectID: project.id).contains { $0.id == user.id }
         if !already {
             try store.insertProjectMember(
                 ProjectMemberRecord(projectID: project.id, userID: user.id, addedAt: now, addedByAgentID: principal.agent.id))
         }
         guard try store.members(projectID: project.id).contains(where: { $0.id == user.id }) else { throw GatewayError.internalError }
-        return ToolOutput(
+        return memberAnswer(user, project: project, already: already)
+    }
+
+    /// The answer of add_project_member (any tracker's).
+    func memberAnswer(_ user: UserRecord, project: ProjectRecord, already: Bool) -> ToolOutput {
+        ToolOutput(
             structured: [
                 "project": .string(project.key), "member": ["id": .string(user.id), "name": .string(user.name)], "alreadyMember": .bool(already),
             ],
@@ -205,6 +232,19 @@ extension TrackerTools {
                 ? "\(user.id) (\(UntrustedText.marked(user.name))) was already a member of \(project.key)."
                 : "Added \(user.id) (\(UntrustedText.marked(user.name))) to \(project.key).",
             untrustedPointers: ["/member/name"], targetIDs: [project.id, user.id], project: project.key)
+    }
+
+    /// The workspace member `named` (an id or a name).
+    func workspaceMember(_ named: String, among users: [UserRecord]) throws -> UserRecord {
+        let wanted = UntrustedText.unwrapped(named)
+        // The one list a write error gives without project:read: the workspace's people are what
+        // project:member:add_existing chooses from.
+        guard let user = users.first(where: { $0.id == wanted }) ?? users.first(where: { $0.name.lowercased() == wanted.lowercased() }) else {
+            throw GatewayError.validationFailed(
+                "\"\(wanted)\" is not a member of the workspace (this tool cannot invite anyone); valid members: \(users.map(\.id).joined(separator: ", "))"
+            )
+        }
+        return user
     }
 
     /// Notes a work session can hold; update_work_session refuses more.

@@ -35,6 +35,22 @@ struct TrackerTools {
     let arguments: JSONObject
     let principal: Principal
     let now: Int64
+    /// Issues a tracker outside the store looked up before the transaction (Plane's), by key and
+    /// by id: work sessions live in the gateway's store but may name them.
+    var knownIssues: [String: (ProjectRecord, IssueRecord)] = [:]
+
+    init(tool: ToolDefinition, arguments: JSONObject, principal: Principal, now: Int64) {
+        self.tool = tool
+        self.arguments = arguments
+        self.principal = principal
+        self.now = now
+    }
+
+    /// `knownIssues` with `issue` added under its key and its id.
+    mutating func know(_ issue: IssueRecord, in project: ProjectRecord) {
+        knownIssues["\(project.key)-\(issue.number)"] = (project, issue)
+        knownIssues[issue.id] = (project, issue)
+    }
 
     // MARK: Argument access
 
@@ -65,6 +81,10 @@ struct TrackerTools {
     }
 
     func grantedIssue(_ key: String, in store: any StoreReader) throws -> (ProjectRecord, IssueRecord) {
+        if let known = knownIssues[key.uppercased()] {
+            try authorize(known.0.key)
+            return known
+        }
         let parsed = try Self.parseIssueKey(key)
         let project = try grantedProject(parsed.project, in: store)
         guard let issue = try store.issue(projectID: project.id, number: parsed.number) else {

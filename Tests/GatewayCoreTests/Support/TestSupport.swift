@@ -304,14 +304,18 @@ final class InProcessGateway: @unchecked Sendable {
     let url: String
     let task: Task<Void, any Error>
 
-    init(clock: ManualClock, configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
+    /// `plane` puts the gateway in front of a Plane workspace (the double's), bound before the demo
+    /// people are seeded.
+    init(clock: ManualClock, plane: PlaneSettings? = nil, configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
         let directory = temporaryDirectory()
         store = try SQLiteGatewayStore(path: directory + "/gateway.sqlite")
         let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: nil)
         admin = try GatewayAdmin(store: store, hashKey: key, clock: clock.gatewayClock)
+        if let plane { try await TrackerBinding.bind(store, plane: plane) }
         _ = try await admin.seedDemo()
         var configuration = GatewayConfiguration()
         configuration.clock = clock.gatewayClock
+        configuration.plane = plane
         configure(&configuration)
         let gateway = try Gateway(store: store, hashKey: key, configuration: configuration)
         self.gateway = gateway
@@ -329,8 +333,8 @@ final class InProcessGateway: @unchecked Sendable {
         url = "http://127.0.0.1:\(port)"
     }
 
-    func newAgent(projects: [String] = ["WEB"], scopes: [String]) async throws -> (String, String) {
-        let id = try await admin.createAgent(ownerID: "alice", name: "test agent", projects: projects, scopes: scopes)
+    func newAgent(projects: [String] = ["WEB"], scopes: [String], name: String = "test agent") async throws -> (String, String) {
+        let id = try await admin.createAgent(ownerID: "alice", name: name, projects: projects, scopes: scopes)
         return (id, try await admin.createPairingCode(agentID: id))
     }
 

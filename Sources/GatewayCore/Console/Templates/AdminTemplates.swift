@@ -35,7 +35,7 @@ enum AdminTemplates {
 
     static let projects = """
         <h1>Tracker</h1>
-        <p>Read-only. Agents change the tracker through their tools; every change names its actor.</p>
+        <p>Read-only, from {{trackerName}}. Agents change the tracker through their tools; every change names its actor.</p>
         <ul class="projects">
         {{#projects}}<li><a href="/console/tracker/{{key}}"><b>{{key}}</b> {{name}}</a><br><span>{{description}}</span></li>{{/projects}}
         </ul>
@@ -44,7 +44,7 @@ enum AdminTemplates {
     static let issues = """
         <h1>{{key}} · {{name}}</h1>
         <table class="issues"><thead><tr><th>Issue</th><th>Title</th><th>State</th><th>Priority</th></tr></thead><tbody>
-        {{#issues}}<tr><td data-label="Issue"><a href="/console/tracker/{{projectKey}}/{{number}}">{{projectKey}}-{{number}}</a></td><td data-label="Title">{{title}}</td><td data-label="State">{{state}}</td><td data-label="Priority">{{priority}}</td></tr>{{/issues}}
+        {{#issues}}<tr><td data-label="Issue"><a href="{{href}}"{{#external}} rel="noopener noreferrer" class="plane-link"{{/external}}>{{projectKey}}-{{number}}</a>{{#external}} <span>(in Plane)</span>{{/external}}</td><td data-label="Title">{{title}}</td><td data-label="State">{{state}}</td><td data-label="Priority">{{priority}}</td></tr>{{/issues}}
         </tbody></table>
         {{#nextAfter}}<p><a href="/console/tracker/{{key}}?after={{nextAfter}}">More issues</a></p>{{/nextAfter}}
         """

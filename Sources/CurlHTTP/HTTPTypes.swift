@@ -113,6 +113,12 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
     public let requestWasSent: Bool
 
     public var description: String { "\(code.rawValue): \(detail)" }
+
+    public init(code: Code, detail: String, requestWasSent: Bool) {
+        self.code = code
+        self.detail = detail
+        self.requestWasSent = requestWasSent
+    }
 }
 
 /// Settings shared by every transfer of one client.

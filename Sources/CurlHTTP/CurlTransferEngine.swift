@@ -195,7 +195,8 @@ final class CurlTransferEngine: @unchecked Sendable {
 let systemCertificateBundlePath = "/etc/ssl/certs/ca-certificates.crt"
 
 extension Duration {
-    var milliseconds: Int {
+    /// Whole milliseconds (libcurl's timeouts).
+    public var milliseconds: Int {
         let (seconds, attoseconds) = components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }

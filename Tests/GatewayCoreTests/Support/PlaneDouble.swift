@@ -1,0 +1,92 @@
+import AgentWire
+import Foundation
+import SodiumKit
+import TestSupport
+
+@testable import GatewayCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The TEST DOUBLE of Plane's API (`Tests/Doubles/plane-api-double.py`, not Plane) as a process on
+/// loopback, with its test controls (`/_double/...`): faults, the calls it received, its data.
+final class PlaneDouble: @unchecked Sendable {
+    let process: SpawnedProcess
+    let url: String
+    let keyFile: String
+    let key: String
+
+    init(rateLimit: Int = 600) throws {
+        let directory = temporaryDirectory()
+        keyFile = directory + "/plane-api-key"
+        key = "plane_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        _ = FileManager.default.createFile(atPath: keyFile, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+        let script = repositoryRoot() + "/Tests/Doubles/plane-api-double.py"
+        process = try SpawnedProcess(
+            executable: "/usr/bin/env",
+            arguments: ["python3", script, "--port", "0", "--api-key-file", keyFile, "--rate-limit", String(rateLimit)],
+            environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
+        let firstLine = LineBox()
+        let output = OutputCollector(descriptor: process.stdoutDescriptor) { line in
+            if firstLine.get() == nil { firstLine.set(line) }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { usleep(5_000) }
+        guard let line = firstLine.get(), line.hasPrefix("listening on ") else {
+            process.signal(SIGKILL)
+            throw TestFailure("the Plane double did not start within 30 s: \(firstLine.get() ?? "(nothing)")")
+        }
+        url = String(line.dropFirst("listening on ".count))
+    }
+
+    deinit { process.signal(SIGKILL) }
+
+    /// The gateway's settings for this double's workspace `acme`.
+    func settings() -> PlaneSettings {
+        var settings = PlaneSettings(apiURL: url, workspace: "acme", apiKey: SecretBytes(copying: Array(key.utf8)))
+        settings.metadataCacheSeconds = 0
+        settings.maximumBackOffSeconds = 2
+        return settings
+    }
+
+    /// A request to Plane's API as a person would make it (with the bot's key).
+    func api(_ method: String, _ path: String, json: JSONValue? = nil) async throws -> HTTPAnswer {
+        try await HTTP.send(method, url + "/api/v1/workspaces/acme/" + path, json: json, headers: ["X-API-Key": key])
+    }
+
+    /// Makes the next `count` matching requests fail (`status`), wait (`delay_ms`) or drop.
+    func fault(_ fault: JSONValue) async throws {
+        let answer = try await HTTP.send("POST", url + "/_double/faults", json: fault)
+        guard answer.status == 201 else { throw TestFailure("the double refused the fault: \(answer.status)") }
+    }
+
+    /// Every request the double answered: method, path, status.
+    func calls() async throws -> (all: [JSONValue], destructive: [JSONValue]) {
+        let json = try await HTTP.send("GET", url + "/_double/calls").json
+        return (json["calls"]?.arrayValue ?? [], json["destructive"]?.arrayValue ?? [])
+    }
+
+    func clearCalls() async throws { _ = try await HTTP.send("DELETE", url + "/_double/calls") }
+
+    /// The project's id, looked up by its identifier.
+    func projectID(_ identifier: String) async throws -> String {
+        let projects = try await api("GET", "projects/?per_page=100").json["results"]?.arrayValue ?? []
+        guard let id = projects.first(where: { $0["identifier"]?.stringValue == identifier })?["id"]?.stringValue else {
+            throw TestFailure("no project \(identifier) in the double")
+        }
+        return id
+    }
+
+    /// The work items of a project whose `external_id` starts with `prefix`.
+    func workItems(_ identifier: String) async throws -> [JSONValue] {
+        let id = try await projectID(identifier)
+        return try await api("GET", "projects/\(id)/issues/?per_page=1000").json["results"]?.arrayValue ?? []
+    }
+}
+
+/// The repository's root, from this file's place in it.
+func repositoryRoot() -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+}
