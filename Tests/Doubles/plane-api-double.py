@@ -28,12 +28,14 @@ DEFAULT_STATES = [("Backlog", "#60646C", 15000, "backlog", True), ("Todo", "#606
 PRIORITIES = ("urgent", "high", "medium", "low", "none")
 DEFAULT_SEED = {
     "workspace": {"slug": "acme", "name": "Acme"},
-    "users": [{"key": "bot", "email": "bot@acme.test", "first_name": "Bot", "role": 20},
-              {"key": "alice", "email": "alice@acme.test", "first_name": "Alice", "role": 15},
-              {"key": "bob", "email": "bob@acme.test", "first_name": "Bob", "role": 15}],
+    "users": [{"key": "alice", "email": "alice@acme.test", "first_name": "Alice", "last_name": "Anders", "role": 20},
+              {"key": "bot", "email": "bot@acme.test", "first_name": "agent-gateway", "last_name": "bot",
+               "display_name": "agent-gateway bot", "is_bot": True, "role": 20},
+              {"key": "bob", "email": "bob@acme.test", "first_name": "Bob", "last_name": "Berg", "role": 15}],
     "api_key_user": "bot",
-    "projects": [{"identifier": "WEB", "name": "Web", "members": {"bot": 20, "alice": 15}},
-                 {"identifier": "OPS", "name": "Ops", "members": {"bot": 20, "bob": 15}}],
+    "projects": [{"identifier": "WEB", "name": "Website", "members": {"bot": 20, "alice": 15}},
+                 {"identifier": "OPS", "name": "Operations", "members": {"bot": 20, "bob": 15}},
+                 {"identifier": "SEC", "name": "Security", "network": 0, "members": {"alice": 20}, "labels": []}],
     "labels": [["bug", "#e5484d"], ["feature", "#3e63dd"], ["docs", "#8e8c99"]],
 }
 
@@ -300,10 +302,11 @@ class Store:
             self.users[uid] = {"id": uid, "first_name": u.get("first_name", ""), "last_name": u.get("last_name", ""),
                                "email": email, "avatar": "", "avatar_url": None,
                                "display_name": u.get("display_name", email.split("@")[0])}
-            self.ws_members[uid] = {"role": u.get("role", 15), "is_active": True}
+            self.ws_members[uid] = {"role": u.get("role", 15), "is_active": True, "is_bot": u.get("is_bot", False)}
         self.key_user = keys[seed["api_key_user"]]
         for p in seed["projects"]:
             pid = self.add_project(p["identifier"], p.get("name", p["identifier"]), self.key_user)
+            self.projects[pid]["network"] = p.get("network", 2)
             for key, role in p.get("members", {}).items():
                 self.add_member(pid, keys[key], role)
             for name, color in p.get("labels", seed.get("labels", [])):
@@ -314,7 +317,7 @@ class Store:
         self.projects[pid] = {
             "id": pid, "created_at": t, "updated_at": t, "deleted_at": None, "name": name, "description": "",
             "description_text": None, "description_html": None, "network": 2, "identifier": identifier,
-            "emoji": None, "icon_prop": None, "module_view": True, "cycle_view": True, "issue_views_view": True,
+            "emoji": None, "icon_prop": None, "module_view": False, "cycle_view": False, "issue_views_view": False,
             "page_view": True, "intake_view": False, "is_time_tracking_enabled": False,
             "is_issue_type_enabled": False, "guest_view_all_features": False, "cover_image": None, "archive_in": 0,
             "close_in": 0, "logo_props": {"in_use": "icon", "icon": {"name": "rocket", "color": "#5e6ad2"}},
@@ -326,7 +329,7 @@ class Store:
             sid = new_id()
             self.states[sid] = {
                 "id": sid, "created_at": t, "updated_at": t, "deleted_at": None, "name": name_, "description": "",
-                "color": color, "slug": re.sub(r"[^a-z0-9]+", "-", name_.lower()), "sequence": float(seq),
+                "color": color, "slug": "", "sequence": float(seq),  # bulk_create: save() never slugifies
                 "group": group, "is_triage": False, "default": default, "external_source": None,
                 "external_id": None, "created_by": creator, "updated_by": None, "project": pid,
                 "workspace": self.ws["id"]}
@@ -471,8 +474,8 @@ class Api:
 
     def project_out(self, p, uid, q, with_sort_order):
         mine = [m for m in self.s.members.values() if m["project"] == p["id"] and m["member"] == uid and m["is_active"]]
-        out = {"id": p["id"], "total_members": sum(1 for m in self.s.members.values()
-                                                     if m["project"] == p["id"] and m["is_active"]),
+        out = {"id": p["id"], "total_members": sum(1 for m in self.s.members.values() if m["project"] == p["id"]
+                                                     and m["is_active"] and not self.s.ws_members[m["member"]]["is_bot"]),
                "total_cycles": 0, "total_modules": 0, "is_member": bool(mine),
                "sort_order": mine[0]["sort_order"] if mine else None, "member_role": mine[0]["role"] if mine else None,
                "is_deployed": False, "cover_image_url": p["cover_image"]}
@@ -696,6 +699,9 @@ class Api:
                         for x in self.s.issues.values() if x["project"] == i["project"] and not x["deleted_at"])):
                 return 409, {"error": "Issue with the same external id and external source already exists",
                              "id": i["id"]}
+        if "state" in data and not data["state"]:  # Issue.save: _ensure_default_state
+            data["state"] = next(st["id"] for st in self.s.states.values() if st["project"] == i["project"]
+                                 and st["default"] and not st["deleted_at"])
         if "state" in data and data["state"] != i["state"]:
             group = self.s.states[data["state"]]["group"] if data["state"] else None
             i["completed_at"] = now_iso() if group == "completed" else None
@@ -871,7 +877,10 @@ class App:
             if not path.endswith("/") and any(rx.match(path + "/") for rx, _, _ in ROUTES):
                 return 301, None, {"Location": path + "/" + ("?" + query if query else "")}  # APPEND_SLASH
             return 404, {"error": "Page not found."}, {}
-        kw = m.groupdict()
+        out = self.view(method, path, query, headers, read_json, m.groupdict(), perm, methods)
+        return out[0], out[1], dict(out[2], Allow=", ".join(methods))  # DRF: every APIView response
+
+    def view(self, method, path, query, headers, read_json, kw, perm, methods):
         given = headers.get("X-Api-Key")
         if not given:
             return 401, {"detail": "Authentication credentials were not provided."}, {}

@@ -17,6 +17,31 @@ CURSOR = re.compile(r"^\d+:-?\d+:[01]$")
 ENVELOPE = {"grouped_by", "sub_grouped_by", "total_count", "next_cursor", "prev_cursor", "next_page_results",
             "prev_page_results", "count", "total_pages", "total_results", "extra_stats", "results"}
 USER_LITE = {"id", "first_name", "last_name", "email", "avatar", "avatar_url", "display_name"}
+# The exact keys of Plane's serializers (plane/api/serializers at 4ca6d6c7), as the adapter will decode them.
+ISSUE_KEYS = set("id type_id created_at updated_at deleted_at point name description_html description_binary priority "
+                 "start_date target_date sequence_id sort_order completed_at archived_at is_draft external_source "
+                 "external_id created_by updated_by project workspace parent state estimate_point type assignees "
+                 "labels".split())
+COMMENT_KEYS = set("id created_at updated_at deleted_at comment_html attachments access external_source external_id "
+                   "edited_at created_by updated_by project workspace description issue actor parent".split())
+STATE_KEYS = set("id created_at updated_at deleted_at name description color slug sequence group is_triage default "
+                 "external_source external_id created_by updated_by project workspace".split())
+LABEL_KEYS = set("id created_at updated_at deleted_at name description color sort_order external_source external_id "
+                 "created_by updated_by workspace project parent".split())
+PROJECT_KEYS = set("id total_members total_cycles total_modules is_member member_role is_deployed cover_image_url "
+                   "created_at updated_at deleted_at name description description_text description_html network "
+                   "identifier emoji icon_prop module_view cycle_view issue_views_view page_view intake_view "
+                   "is_time_tracking_enabled is_issue_type_enabled guest_view_all_features cover_image archive_in "
+                   "close_in logo_props archived_at timezone external_source external_id created_by updated_by "
+                   "workspace default_assignee project_lead cover_image_asset estimate default_state".split())
+
+
+def keys_problem(objs, expected):
+    """'' when every object has exactly the expected keys; else the first difference."""
+    for o in objs:
+        if set(o) != expected:
+            return "extra %s missing %s" % (sorted(set(o) - expected), sorted(expected - set(o)))
+    return ""
 # description_html in -> what Plane stores: outputs of Plane's own code path (lxml 6.1.0 / libxml2 2.14.6 /
 # nh3 0.2.18 with plane/utils/content_validator.py settings), inputs already trimmed as DRF trims them.
 HTML_CASES = [
@@ -42,6 +67,7 @@ class Client:
         u = urlsplit(base_url)
         self.host, self.port, self.key, self.deadline = u.hostname, u.port or 80, key, deadline
         self.requests = self.waited = 0
+        self.throttled = []  # (Retry-After, X-RateLimit-Remaining, body) of each 429 met
 
     def call(self, method, path, body=None, query=None, key=None, raw_path=False):
         """Returns (status, headers, parsed JSON or text). Waits out a 429 (Retry-After) within the deadline."""
@@ -66,6 +92,7 @@ class Client:
             self.requests += 1
             hdrs = {k.lower(): v for k, v in resp.getheaders()}
             if resp.status == 429 and "error_code" in text:
+                self.throttled.append((hdrs.get("retry-after"), hdrs.get("x-ratelimit-remaining"), text))
                 wait = min(int(hdrs.get("retry-after", "5") or 5), 65)
                 self.waited += wait
                 time.sleep(wait)
@@ -169,17 +196,22 @@ def run(c, ck, ws, want_project):
     probs = [shape(p, {"id": is_uuid, "identifier": is_str, "name": is_str, "is_member": is_bool,
                        "member_role": lambda v: v is None or is_int(v), "archived_at": is_opt_str}) for p in projects]
     ck.check("projects.fields", not any(probs), probs)
+    problem = keys_problem(projects, PROJECT_KEYS | {"sort_order"})
+    ck.check("projects.list-keys", not problem, problem)
     mine = [p for p in projects if p.get("is_member") and (not want_project or p["identifier"] == want_project)]
     if not mine:
         ck.check("projects.choose", False, "no project the key's user is a member of%s" % (
             " with identifier %s" % want_project if want_project else ""))
         return
-    project, others = mine[0], [p for p in mine[1:]]
+    project = mine[0]
+    others = [p for p in projects if p.get("is_member") and p["id"] != project["id"]]
     pid, ident = project["id"], project["identifier"]
     pbase = base + "projects/%s/" % pid
     st, _, body = c.call("GET", pbase)
     ck.check("projects.detail", st == 200 and isinstance(body, dict) and body.get("id") == pid and
              body.get("identifier") == ident, (st, body))
+    problem = keys_problem([body], PROJECT_KEYS) if st == 200 else "status %s" % st
+    ck.check("projects.detail-keys(no sort_order)", not problem, problem)
     st, _, body = c.call("GET", base + "projects/%s/" % uuid.uuid4())
     ck.check("projects.detail-404", st == 404 and isinstance(body, dict) and is_str(body.get("error")), (st, body))
     st, _, body = c.call("GET", base + "projects/", query={"per_page": 1001})
@@ -196,6 +228,8 @@ def run(c, ck, ws, want_project):
         "sequence": lambda v: isinstance(v, (int, float)), "project": lambda v: v == pid}) for s in states]
     ck.check("states.list", st == 200 and not envelope_problem(body) and states and not any(probs) and
              sum(s["default"] for s in states) == 1, (st, probs or body))
+    problem = keys_problem(states, STATE_KEYS)
+    ck.check("states.keys", not problem, problem)
     by_group = {}
     for s in states:
         by_group.setdefault(s["group"], s["id"])
@@ -204,6 +238,8 @@ def run(c, ck, ws, want_project):
     probs = [shape(lb, {"id": is_uuid, "name": is_str, "color": is_str, "project": lambda v: v == pid,
                         "parent": is_opt_str}) for lb in labels]
     ck.check("labels.list", st == 200 and not envelope_problem(body) and not any(probs), (st, probs or body))
+    problem = keys_problem(labels, LABEL_KEYS)
+    ck.check("labels.keys", not problem, problem)
     st, _, body = c.call("GET", pbase + "members/")
     ok = st == 200 and isinstance(body, list) and all(not shape(u, {f: lambda v: True for f in USER_LITE})
                                                       for u in body) and me["id"] in [u["id"] for u in body]
@@ -230,6 +266,8 @@ def run(c, ck, ws, want_project):
     if not ck.check("work-items.create-201", st == 201 and not shape(item, fields), (st, shape(item, fields) or item)):
         return
     iid, seq = item["id"], item["sequence_id"]
+    problem = keys_problem([item], ISSUE_KEYS)
+    ck.check("work-items.keys", not problem, problem)
     st, _, body = c.call("POST", issues, dict(first, name="duplicate"))
     ck.check("work-items.duplicate-external-id-409", st == 409 and isinstance(body, dict) and
              body.get("id") == iid and is_str(body.get("error")), (st, body))
@@ -304,6 +342,8 @@ def run(c, ck, ws, want_project):
               "access": lambda v: v == "INTERNAL"}
     if ck.check("comments.create-201", st == 201 and not shape(com, fields), (st, shape(com, fields) or com)):
         ck.check("comments.html-stored-verbatim", com["comment_html"] == html, repr(com["comment_html"]))
+        problem = keys_problem([com], COMMENT_KEYS)
+        ck.check("comments.create-keys(no is_member)", not problem, problem)
         st, _, body = c.call("POST", comments, {"comment_html": "<p>again</p>", "external_source": run_tag,
                                                 "external_id": "c-1"})
         ck.check("comments.duplicate-external-id-409", st == 409 and isinstance(body, dict) and
@@ -320,7 +360,8 @@ def run(c, ck, ws, want_project):
         pages, problem = walk(c, comments, 2)
         seen = [x["id"] for p in pages for x in p["results"]]
         ck.check("comments.pagination-per-page-2", not problem and len(ids) == 3 and sorted(seen) == sorted(ids) and
-                 all(x.get("is_member") is True for p in pages for x in p["results"]),
+                 all(x.get("is_member") is True for p in pages for x in p["results"]) and
+                 not keys_problem([x for p in pages for x in p["results"]], COMMENT_KEYS | {"is_member"}),
                  problem or "created %d seen %d" % (len(ids), len(seen)))
     # routing
     st, hdrs, _ = c.call("GET", "/api/v1/users/me", raw_path=True)
@@ -367,6 +408,12 @@ def main():
     try:
         run(c, ck, args.workspace, args.project)
         run_double_only(c, ck)
+        if c.throttled:
+            retry, remaining, text = c.throttled[0]
+            ck.check("ratelimit.429-as-plane", str(retry).isdigit() and remaining is None and json.loads(text) == {
+                "error_code": 5900, "error_message": "RATE_LIMIT_EXCEEDED"}, c.throttled[0])
+        else:
+            ck.skip("ratelimit.429-as-plane", "no 429 met during the run")
     except (OSError, TimeoutError, http.client.HTTPException) as e:
         ck.check("run.completed", False, "%s: %s; is the server up at %s?" % (type(e).__name__, e, args.base_url))
     print("%d passed, %d failed, %d skipped; %d requests, %.0f s (%d s waiting out 429s)" % (
