@@ -51,14 +51,14 @@ def new_id():
 # (lxml 6.1.0, libxml2 2.14.6, nh3 0.2.18) on 800 generated well-nested documents; see the README for what differs.
 VOID = set("area base br col embed hr img input link meta source track wbr".split())
 HEAD = set("base link meta script style title".split())
-BLOCK = set("address blockquote caption center col colgroup dd del dir div dl dt fieldset form h1 h2 h3 h4 h5 h6 hr ins "
-            "isindex legend li menu noscript ol optgroup option p pre table tbody td tfoot th thead tr ul".split())
+BLOCK = set("address blockquote caption center col colgroup dd del dir div dl dt fieldset form h1 h2 h3 h4 h5 h6 hr "
+            "ins isindex legend li menu noscript ol optgroup option p pre table tbody td tfoot th thead tr ul".split())
 CLOSES_P = set("address article aside blockquote div dl fieldset footer form h1 h2 h3 h4 h5 h6 header hr menu nav ol p "
                "pre section table ul".split())
-TAGS = set("a abbr acronym area article aside b bdi bdo blockquote br caption center cite code col colgroup data dd del "
-           "details dfn div dl dt em figcaption figure footer h1 h2 h3 h4 h5 h6 header hgroup hr i img ins kbd li map "
-           "mark nav ol p pre q rp rt rtc ruby s samp small span strike strong sub summary sup table tbody td th thead "
-           "time tr tt u ul var wbr mention-component label input image-component".split())
+TAGS = set("a abbr acronym area article aside b bdi bdo blockquote br caption center cite code col colgroup data dd "
+           "del details dfn div dl dt em figcaption figure footer h1 h2 h3 h4 h5 h6 header hgroup hr i img ins kbd li "
+           "map mark nav ol p pre q rp rt rtc ruby s samp small span strike strong sub summary sup table tbody td th "
+           "thead time tr tt u ul var wbr mention-component label input image-component".split())
 ANY_ATTR = set("class id title role aria-label aria-hidden style start type xmlns data-tight data-node-type data-type "
                "data-checked data-background-color data-text-color data-name data-id data-icon-name data-icon-color "
                "data-background data-emoji-unicode data-emoji-url data-logo-in-use data-block-type".split())
@@ -299,8 +299,8 @@ class Store:
                      and m["is_active"] and slug == self.ws["slug"]), None)
 
     def allowed(self, perm, method, slug, uid, kw):
-        safe, pid, ws_role = method == "GET", kw.get("project_id") or kw.get("pk"), self.ws_role(slug, uid)
-        role = self.p_role(slug, pid, uid)
+        safe, pid = method in ("GET", "HEAD", "OPTIONS"), kw.get("project_id") or kw.get("pk")  # DRF SAFE_METHODS
+        ws_role, role = self.ws_role(slug, uid), self.p_role(slug, pid, uid)
         if perm == "project_base":  # ProjectBasePermission
             if safe or method == "POST":
                 return ws_role is not None if safe else ws_role in (20, 15)
@@ -415,14 +415,16 @@ class Api:
 
     # projects, states, labels
     def mine(self, p, r):  # the key user's active membership of project p
-        return [m for m in self.s.members.values() if m["project"] == p["id"] and m["member"] == r.user and m["is_active"]]
+        return [m for m in self.s.members.values()
+                if m["project"] == p["id"] and m["member"] == r.user and m["is_active"]]
 
     def project_out(self, p, r, list_view):
         mine = self.mine(p, r)
         extra = {"total_members": sum(1 for m in self.s.members.values() if m["project"] == p["id"] and m["is_active"]
                                       and not self.s.ws_members[m["member"]]["is_bot"]),
                  "total_cycles": 0, "total_modules": 0, "is_member": bool(mine),
-                 "sort_order": mine[0]["sort_order"] if mine else None, "member_role": mine[0]["role"] if mine else None,
+                 "sort_order": mine[0]["sort_order"] if mine else None,
+                 "member_role": mine[0]["role"] if mine else None,
                  "is_deployed": False, "cover_image_url": p["cover_image"]}
         if not list_view:
             del extra["sort_order"]  # the detail queryset does not annotate it, so DRF skips the field
@@ -670,7 +672,8 @@ for _o in ("cycles", "archived-cycles", "modules", "archived-modules", "estimate
                (P + _o + "/<str:rest>/", "entity", {"GET": None, "PATCH": None, "DELETE": None})]
 UUID_RE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # Django's <uuid:>: lower case only
 ROUTES = [(re.compile("^/api/v1/" + re.sub(r"<(str|uuid):(\w+)>", lambda m: "(?P<%s>%s)" % (
-    m.group(2), "[^/]+" if m.group(1) == "str" else UUID_RE), path) + "$"), perm, views) for path, perm, views in ROUTES]
+    m.group(2), "[^/]+" if m.group(1) == "str" else UUID_RE), path) + "$"), perm, views)
+          for path, perm, views in ROUTES]
 
 
 def resolve(path):
