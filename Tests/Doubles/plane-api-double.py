@@ -38,8 +38,8 @@ DEFAULT_SEED = {  # what /work/plane-local/seed.py made on the live Plane
 }
 
 
-def now():  # DRF DateTimeField: isoformat(), "+00:00" written "Z"
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+def now():  # DRF DateTimeField: isoformat(), "+00:00" written "Z" (microseconds always, so the text sorts)
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_id():

@@ -93,7 +93,7 @@ class Client:
             hdrs = {k.lower(): v for k, v in resp.getheaders()}
             if resp.status == 429 and "error_code" in text:
                 self.throttled.append((hdrs.get("retry-after"), hdrs.get("x-ratelimit-remaining"), text))
-                wait = min(int(hdrs.get("retry-after", "5") or 5), 65)
+                wait = min(int(hdrs.get("retry-after", "5") or 5), 65, max(0, int(self.deadline - time.monotonic())))
                 self.waited += wait
                 time.sleep(wait)
                 continue
