@@ -322,6 +322,12 @@ def run(c, ck, ws, want_project):
         ck.check("work-items.description-html-%d" % n, st == 201 and body.get("description_html") == html_out,
                  "status %s sent %r stored %r expected %r" % (st, html_in, isinstance(body, dict) and
                                                                body.get("description_html"), html_out))
+    if len(created) > 1:  # PATCH onto another item's external pair: 409 carrying the PATCHED item's own id
+        st, _, body = c.call("PATCH", issues + iid + "/", {"external_source": run_tag, "external_id": "wi-2"})
+        ck.check("work-items.patch-duplicate-external-id-409", st == 409 and isinstance(body, dict) and
+                 body.get("id") == iid and is_str(body.get("error")), (st, body))
+    st, _, body = c.call("POST", issues + str(uuid.uuid4()) + "/comments/", {"comment_html": "<p>x</p>"})
+    ck.check("comments.unknown-work-item-400", st == 400 and body == {"error": "The payload is not valid"}, (st, body))
     pages, problem = walk(c, issues, 2)
     seen = [i["id"] for p in pages for i in p["results"]]
     missing = set(created) - set(seen)
