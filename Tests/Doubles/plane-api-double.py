@@ -24,7 +24,7 @@ STATES = [("Backlog", "#60646C", "backlog", True), ("Todo", "#60646C", "unstarte
           ("In Progress", "#F59E0B", "started", False), ("Done", "#46A758", "completed", False),  # triage, which the
           ("Cancelled", "#9AA4BC", "cancelled", False)]  # API never shows
 PRIORITIES = ("urgent", "high", "medium", "low", "none")
-DEFAULT_SEED = {  # what /work/plane-local/seed.py made on the live Plane
+DEFAULT_SEED = {  # what the seeding of the live Plane it was compared with made
     "workspace": {"slug": "acme", "name": "Acme"},
     "users": [{"key": "alice", "email": "alice@acme.test", "first_name": "Alice", "last_name": "Anders", "role": 20},
               {"key": "bot", "email": "bot@acme.test", "first_name": "agent-gateway", "last_name": "bot",
@@ -774,14 +774,17 @@ class App:
             if (method, path) == ("POST", "/_double/faults"):
                 try:
                     f = json.loads(raw or b"{}")
-                    assert set(f) <= {"count", "status", "delay_ms", "drop", "retry_after", "method", "path_contains"}
+                    assert set(f) <= {"count", "status", "delay_ms", "delay_after_ms", "drop", "retry_after", "method",
+                                      "path_contains"}
                     f["count"] = int(f.get("count", 1))
                     assert 1 <= f["count"] <= 100000 and f.get("status") in (None, 429, 500, 502, 503, 504)
                     assert 0 <= int(f.get("delay_ms", 0)) <= 60000 and 0 <= int(f.get("retry_after", 60)) <= 3600
-                    assert len(self.faults) < MAX_FAULTS and (f.get("status") or f.get("delay_ms") or f.get("drop"))
+                    assert 0 <= int(f.get("delay_after_ms", 0)) <= 60000
+                    assert len(self.faults) < MAX_FAULTS and (f.get("status") or f.get("delay_ms") or f.get("drop")
+                                                              or f.get("delay_after_ms"))
                 except (ValueError, AssertionError, TypeError, AttributeError):
                     return 400, {"error": "a fault is a JSON object: count 1..100000 and one or more of status "
-                                          "(429|500|502|503|504), delay_ms (<= 60000), drop (true); optional "
+                                          "(429|500|502|503|504), delay_ms or delay_after_ms (<= 60000), drop (true); optional "
                                           "retry_after (s), method, path_contains"}, {}
                 self.faults.append(f)
                 return 201, {"faults": self.faults}, {}
@@ -841,6 +844,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             with app.store.lock:
                 out = app.handle(self.command, url.path, url.query, self.headers, lambda: parse_body(self.headers, raw))
+            # delay_after_ms: "Plane" has written and not yet answered (a client killed now has lost the answer).
+            time.sleep((fault or {}).get("delay_after_ms", 0) / 1000)
             status = self.reply(*out)
         finally:
             if status is not None:

@@ -415,6 +415,15 @@ class Smoke:
         return f"only WEB; states {', '.join(states)}"
 
     def step_idempotent_create(self):
+        title, first = self.create_and_replay()
+        rows = self.query("SELECT id FROM issue WHERE title = ?", title)
+        expect(len(rows) == 1 and rows[0]["id"] == first["id"], f"the tracker holds {len(rows)} issues titled {title!r}")
+        count = self.query("SELECT count(*) AS n FROM issue JOIN project ON project.id = issue.projectID WHERE project.key = 'WEB'")[0]["n"]
+        expect(count == 5, f"WEB holds {count} issues, expected the 4 seeded + 1")
+        return f"{first['key']} once, replay marked replayed"
+
+    def create_and_replay(self):
+        """create_issue with an idempotency key, then the same call: the same issue, marked replayed."""
         title = f"Smoke run {self.run_id}: checkout button misaligned"
         arguments = {"project": "WEB", "title": title, "description": "Found by the smoke run.", "labels": ["bug"],
                      "idempotencyKey": f"smoke-create-{self.run_id}"}
@@ -426,11 +435,7 @@ class Smoke:
         again = replay["structuredContent"]["issue"]
         expect(again["id"] == first["id"] and again["key"] == first["key"], f"the replay gave {again['key']}, the first call {first['key']}")
         expect(replay.get("_meta", {}).get("io.agent-gateway/replayed") is True, f"the replay is not marked replayed: {replay.get('_meta')}")
-        rows = self.query("SELECT id FROM issue WHERE title = ?", title)
-        expect(len(rows) == 1 and rows[0]["id"] == first["id"], f"the tracker holds {len(rows)} issues titled {title!r}")
-        count = self.query("SELECT count(*) AS n FROM issue JOIN project ON project.id = issue.projectID WHERE project.key = 'WEB'")[0]["n"]
-        expect(count == 5, f"WEB holds {count} issues, expected the 4 seeded + 1")
-        return f"{first['key']} once, replay marked replayed"
+        return title, first
 
     def step_update_blocks(self):
         blocks = [{"name": "Acceptance criteria", "text": "The button lines up at 320 px."}, {"name": "Plan", "text": "Fix the flex gap."}]
@@ -722,18 +727,22 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    smoke = Smoke(options)
+    run_and_report(Smoke(options), "smoke")
+
+
+def run_and_report(smoke, label):
+    """Runs every step, stops every process, keeps the work directory on a failure, and exits 1 on any."""
     started = time.monotonic()
     try:
         smoke.run()
     finally:
         smoke.processes.stop_all()
     report = smoke.report
-    if report.failed or options.keep:
-        print(f"smoke: logs and state kept in {smoke.work} (gateway.log, sidecar.stderr, gateway.sqlite, home/)", flush=True)
+    if report.failed or smoke.options.keep:
+        print(f"{label}: logs and state kept in {smoke.work} (gateway.log, sidecar.stderr, gateway.sqlite, home/)", flush=True)
     else:
         shutil.rmtree(smoke.work, ignore_errors=True)
-    print(f"smoke: {time.monotonic() - started:.1f} s", flush=True)
+    print(f"{label}: {time.monotonic() - started:.1f} s", flush=True)
     print(f"{report.passed} passed, {report.failed} failed", flush=True)
     sys.exit(1 if report.failed or not report.passed else 0)
 

@@ -5,6 +5,8 @@ struct ConsolePages {
     let service: OwnerService
     let signedIn: SignedInUser
     let staleMinutes: Int
+    /// The projects an owner may grant come from the gateway's tracker (Plane's, over Plane).
+    let tracker: any Tracker
 
     var csrf: String { signedIn.csrfToken }
 
@@ -23,7 +25,7 @@ struct ConsolePages {
     }
 
     func newAgent() async throws -> [String: Any] {
-        let projects = try await service.admin.store.read { try $0.projects() }
+        let projects = try await tracker.projects()
         return [
             "csrf": csrf, "entitled": signedIn.user.agentsEntitled,
             "projects": projects.map { project -> [String: Any] in

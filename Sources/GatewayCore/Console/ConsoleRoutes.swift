@@ -25,7 +25,7 @@ extension GatewayHTTPServer {
                 } else {
                     let pages = ConsolePages(
                         service: try gateway.ownerService(for: signedIn.user), signedIn: signedIn,
-                        staleMinutes: gateway.configuration.staleAfterSeconds / 60)
+                        staleMinutes: gateway.configuration.staleAfterSeconds / 60, tracker: gateway.tracker)
                     response = try await body(pages, form)
                 }
             } else {

@@ -20,12 +20,7 @@ struct TrackerPages {
     }
 
     func projects() async throws -> [String: Any] {
-        let projects: [ProjectRecord]
-        if let plane = tracker as? PlaneTracker {
-            projects = try await plane.directory.projects(plane.client)
-        } else {
-            projects = try await store.read { try $0.projects() }
-        }
+        let projects = try await tracker.projects()
         return [
             "projects": projects.map { ["key": $0.key, "name": $0.name, "description": $0.description] },
             "trackerName": tracker.kind == .plane ? "Plane" : "the embedded tracker",

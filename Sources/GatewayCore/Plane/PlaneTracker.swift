@@ -24,6 +24,8 @@ struct PlaneTracker: Tracker {
 
     var kind: TrackerKind { .plane }
 
+    func projects() async throws -> [ProjectRecord] { try await directory.projects(client) }
+
     func issueLink(projectKey: String, number: Int) -> String? {
         "\(client.settings.webURL ?? client.settings.apiURL)/\(client.settings.workspace)/browse/\(projectKey)-\(number)/"
     }

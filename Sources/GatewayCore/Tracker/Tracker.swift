@@ -18,6 +18,9 @@ protocol Tracker: Sendable {
     /// Runs a read tool.
     func read(_ tools: TrackerTools) async throws -> ToolOutput
 
+    /// Every project of the tracker (for the console: its tracker pages and the grants an owner may give).
+    func projects() async throws -> [ProjectRecord]
+
     /// Runs a write tool at most once per `write.externalID`.
     func write(_ tools: TrackerTools, _ write: TrackerWrite) async throws -> JSONValue
 
@@ -59,6 +62,8 @@ struct EmbeddedTracker: Tracker {
     func read(_ tools: TrackerTools) async throws -> ToolOutput {
         try await store.read { try tools.run(reader: $0) }
     }
+
+    func projects() async throws -> [ProjectRecord] { try await store.read { try $0.projects() } }
 
     func write(_ tools: TrackerTools, _ write: TrackerWrite) async throws -> JSONValue {
         let result = try await write.inTransaction { store in

@@ -254,4 +254,58 @@ struct PlaneTrackerTests {
             _ = try PlaneSettings.fromOptions(url: "http://127.0.0.1:1", workspace: "../x", apiKeyFile: file, webURL: nil, environment: [:])
         }
     }
+
+    /// The real `agent-gateway` killed with SIGKILL after Plane wrote the work item and before the
+    /// gateway stored its record (the double holds its answer); the same call with the same key on
+    /// the restarted gateway finds the work item (Plane's 409) and answers with it: one work item.
+    @Test func aGatewayKilledBetweenPlanesWriteAndItsOwnRecordMakesOneWorkItem() async throws {
+        let plane = try PlaneDouble()
+        let arguments = ["--tracker", "plane", "--plane-url", plane.url, "--plane-workspace", "acme", "--plane-api-key-file", plane.keyFile]
+        let first = try GatewayProcess(extraArguments: arguments, seed: false)
+        try first.admin(["seed-demo"])
+        let (_, code) = try first.newAgent(scopes: [Scope.projectRead, Scope.issueCreate])
+        let agent = try await AgentClient.pair(baseURL: first.url, code: code)
+        let title = "crash between the two writes"
+        try await plane.fault(["count": 1, "delay_after_ms": 5000, "method": "POST", "path_contains": "/issues/"])
+        let lost = Task { try? await agent.call("create_issue", ["project": "WEB", "title": .string(title)], idempotencyKey: "crash-1") }
+        await waitUntil(seconds: 60) { (try? await plane.workItems("WEB").contains { $0["name"]?.stringValue == title }) ?? false }
+        first.stop(signal: SIGKILL)
+        _ = await lost.value
+        let recorded = try runGatewayCommand(["audit", "--db", first.database, "--json"])
+        #expect(!recorded.contains("\"create_issue\""), "the killed gateway recorded the call: \(recorded)")
+
+        let second = try GatewayProcess(extraArguments: arguments, database: first.database, seed: false)
+        var again = AgentClient(baseURL: second.url, deviceID: agent.deviceID, key: agent.key, token: agent.token)
+        try await again.initialize()
+        let retried = try await again.call("create_issue", ["project": "WEB", "title": .string(title)], idempotencyKey: "crash-1").1
+        #expect(retried.isToolSuccess, "\(retried)")
+        let items = try await plane.workItems("WEB").filter { $0["name"]?.stringValue == title }
+        #expect(items.count == 1)
+        #expect(retried["structuredContent"]?["issue"]?["id"]?.stringValue == items.first?["id"]?.stringValue)
+        #expect(try await plane.calls().all.contains { $0["method"]?.stringValue == "POST" && $0["status"]?.intValue == 409 })
+        // And once recorded, a third try is the gateway's replay.
+        let third = try await again.call("create_issue", ["project": "WEB", "title": .string(title)], idempotencyKey: "crash-1").1
+        #expect(third["_meta"]?[ResultMeta.replayed]?.boolValue == true)
+        second.stop()
+    }
+
+    /// Over Plane the console lists Plane's projects and work items and links each work item to Plane.
+    @Test func theConsoleLinksWorkItemsToPlane() async throws {
+        let (plane, gateway, agent) = try await setUp()
+        defer { withExtendedLifetime(plane) { gateway.stop() } }
+        let created = try await agent.call("create_issue", ["project": "WEB", "title": "linked from the console"]).1
+        let key = try #require(created["structuredContent"]?["issue"]?["key"]?.stringValue)
+        let browser = try await ConsoleBrowser.signIn(gateway, as: "alice")
+        let projects = String(decoding: try await browser.get("/console/tracker").body, as: UTF8.self)
+        #expect(projects.contains("Read-only, from Plane") && projects.contains("/console/tracker/WEB"))
+        let list = String(decoding: try await browser.get("/console/tracker/WEB").body, as: UTF8.self)
+        #expect(list.contains("href=\"\(plane.url)/acme/browse/\(key)/\""), "\(list)")
+        // The projects an owner may grant are Plane's.
+        let form = String(decoding: try await browser.get("/console/agents/new").body, as: UTF8.self)
+        #expect(form.contains("Website") && form.contains("Operations"), "\(form)")
+        let number = key.split(separator: "-").last.map(String.init) ?? ""
+        let page = try await browser.get("/console/tracker/WEB/\(number)")
+        #expect(page.status == 303)
+        #expect(page.header("Location") == "\(plane.url)/acme/browse/\(key)/")
+    }
 }
