@@ -266,7 +266,7 @@ struct PlaneTrackerTests {
         let (_, code) = try first.newAgent(scopes: [Scope.projectRead, Scope.issueCreate])
         let agent = try await AgentClient.pair(baseURL: first.url, code: code)
         let title = "crash between the two writes"
-        try await plane.fault(["count": 1, "delay_after_ms": 5000, "method": "POST", "path_contains": "/issues/"])
+        try await plane.fault(["count": 1, "delay_after_ms": 45000, "method": "POST", "path_contains": "/issues/"])
         let lost = Task { try? await agent.call("create_issue", ["project": "WEB", "title": .string(title)], idempotencyKey: "crash-1") }
         await waitUntil(seconds: 60) { (try? await plane.workItems("WEB").contains { $0["name"]?.stringValue == title }) ?? false }
         first.stop(signal: SIGKILL)
