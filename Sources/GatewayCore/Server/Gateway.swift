@@ -17,6 +17,8 @@ public final class Gateway: Sendable {
     /// Refused calls audited per device per minute (`RefusalAudit.swift`).
     let refusalAudit = RefusalAuditLimiter(perMinute: 60)
     let fairWriter = FairWriteScheduler()
+    /// Reads' audit events, committed together (`AuditBatcher`).
+    let auditBatcher = AuditBatcher()
     /// Where the tools' tracker data lives (`configuration.plane` chooses Plane).
     let tracker: any Tracker
     /// Rate-limited tool calls audited once per agent per second.
@@ -37,6 +39,17 @@ public final class Gateway: Sendable {
         self.pairingGuard = PairingGuard(policy: pairingPolicy)
         origins.withLockedValue { $0 = configuration.publicOrigins }
         self.tracker = configuration.plane.map { PlaneTracker(settings: $0, store: store) } ?? EmbeddedTracker(store: store)
+    }
+
+    /// Why the gateway cannot serve calls now (`/readyz`), or `nil` when it can: its database must
+    /// answer a read. `/healthz` is liveness only and never touches the database.
+    public func readinessFailure() async -> String? {
+        do {
+            _ = try await store.read { try $0.setting(TrackerBinding.settingName) }
+            return nil
+        } catch {
+            return "the database did not answer a read (\(String(describing: error).flattenedToOneLine(limit: 200)))"
+        }
     }
 
     /// Which tracker the tools work on.
