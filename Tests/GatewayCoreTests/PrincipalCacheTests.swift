@@ -34,7 +34,7 @@ struct PrincipalCacheTests {
     }
 
     @Test func aCachedSessionIsRefusedRightAfterARevocationFromAnotherProcess() async throws {
-        let server = try await offThePool { try GatewayProcess() }
+        let server = try await GatewayProcess.start()
         let (agentID, code) = try await offThePool { try server.newAgent(scopes: [Scope.projectRead]) }
         let agent = try await AgentClient.pair(baseURL: server.url, code: code)
         // Two calls: the second is answered from the cache.

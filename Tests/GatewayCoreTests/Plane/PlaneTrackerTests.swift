@@ -266,7 +266,7 @@ struct PlaneTrackerTests {
             "--tracker", "plane", "--plane-url", plane.url, "--plane-workspace", "acme", "--plane-api-key-file", plane.keyFile,
             "--plane-timeout", "120",
         ]
-        let first = try await offThePool { try GatewayProcess(extraArguments: arguments, seed: false) }
+        let first = try await GatewayProcess.start(extraArguments: arguments, seed: false)
         let (_, code) = try await offThePool { () -> (String, String) in
             try first.admin(["seed-demo"])
             return try first.newAgent(scopes: [Scope.projectRead, Scope.issueCreate])
@@ -284,7 +284,7 @@ struct PlaneTrackerTests {
         let events = try JSONValue(parsing: Array(recorded.utf8))["events"]?.arrayValue ?? []
         #expect(!events.contains { $0["tool"] == "create_issue" && $0["outcome"] != "denied" && $0["outcome"] != "failed" }, "\(recorded)")
 
-        let second = try await offThePool { try GatewayProcess(extraArguments: arguments, database: first.database, seed: false) }
+        let second = try await GatewayProcess.start(extraArguments: arguments, database: first.database, seed: false)
         var again = AgentClient(baseURL: second.url, deviceID: agent.deviceID, key: agent.key, token: agent.token)
         try await again.initialize()
         let retried = try await again.call("create_issue", ["project": "WEB", "title": .string(title)], idempotencyKey: "crash-1").1

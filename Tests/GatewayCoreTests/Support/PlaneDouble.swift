@@ -102,6 +102,18 @@ func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async t
     }
 }
 
+extension GatewayProcess {
+    /// `init`, without holding a thread of the cooperative pool while the child starts (it waits
+    /// with sleeps, up to 30 s on a loaded machine; two such waits stalled every in-process server).
+    static func start(
+        extraArguments: [String] = [], database: String? = nil, seed: Bool = true, descriptorLimit: Int? = nil, shell: String? = nil
+    ) async throws -> GatewayProcess {
+        try await offThePool {
+            try GatewayProcess(extraArguments: extraArguments, database: database, seed: seed, descriptorLimit: descriptorLimit, shell: shell)
+        }
+    }
+}
+
 /// The repository's root, from this file's place in it.
 func repositoryRoot() -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
