@@ -1,6 +1,5 @@
 import AgentWire
 import Foundation
-import Logging
 import NIOConcurrencyHelpers
 import Testing
 
@@ -31,32 +30,24 @@ struct ReadinessTests {
         }
     }
 
-    @Test func readinessFollowsTheDatabaseAndLivenessDoesNot() async throws {
+    @Test func readinessFollowsTheDatabase() async throws {
         let sqlite = try SQLiteGatewayStore(path: temporaryDirectory() + "/gateway.sqlite")
         let store = SwitchableStore(sqlite)
         let key = try await GatewayAdmin.loadHashKey(store: sqlite, hashKeyFile: nil)
         let gateway = try Gateway(store: store, hashKey: key, configuration: GatewayConfiguration())
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        var logger = Logger(label: "readiness-tests")
-        logger.logLevel = .critical
-        let app = GatewayHTTPServer(gateway: gateway).makeApplication(host: "127.0.0.1", port: 0, logger: logger) { port in
-            continuation.yield(port)
-            continuation.finish()
-        }
-        let task = Task { try await app.run() }
-        defer { task.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        let port = try #require(await iterator.next())
-        let url = "http://127.0.0.1:\(port)"
-
-        #expect(try await HTTP.send("GET", url + "/readyz").json == ["ready": true])
+        #expect(await gateway.readinessFailure() == nil)
         store.failing.withLockedValue { $0 = true }
-        let down = try await HTTP.send("GET", url + "/readyz")
-        #expect(down.status == 503)
-        #expect(down.json["ready"] == false)
-        #expect(down.json["reason"]?.stringValue?.contains("the database did not answer a read") == true)
-        #expect(try await HTTP.send("GET", url + "/healthz").status == 200)
+        let failure = await gateway.readinessFailure()
+        #expect(failure?.contains("the database did not answer a read (connection refused)") == true, "\(failure ?? "nil")")
         store.failing.withLockedValue { $0 = false }
-        #expect(try await HTTP.send("GET", url + "/readyz").status == 200)
+        #expect(await gateway.readinessFailure() == nil)
+    }
+
+    @Test func readyzAndHealthzOverHTTP() async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock())
+        defer { gateway.stop() }
+        let ready = try await HTTP.send("GET", gateway.url + "/readyz")
+        #expect(ready.status == 200 && ready.json == ["ready": true])
+        #expect(try await HTTP.send("GET", gateway.url + "/healthz").json == ["ok": true])
     }
 }
