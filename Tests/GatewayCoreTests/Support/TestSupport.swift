@@ -273,11 +273,16 @@ final class GatewayProcess: @unchecked Sendable {
         return (id, code)
     }
 
-    /// Sends `signal` and waits (up to 30 s) for the server to end.
+    /// Sends `signal` and waits up to 3 s for the server to end, then kills it and waits for that.
+    /// Bounded short on purpose: callers are async tests on the cooperative pool, and a gateway
+    /// with clients' idle keep-alive connections open used to hold this wait for its full 30 s.
     func stop(signal: Int32 = SIGTERM) {
         guard process.isRunning else { return }
         process.signal(signal)
-        if process.waitForExitBlocking(timeout: .seconds(30)) == nil { process.signal(SIGKILL) }
+        if process.waitForExitBlocking(timeout: .seconds(3)) == nil {
+            process.signal(SIGKILL)
+            _ = process.waitForExitBlocking(timeout: .seconds(10))
+        }
     }
 
     deinit { stop() }
