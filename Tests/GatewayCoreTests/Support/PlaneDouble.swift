@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import SodiumKit
+import SystemSupport
 import TestSupport
 
 @testable import GatewayCore
@@ -98,7 +99,7 @@ final class PlaneDouble: @unchecked Sendable {
 /// own: a test must never hold one of the cooperative pool's two threads.
 func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
+        startDetachedThread(name: "off-the-pool") { continuation.resume(with: Result { try body() }) }
     }
 }
 
