@@ -88,7 +88,7 @@ final class PostgresLink: @unchecked Sendable {
             throw error
         } catch {
             let mapped = Self.describe(error, server: server)
-            if mapped.sqlState == nil { broken = true }
+            if mapped.sqlState == nil || connection.isClosed || mapped.endsConnection { broken = true }
             throw mapped
         }
         return (Array(result.rows), result.metadata.rows ?? 0)
@@ -115,6 +115,15 @@ final class PostgresLink: @unchecked Sendable {
         if let info = error.serverInfo {
             let message = info[.message] ?? "error"
             let state = info[.sqlState]
+            // FATAL and PANIC end the session; so do the classes 08 (connection) and 57 (operator
+            // intervention: shutdown, terminated backend).
+            let fatal = ["FATAL", "PANIC"].contains(info[.severity] ?? "") || ["08", "57"].contains(state.map { String($0.prefix(2)) } ?? "")
+            if fatal {
+                return PostgresStoreError(
+                    "PostgreSQL at \(server) ended the connection: \(message) (SQLSTATE \(state ?? "?")); the next transaction reconnects",
+                    sqlState: state,
+                    endsConnection: true)
+            }
             return PostgresStoreError("PostgreSQL refused a statement: \(message) (SQLSTATE \(state ?? "?"))", sqlState: state)
         }
         let underlying = error.underlying.map { ": \($0)" } ?? ""

@@ -173,10 +173,13 @@ public struct PostgresStoreError: Error, CustomStringConvertible, Sendable, Hash
     public let message: String
     /// The server's SQLSTATE, when the server refused a statement (`23505` for a duplicate key).
     public let sqlState: String?
+    /// Whether the connection is gone with it (the next transaction opens another).
+    public let endsConnection: Bool
 
-    public init(_ message: String, sqlState: String? = nil) {
+    public init(_ message: String, sqlState: String? = nil, endsConnection: Bool = false) {
         self.message = message
         self.sqlState = sqlState
+        self.endsConnection = endsConnection
     }
 
     public var description: String { message }

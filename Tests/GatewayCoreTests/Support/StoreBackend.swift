@@ -50,10 +50,20 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     nonisolated(unsafe) private static var adminPool: PostgresConnectionPool?
     private static let adminLock = NSLock()
 
-    static func makePostgresDatabase() async throws -> String {
+    /// Ends every connection to one of the tests' databases, as a server restart does.
+    static func terminateConnections(database name: String) async throws {
+        let pool = try adminConnections()
+        // The name is one the tests made (gwtest_ and hex digits), never input.
+        precondition(name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" })
+        try await BlockingWork.run {
+            try pool.executeOutsideTransaction(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()")
+        }
+    }
+
+    private static func adminConnections() throws -> PostgresConnectionPool {
         let server = try postgresServerURL()
-        let name = "gwtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let pool = try adminLock.withLock {
+        return try adminLock.withLock {
             if let adminPool { return adminPool }
             var limits = PostgresStoreLimits()
             limits.maxConnections = 2
@@ -61,6 +71,12 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
             adminPool = pool
             return pool
         }
+    }
+
+    static func makePostgresDatabase() async throws -> String {
+        let server = try postgresServerURL()
+        let name = "gwtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let pool = try adminConnections()
         // The name is made here from hex digits, never from input: an identifier cannot be bound.
         try await BlockingWork.run { try pool.executeOutsideTransaction("CREATE DATABASE \(name)") }
         var url = server
