@@ -504,7 +504,7 @@ struct StoreConformanceTests {
     func unicodeLargeAndNULText(backend: StoreBackend) async throws {
         let store = try await backend.makeStore()
         try await Fixture.seed(store)
-        let large = String(repeating: "ünïcödé 🧪 line\n", count: 40_000)  // about 760 KB
+        let large = String(repeating: "ünïcödé 🧪 line\n", count: 40_000)  // 880 KB
         let written = try await store.write { w in
             try unicodeTexts.enumerated().map { index, text in
                 try w.insertIssue(Fixture.issue("iss_u\(index)", title: text, description: text + large))

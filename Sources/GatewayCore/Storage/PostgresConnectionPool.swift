@@ -235,8 +235,17 @@ final class PostgresConnectionPool: Sendable {
                 timeout: .seconds(limits.connectSeconds + 5), what: "the connection")
         } catch let error as PostgresStoreError {
             throw PostgresStoreError("cannot connect to PostgreSQL at \(url): \(error.message)")
+        } catch let error as PSQLError {
+            if let info = error.serverInfo {
+                throw PostgresStoreError(
+                    "cannot connect to PostgreSQL at \(url): \(info[.message] ?? "refused") (SQLSTATE \(info[.sqlState] ?? "?")); check the URL's user, password and database",
+                    sqlState: info[.sqlState])
+            }
+            let underlying = error.underlying.map { ": \($0)" } ?? ""
+            throw PostgresStoreError(
+                "cannot connect to PostgreSQL at \(url) (\(error.code)\(underlying)); check that it runs and the URL's host and port")
         } catch {
-            throw PostgresStoreError("cannot connect to PostgreSQL at \(url): \(PostgresLink.describe(error, server: url.description).message)")
+            throw PostgresStoreError("cannot connect to PostgreSQL at \(url): \(error)")
         }
         return PostgresLink(connection: connection, logger: logger, statementTimeout: .seconds(limits.statementSeconds), server: url.description)
     }
