@@ -45,7 +45,10 @@ struct PostgresRecoveryTests {
             return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let url = try PostgresURL(parsing: try cluster("start"))
-        defer { _ = try? cluster("stop") }
+        defer {
+            _ = try? cluster("stop")
+            try? FileManager.default.removeItem(atPath: directory)
+        }
         let store = try await PostgresGatewayStore.open(url: url)
         try await store.write { w in
             for index in 0..<20 { try w.setSetting("row \(index)", value: "\(index)") }
