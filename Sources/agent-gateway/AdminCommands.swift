@@ -10,7 +10,7 @@ struct Initialize: AsyncParsableCommand {
     func run() async throws {
         do {
             _ = try await store.open(creating: true)
-            printLine(store.json ? JSONValue.object(["database": .string(store.db)]).jsonText : "database \(store.db) is ready")
+            printLine(store.json ? JSONValue.object(["database": .string(store.displayName)]).jsonText : "database \(store.displayName) is ready")
         } catch { throw fail(error) }
     }
 }

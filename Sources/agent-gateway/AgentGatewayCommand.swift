@@ -39,7 +39,13 @@ struct AgentGatewayCommand: AsyncParsableCommand {
 
 /// Options every command shares.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The SQLite database file. It must exist, except for init, serve and seed-demo, which create it.")
+    @Option(
+        name: [.customLong("db"), .customLong("database")],
+        help: ArgumentHelp(
+            "The SQLite database file, or a PostgreSQL database as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full].",
+            discussion:
+                "A SQLite file must exist, except for init, serve and seed-demo, which create it; a PostgreSQL database must exist, and only those three commands create the gateway's tables in it. Without a password in the URL, PGPASSWORD is used."
+        ))
     var db: String
 
     @Option(
@@ -52,11 +58,27 @@ struct StoreOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    /// Opens the database. Only `creating` commands (init, serve, seed-demo) may make a new file:
-    /// for every other command a missing file is a typo, refused with its name.
-    func open(durability: Durability = .normal, creating: Bool = false) async throws -> (SQLiteGatewayStore, [UInt8]) {
+    /// The database as it may be shown: the SQLite path, or the PostgreSQL URL without its password.
+    var displayName: String {
+        guard PostgresURL.isPostgres(db) else { return db }
+        return (try? PostgresURL(parsing: db).description) ?? "postgres://(a URL that does not parse)"
+    }
+
+    /// Opens the store. Only `creating` commands (init, serve, seed-demo) may make a new SQLite file
+    /// or the tables of a PostgreSQL database: for every other command a missing one is a typo,
+    /// refused with its name. `durability` is SQLite's; PostgreSQL always commits durably.
+    func openStore(durability: Durability = .normal, creating: Bool) async throws -> any GatewayStore {
+        if PostgresURL.isPostgres(db) {
+            var url = try PostgresURL(parsing: db)
+            if !url.hasPassword, let password = getenv("PGPASSWORD") { url = url.withPassword(String(cString: password)) }
+            return try await PostgresGatewayStore.open(url: url, creating: creating)
+        }
         if !creating { try GatewayAdmin.requireExistingDatabase(db) }
-        let store = try SQLiteGatewayStore(path: db, durability: durability)
+        return try SQLiteGatewayStore(path: db, durability: durability)
+    }
+
+    func open(durability: Durability = .normal, creating: Bool = false) async throws -> (any GatewayStore, [UInt8]) {
+        let store = try await openStore(durability: durability, creating: creating)
         let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile)
         return (store, key)
     }
@@ -64,8 +86,7 @@ struct StoreOptions: ParsableArguments {
     /// The admin operations. Only `agent pair` hashes; the other commands also work on a database
     /// whose hash key is kept in a file when `--hash-key-file` is not given (pairing then refuses).
     func admin(creating: Bool = false) async throws -> GatewayAdmin {
-        if !creating { try GatewayAdmin.requireExistingDatabase(db) }
-        let store = try SQLiteGatewayStore(path: db)
+        let store = try await openStore(creating: creating)
         do {
             return try GatewayAdmin(store: store, hashKey: try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: hashKeyFile))
         } catch let error as AdminError where error.code == "hash_key_file_required" {
@@ -180,12 +201,13 @@ struct Serve: AsyncParsableCommand {
             configuration.publicOrigins = [origin]
         }
         configuration.plane = try tracker.planeSettings()
-        let (sqlite, key): (SQLiteGatewayStore, [UInt8])
+        let (database, key): (any GatewayStore, [UInt8])
         do {
-            (sqlite, key) = try await store.open(durability: durability, creating: true)
-            try await TrackerBinding.bind(sqlite, plane: configuration.plane)
+            (database, key) = try await store.open(durability: durability, creating: true)
+            try await TrackerBinding.bind(database, plane: configuration.plane)
         } catch { throw fail(error) }
-        let gateway = try Gateway(store: sqlite, hashKey: key, configuration: configuration)
+        let gateway = try Gateway(store: database, hashKey: key, configuration: configuration)
+        let databaseName = store.displayName
         let server = GatewayHTTPServer(gateway: gateway)
         let host = self.host
         let trackerName = configuration.plane.map(\.description) ?? "embedded"
@@ -196,7 +218,7 @@ struct Serve: AsyncParsableCommand {
             printLine(JSONValue.object(["url": .string(url)]).jsonText)
             logger.info(
                 "agent-gateway listening",
-                metadata: ["url": "\(url)", "db": "\(sqlite.path)", "tracker": "\(trackerName)"])
+                metadata: ["url": "\(url)", "db": "\(databaseName)", "tracker": "\(trackerName)"])
         }
         try await app.runService()
     }

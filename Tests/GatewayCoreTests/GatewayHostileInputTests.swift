@@ -54,7 +54,7 @@ struct GatewayHostileInputTests {
         }
         // Not in the database either, in any table, the WAL included: none of these calls stores text.
         for suffix in ["", "-wal"] {
-            let bytes = Array((try? Data(contentsOf: URL(fileURLWithPath: gateway.store.path + suffix))) ?? Data())
+            let bytes = Array((try? Data(contentsOf: URL(fileURLWithPath: gateway.sqlite.path + suffix))) ?? Data())
             let lowered = bytes.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
             #expect(!contains(lowered, Array(marker.utf8)), "gateway.sqlite\(suffix) holds the marker")
         }
@@ -67,8 +67,8 @@ struct GatewayHostileInputTests {
         let gateway = try await InProcessGateway(clock: ManualClock()) { $0.readsPerMinute = 20 }
         let (agentID, code) = try await gateway.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
-        try gateway.store.checkpoint()
-        let sizeBefore = try fileSize(gateway.store.path)
+        try gateway.sqlite.checkpoint()
+        let sizeBefore = try fileSize(gateway.sqlite.path)
         let big = String(repeating: "A", count: 300_000)
         var statuses: [Int] = []
         for index in 0..<60 {
@@ -82,8 +82,8 @@ struct GatewayHostileInputTests {
         let events = try await gateway.admin.auditEvents(agentID: agentID)
         // 20 allowed calls, and one rate-limited event (the clock does not move: one second).
         #expect(events.count == 21, "\(events.map { $0.errorCode ?? "ok" })")
-        try gateway.store.checkpoint()
-        let growth = try fileSize(gateway.store.path) - sizeBefore
+        try gateway.sqlite.checkpoint()
+        let growth = try fileSize(gateway.sqlite.path) - sizeBefore
         #expect(growth <= 64 * 1024, "the database grew by \(growth) bytes")
     }
 

@@ -13,8 +13,9 @@ struct IdempotencyAndAuditTests {
         }
     }
 
-    @Test func sameKeyReplaysTheStoredResult() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    @Test(arguments: StoreBackend.allCases)
+    func sameKeyReplaysTheStoredResult(backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: Scope.all)
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let arguments: JSONValue = ["project": "WEB", "title": "Replay me", "labels": ["bug"]]
@@ -46,9 +47,10 @@ struct IdempotencyAndAuditTests {
         #expect(try await issueCount(gateway, title: "Replay me") == 2)
     }
 
-    @Test func replayWindowIsTwentyFourHours() async throws {
+    @Test(arguments: StoreBackend.allCases)
+    func replayWindowIsTwentyFourHours(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let gateway = try await InProcessGateway(clock: clock) { $0.sessionTTLSeconds = 200_000 }
+        let gateway = try await InProcessGateway(clock: clock, backend: backend) { $0.sessionTTLSeconds = 200_000 }
         let (_, code) = try await gateway.newAgent(scopes: Scope.all)
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let arguments: JSONValue = ["issue": "WEB-1", "body": "daily"]
@@ -60,8 +62,9 @@ struct IdempotencyAndAuditTests {
         #expect(fresh.isToolSuccess && fresh["_meta"]?["io.agent-gateway/replayed"] == nil)
     }
 
-    @Test func concurrentCallsWithOneKeyCreateOneIssue() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    @Test(arguments: StoreBackend.allCases)
+    func concurrentCallsWithOneKeyCreateOneIssue(backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: Scope.all)
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let results = try await withThrowingTaskGroup(of: JSONValue.self) { group in
@@ -81,8 +84,9 @@ struct IdempotencyAndAuditTests {
         #expect(keys.count == 1)
     }
 
-    @Test func everyCallLeavesOneAuditEventWithoutSecrets() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    @Test(arguments: StoreBackend.allCases)
+    func everyCallLeavesOneAuditEventWithoutSecrets(backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (agentID, code) = try await gateway.newAgent(scopes: [Scope.projectRead, Scope.issueCreate])
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let before = try await gateway.admin.auditEvents(agentID: agentID).count

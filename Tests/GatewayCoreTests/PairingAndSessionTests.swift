@@ -6,8 +6,9 @@ import Testing
 
 @Suite("Pairing and sessions over HTTP")
 struct PairingAndSessionTests {
-    @Test func pairingCodeIsSingleUse() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    @Test(arguments: StoreBackend.allCases)
+    func pairingCodeIsSingleUse(backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: [Scope.projectRead])
         #expect(code.count == 9 && code.contains("-"))
         _ = try await AgentClient.pair(baseURL: gateway.url, code: code)
@@ -72,9 +73,10 @@ struct PairingAndSessionTests {
         #expect(slowed.status == 201)
     }
 
-    @Test func sessionChecksSignatureTimestampAndNonce() async throws {
+    @Test(arguments: StoreBackend.allCases)
+    func sessionChecksSignatureTimestampAndNonce(backend: StoreBackend) async throws {
         let clock = ManualClock()
-        let gateway = try await InProcessGateway(clock: clock)
+        let gateway = try await InProcessGateway(clock: clock, backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code, initialize: false)
         let endpoint = gateway.url + "/api/v1/sessions"
@@ -140,8 +142,9 @@ struct PairingAndSessionTests {
         #expect(try await client.call("list_projects").1.isToolSuccess)
     }
 
-    @Test func sessionEndAndDeviceRevoke() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    @Test(arguments: StoreBackend.allCases)
+    func sessionEndAndDeviceRevoke(backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: [Scope.projectRead])
         var client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let setup = try await HTTP.send("GET", gateway.url + "/api/v1/agent-session/setup", headers: client.authorization)

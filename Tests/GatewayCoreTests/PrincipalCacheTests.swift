@@ -8,8 +8,8 @@ import Testing
 /// so that a revocation is effective at the next call, whichever process made it.
 @Suite("Principal cache and epoch")
 struct PrincipalCacheTests {
-    @Test func everyChangeToWhoMayCallMovesTheEpoch() async throws {
-        let store = try SQLiteGatewayStore(path: temporaryDirectory() + "/gateway.sqlite")
+    @Test(arguments: StoreBackend.allCases) func everyChangeToWhoMayCallMovesTheEpoch(backend: StoreBackend) async throws {
+        let store = try await backend.makeStore()
         let admin = try GatewayAdmin(store: store, hashKey: try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: nil))
         _ = try await admin.seedDemo()
         let changes: [(String, @Sendable (any StoreWriter) throws -> Void)] = [

@@ -31,9 +31,10 @@ func marked(_ text: String) -> String { "<untrusted-content>\(text)</untrusted-c
 
 @Suite("Tools, scopes and grants over MCP")
 struct ToolEnforcementTests {
-    @Test(arguments: Scope.all)
-    func eachScopeListsAndAllowsExactlyItsTools(scope: String) async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    /// Every tool, called under every scope, on both store backends.
+    @Test(arguments: Scope.all, StoreBackend.allCases)
+    func eachScopeListsAndAllowsExactlyItsTools(scope: String, backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: [scope])
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let expected = ToolCatalog.all.filter { $0.scope == scope }.map(\.name)
@@ -162,8 +163,9 @@ struct ToolEnforcementTests {
         #expect(memberAsRead["structuredContent"]?["member"]?["id"]?.stringValue == "dave", "\(memberAsRead)")
     }
 
-    @Test func workSessionsReport() async throws {
-        let gateway = try await InProcessGateway(clock: ManualClock())
+    @Test(arguments: StoreBackend.allCases)
+    func workSessionsReport(backend: StoreBackend) async throws {
+        let gateway = try await InProcessGateway(clock: ManualClock(), backend: backend)
         let (_, code) = try await gateway.newAgent(scopes: [Scope.reportWrite])
         let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let started = try await client.call("start_work_session", sampleArguments("start_work_session")).1

@@ -306,17 +306,21 @@ final class ManualClock: @unchecked Sendable {
 
 /// GatewayCore's server in this process on port 0, for tests that need to move the clock.
 final class InProcessGateway: @unchecked Sendable {
-    let store: SQLiteGatewayStore
+    let store: any GatewayStore
     let admin: GatewayAdmin
     let gateway: Gateway
     let url: String
     let task: Task<Void, any Error>
 
+    /// The SQLite store, for the tests that look at its file (only on the SQLite backend).
+    var sqlite: SQLiteGatewayStore { store as! SQLiteGatewayStore }
+
     /// `plane` puts the gateway in front of a Plane workspace (the double's), bound before the demo
-    /// people are seeded.
-    init(clock: ManualClock, plane: PlaneSettings? = nil, configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
-        let directory = temporaryDirectory()
-        store = try SQLiteGatewayStore(path: directory + "/gateway.sqlite")
+    /// people are seeded; `backend` picks the store (see ``StoreBackend``).
+    init(
+        clock: ManualClock, plane: PlaneSettings? = nil, backend: StoreBackend = .sqlite, configure: (inout GatewayConfiguration) -> Void = { _ in }
+    ) async throws {
+        store = try await backend.makeStore()
         let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: nil)
         admin = try GatewayAdmin(store: store, hashKey: key, clock: clock.gatewayClock)
         if let plane { try await TrackerBinding.bind(store, plane: plane) }
