@@ -74,12 +74,10 @@ struct IdempotencyAndAuditTests {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(try await issueCount(gateway, title: "Exactly once") == 1)
+        // The duplicates wait for the first call and replay its result: every reply is a success.
         let originals = results.filter { $0.isToolSuccess && $0["_meta"]?["io.agent-gateway/replayed"] == nil }
         #expect(originals.count == 1)
-        for result in results where !result.isToolSuccess {
-            #expect(result.toolErrorCode == "idempotency_in_flight")
-            #expect(result["structuredContent"]?["error"]?["retryable"]?.boolValue == true)
-        }
+        #expect(results.filter { !$0.isToolSuccess }.isEmpty, "\(results.map { $0.toolErrorCode ?? "ok" })")
         let keys = Set(results.compactMap { $0["structuredContent"]?["issue"]?["key"]?.stringValue })
         #expect(keys.count == 1)
     }

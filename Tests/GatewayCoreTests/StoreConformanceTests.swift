@@ -545,7 +545,7 @@ struct StoreConformanceTests {
             let first = try await PostgresGatewayStore.open(url: url)
             try await first.write { try $0.setSetting("kept", value: "yes") }
             let again = try await PostgresGatewayStore.open(url: url, creating: false)
-            #expect(try await again.appliedMigrations() == ["v1", "v2-work-session-notes", "v3-owners-and-console"])
+            #expect(try await again.appliedMigrations() == ["v1", "v2-work-session-notes", "v3-owners-and-console", "v4-shared-state"])
             #expect(try await again.read { try $0.setting("kept") } == "yes")
         }
     }

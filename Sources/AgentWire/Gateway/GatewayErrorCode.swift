@@ -40,6 +40,8 @@ public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable, CustomSt
     case idempotencyKeyReused = "idempotency_key_reused"
     case idempotencyInFlight = "idempotency_in_flight"
     case internalError = "internal_error"
+    /// The gateway's database did not answer (PostgreSQL down, restarting or out of connections); retryable.
+    case databaseUnavailable = "database_unavailable"
     /// The tool is not available on the tracker this gateway serves (Plane has no such API).
     case notSupported = "not_supported"
 

@@ -11,9 +11,9 @@ public final class Gateway: Sendable {
     let hashKey: [UInt8]
     /// Session tokens and MCP session ids.
     let random: RandomSource
-    let rateLimiter: AgentRateLimiter
-    let pairingGuard: PairingGuard
-    let inFlight = IdempotencyInFlight()
+    /// Rate buckets, idempotency claims, the pairing guard and MCP sessions: in this process on
+    /// SQLite, in the database on PostgreSQL, where several gateways share them (`SharedState`).
+    let shared: any SharedState
     /// Refused calls audited per device per minute (`RefusalAudit.swift`).
     let refusalAudit = RefusalAuditLimiter(perMinute: 60)
     let fairWriter = FairWriteScheduler()
@@ -33,12 +33,17 @@ public final class Gateway: Sendable {
         self.store = store
         self.hashKey = hashKey
         self.configuration = configuration
-        self.rateLimiter = AgentRateLimiter(readsPerMinute: configuration.readsPerMinute, writesPerMinute: configuration.writesPerMinute)
         var pairingPolicy = PairingGuard.Policy()
         pairingPolicy.perAddress.free = configuration.pairingFailuresPerMinute
         pairingPolicy.perPrefix.free = configuration.pairingFailuresPerPrefix
         pairingPolicy.global.free = configuration.pairingFailuresPerMinuteGlobal
-        self.pairingGuard = PairingGuard(policy: pairingPolicy)
+        if let postgres = store as? PostgresGatewayStore {
+            let clock = configuration.clock
+            self.shared = PostgresSharedState(
+                store: postgres, pairingPolicy: pairingPolicy, random: random, clock: { clock.nowMilliseconds() })
+        } else {
+            self.shared = ProcessSharedState(pairingPolicy: pairingPolicy, random: random)
+        }
         origins.withLockedValue { $0 = configuration.publicOrigins }
         self.tracker = configuration.plane.map { PlaneTracker(settings: $0, store: store) } ?? EmbeddedTracker(store: store)
     }
@@ -96,7 +101,11 @@ public final class Gateway: Sendable {
 
         // Text that is not a code at all is refused without a lookup: it tells the sender nothing.
         guard let code = PairingCodeFormat.normalize(typed) else { throw .pairingCodeInvalid }
-        let (decision, ticket) = pairingGuard.begin(address: clientAddress, prefix: PairingGuard.prefix(of: code), now: now)
+        let decision: PairingGuard.Decision
+        let ticket: PairingGuard.Ticket?
+        do {
+            (decision, ticket) = try await shared.beginPairing(address: clientAddress, prefix: PairingGuard.prefix(of: code), now: now)
+        } catch { throw Self.asGatewayError(error) }
         switch decision {
         case .refuse(let retryAfter): throw .pairingRateLimited(retryAfter: retryAfter)
         case .proceed(let delay):
@@ -130,17 +139,17 @@ public final class Gateway: Sendable {
                 ])
             }
         } catch {
-            if let ticket { pairingGuard.giveBack(ticket) }
+            if let ticket { await shared.giveBack(ticket) }
             throw Self.asGatewayError(error)
         }
         switch result {
         case .success(let value):
-            if let ticket { pairingGuard.giveBack(ticket) }
+            if let ticket { await shared.giveBack(ticket) }
             return value
         case .failure(let error):
             // Only a wrong, used or expired code is a failed guess; a right code refused for another reason is not.
             if ![GatewayError.pairingCodeInvalid, .pairingCodeUsed, .pairingCodeExpired].contains(error), let ticket {
-                pairingGuard.giveBack(ticket)
+                await shared.giveBack(ticket)
             }
             throw error
         }
@@ -234,11 +243,16 @@ public final class Gateway: Sendable {
                 return (outcome, refused, epoch)
             }
         } catch { throw Self.asGatewayError(error) }
-        if case .success(let principal) = outcome { principalCache.store(principal, epoch: epoch, tokenHash: hash) }
+        let authenticated = outcome.map { principal in
+            var principal = principal
+            principal.epoch = epoch
+            return principal
+        }
+        if case .success(let principal) = authenticated { principalCache.store(principal, epoch: epoch, tokenHash: hash) }
         if case .failure(let error) = outcome, let refused, let refusedCall, let call = await refusedCall() {
             await recordRefusal(error, caller: refused, call: call)
         }
-        return try outcome.get()
+        return try authenticated.get()
     }
 
     /// The principal a token hash names at `moment`, or why it may not call (with who it is, when known).
@@ -263,6 +277,17 @@ public final class Gateway: Sendable {
                 Principal(agent: agent, owner: owner, device: device, session: session, grants: try store.grants(agentID: agent.id))),
             nil
         )
+    }
+
+    /// Opens an MCP session for the caller (`initialize`), at most the read rate a minute.
+    func openMCPSession(_ principal: Principal, protocolVersion: String) async throws -> String {
+        let moment = now
+        if let wait = try await shared.takeToken(
+            agentID: principal.agent.id, bucket: .mcpSession, ratePerMinute: configuration.readsPerMinute, now: moment)
+        {
+            throw GatewayError.rateLimited(retryAfter: wait)
+        }
+        return try await shared.openMCPSession(agentID: principal.agent.id, protocolVersion: protocolVersion, now: moment)
     }
 
     /// `DELETE /api/v1/sessions/current`.
@@ -318,6 +343,11 @@ public final class Gateway: Sendable {
 
     static func asGatewayError(_ error: any Error) -> GatewayError {
         if let error = error as? GatewayError { return error }
+        if let error = error as? PostgresStoreError, error.meansUnavailable {
+            StoreTrouble.report("the database did not answer: \(error.message)")
+            return .databaseUnavailable
+        }
+        StoreTrouble.report("a call failed inside the gateway: \(String(describing: error))")
         return .internalError
     }
 }

@@ -22,7 +22,6 @@ public struct GatewayRequestContext: RequestContext {
 /// The gateway's HTTP surface (Hummingbird 2): the REST contract, `/mcp`, `/healthz` and `/readyz`.
 public struct GatewayHTTPServer: Sendable {
     public let gateway: Gateway
-    let sessions = MCPSessions()
 
     public init(gateway: Gateway) { self.gateway = gateway }
 

@@ -73,7 +73,13 @@ extension GatewayHTTPServer {
         if method == "initialize" {
             let requested = params["protocolVersion"]?.stringValue ?? MCPVersions.latest
             let version = MCPVersions.supported.contains(requested) ? requested : MCPVersions.latest
-            let sessionID = sessions.open(agentID: principal.agent.id, protocolVersion: version, random: gateway.random)
+            // A session costs a row on PostgreSQL: at most the read rate of them a minute.
+            let sessionID: String
+            do {
+                sessionID = try await gateway.openMCPSession(principal, protocolVersion: version)
+            } catch {
+                return Self.errorResponse(Gateway.asGatewayError(error))
+            }
             let result: JSONValue = [
                 "protocolVersion": .string(version),
                 "capabilities": ["tools": ["listChanged": false]],
@@ -90,7 +96,11 @@ extension GatewayHTTPServer {
                     message: "no Mcp-Session-Id: send initialize first, then pass the Mcp-Session-Id it returns"),
                 status: .badRequest)
         }
-        guard let session = sessions.find(sessionID, agentID: principal.agent.id) else {
+        let found: MCPSessionEntry?
+        do { found = try await gateway.shared.mcpSession(sessionID, agentID: principal.agent.id, epoch: principal.epoch) } catch {
+            return Self.errorResponse(Gateway.asGatewayError(error))
+        }
+        guard let session = found else {
             return Self.json(
                 Self.rpcError(id: id, code: JSONRPCErrorCode.unknownSession, message: "unknown or ended MCP session; send initialize again"),
                 status: .notFound)
@@ -208,7 +218,11 @@ extension GatewayHTTPServer {
             return Self.json(
                 Self.rpcError(id: nil, code: JSONRPCErrorCode.invalidRequest, message: "DELETE /mcp needs an Mcp-Session-Id"), status: .badRequest)
         }
-        guard sessions.close(sessionID, agentID: principal.agent.id) else {
+        let closed: Bool
+        do { closed = try await gateway.shared.closeMCPSession(sessionID, agentID: principal.agent.id, now: gateway.now) } catch {
+            return Self.errorResponse(Gateway.asGatewayError(error))
+        }
+        guard closed else {
             return Self.json(
                 Self.rpcError(id: nil, code: JSONRPCErrorCode.unknownSession, message: "unknown or ended MCP session"), status: .notFound)
         }

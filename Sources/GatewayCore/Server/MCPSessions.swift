@@ -1,34 +1,54 @@
 import NIOConcurrencyHelpers
 import SodiumKit
 
-/// MCP sessions (`Mcp-Session-Id`), each bound to the agent that initialised it. They live in
-/// memory: after a restart a client gets 404 and initialises again, as the transport prescribes.
-final class MCPSessions: Sendable {
-    struct Entry: Sendable {
-        let agentID: String
-        let protocolVersion: String
+/// An MCP session (`Mcp-Session-Id`): the agent that initialised it and the protocol version agreed.
+struct MCPSessionEntry: Sendable, Equatable {
+    let agentID: String
+    let protocolVersion: String
+}
+
+enum MCPSessionID {
+    /// A new session id: 18 random bytes, URL-safe.
+    static func make(_ random: RandomSource) -> String { "mcp_" + Base64.encode(random.bytes(18), variant: .urlSafeNoPadding) }
+}
+
+/// The MCP sessions of a gateway that is the only process on its database, in memory: after a
+/// restart a client gets 404 and initialises again, as the transport prescribes. At most
+/// `capacity`; past it the oldest are forgotten (their clients initialise again).
+final class ProcessMCPSessions: Sendable {
+    private struct Sessions {
+        var entries: [String: MCPSessionEntry] = [:]
+        var order: [String] = []
     }
 
-    private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    let capacity: Int
+    private let sessions = NIOLockedValueBox(Sessions())
 
-    func open(agentID: String, protocolVersion: String, random: RandomSource) -> String {
-        let id = "mcp_" + Base64.encode(random.bytes(18), variant: .urlSafeNoPadding)
-        entries.withLockedValue { $0[id] = Entry(agentID: agentID, protocolVersion: protocolVersion) }
+    init(capacity: Int = 100_000) { self.capacity = capacity }
+
+    func open(agentID: String, protocolVersion: String, id: String) -> String {
+        sessions.withLockedValue { sessions in
+            sessions.entries[id] = MCPSessionEntry(agentID: agentID, protocolVersion: protocolVersion)
+            sessions.order.append(id)
+            if sessions.order.count > capacity + capacity / 10 {
+                for old in sessions.order.prefix(sessions.order.count - capacity) { sessions.entries[old] = nil }
+                sessions.order = sessions.order.suffix(capacity).filter { sessions.entries[$0] != nil }
+            }
+        }
         return id
     }
 
-    func find(_ id: String, agentID: String) -> Entry? {
-        entries.withLockedValue { entries in
-            guard let entry = entries[id], entry.agentID == agentID else { return nil }
+    func find(_ id: String, agentID: String) -> MCPSessionEntry? {
+        sessions.withLockedValue { sessions in
+            guard let entry = sessions.entries[id], entry.agentID == agentID else { return nil }
             return entry
         }
     }
 
-    @discardableResult
     func close(_ id: String, agentID: String) -> Bool {
-        entries.withLockedValue { entries in
-            guard entries[id]?.agentID == agentID else { return false }
-            entries[id] = nil
+        sessions.withLockedValue { sessions in
+            guard sessions.entries[id]?.agentID == agentID else { return false }
+            sessions.entries[id] = nil
             return true
         }
     }

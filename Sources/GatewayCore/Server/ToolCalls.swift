@@ -49,7 +49,15 @@ extension Gateway {
             argumentsSHA256: "", outcome: "ok", errorCode: nil, idempotencyKeyHash: nil, replayed: false, latencyMicroseconds: 0)
 
         // Unknown tools count as reads: they cost an audit row, like a read.
-        if let wait = rateLimiter.take(agentID: agentID, write: !(known?.readOnly ?? true), now: audit.at) {
+        let isWrite = !(known?.readOnly ?? true)
+        let wait: Int?
+        do {
+            wait = try await shared.takeToken(
+                agentID: agentID, bucket: isWrite ? .write : .read,
+                ratePerMinute: isWrite ? configuration.writesPerMinute : configuration.readsPerMinute,
+                now: audit.at)
+        } catch { throw Self.asGatewayError(error) }
+        if let wait {
             if refusalSampler.admit(agentID: agentID, kind: "rate_limited", now: audit.at) {
                 audit.argumentsSHA256 = Self.argumentsHash(arguments)
                 try await recordDenied(&audit, code: .rateLimited, started: started, gated: false)
@@ -123,9 +131,19 @@ extension Gateway {
         audit.idempotencyKeyHash = keyHash
         let fingerprint = Hex.encode(Hash.sha256(Array("\(tool.name)\n".utf8) + canonical))
         let gateKey = keyHash.map { "\(agentID)/\($0)" }
-        if let gateKey {
-            switch inFlight.claim(gateKey, fingerprint: fingerprint) {
-            case .claimed: break
+        var claim: IdempotencyClaimHolder?
+        if let gateKey, let keyHash {
+            let turn: IdempotencyTurn
+            do {
+                turn = try await takeIdempotencyTurn(gateKey, keyHash: keyHash, agentID: agentID, fingerprint: fingerprint)
+            } catch {
+                let failure = Self.asGatewayError(error)
+                try await recordDenied(&audit, code: failure.code, started: started, resolving: argumentObject)
+                return Self.errorResult(failure)
+            }
+            switch turn {
+            case .claimed(let holder): claim = holder
+            case .recorded: break
             case .inFlight:
                 try await recordDenied(&audit, code: GatewayError.idempotencyInFlight.code, started: started, resolving: argumentObject)
                 return Self.errorResult(.idempotencyInFlight)
@@ -134,8 +152,60 @@ extension Gateway {
                 return Self.errorResult(.idempotencyKeyReused)
             }
         }
-        defer { if let gateKey { inFlight.release(gateKey) } }
+        let outcome: Result<JSONValue, any Error>
+        do {
+            outcome = .success(
+                try await runWrite(
+                    tool, tools: tools, argumentObject: argumentObject, keyHash: keyHash, fingerprint: fingerprint, audit: audit,
+                    started: started, progress: progress))
+        } catch { outcome = .failure(error) }
+        if let claim { await shared.release(claim) }
+        return try outcome.get()
+    }
 
+    /// Where a write with an idempotency key stands once its key is taken care of.
+    enum IdempotencyTurn {
+        /// This call holds the key's claim.
+        case claimed(IdempotencyClaimHolder)
+        /// A call with this key already committed: the write replays its record.
+        case recorded
+        /// Another call with the same arguments still holds the key after the wait.
+        case inFlight
+        /// Another call with other arguments holds the key.
+        case reusedWithOtherArguments
+    }
+
+    /// Claims the key, on whichever instance its other calls run. A duplicate of a running call
+    /// waits for it (woken when its claim is released, at most ``IdempotencyLease/waitMilliseconds``)
+    /// and then replays its result, so concurrent retries all get one answer. A record already
+    /// committed replays at once, even while a dead holder's claim has not yet expired.
+    func takeIdempotencyTurn(_ gateKey: String, keyHash: String, agentID: String, fingerprint: String) async throws -> IdempotencyTurn {
+        let deadline = GatewayClock.monotonicNanoseconds() + UInt64(IdempotencyLease.waitMilliseconds) * 1_000_000
+        let replayWindow = Int64(configuration.idempotencyReplaySeconds) * 1000
+        while true {
+            switch try await shared.claim(gateKey, fingerprint: fingerprint, now: now) {
+            case .claimed(let holder): return .claimed(holder)
+            case .reusedWithOtherArguments: return .reusedWithOtherArguments
+            case .inFlight:
+                let moment = now
+                let recorded = try await store.read { store in
+                    try store.idempotencyRecord(agentID: agentID, keyHash: keyHash).map { moment - $0.createdAt < replayWindow } ?? false
+                }
+                if recorded { return .recorded }
+                let current = GatewayClock.monotonicNanoseconds()
+                guard current < deadline else { return .inFlight }
+                await shared.waitForRelease(of: gateKey, milliseconds: Int64(min(1000, (deadline - current) / 1_000_000 + 1)))
+            }
+        }
+    }
+
+    /// A write's change, record and audit event, through the tracker (after its key is claimed).
+    func runWrite(
+        _ tool: ToolDefinition, tools: TrackerTools, argumentObject: JSONObject, keyHash: String?, fingerprint: String,
+        audit admitted: AuditEventRecord, started: UInt64, progress: (@Sendable (String) async -> Void)?
+    ) async throws -> JSONValue {
+        var audit = admitted
+        let agentID = tools.principal.agent.id
         await progress?("checked grants and arguments")
         let replayWindow = Int64(configuration.idempotencyReplaySeconds) * 1000
         let moment = audit.at

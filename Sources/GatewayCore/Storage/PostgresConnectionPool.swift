@@ -250,6 +250,16 @@ final class PostgresConnectionPool: Sendable {
         return PostgresLink(connection: connection, logger: logger, statementTimeout: .seconds(limits.statementSeconds), server: url.description)
     }
 
+    /// A connection of its own, outside the pool's bound, for `LISTEN` (``PostgresSharedState``).
+    func connectDedicated() async throws -> PostgresConnection {
+        let id = nextID.withLockedValue { value -> Int in
+            value += 1
+            return value
+        }
+        return try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: id, logger: logger)
+    }
+
     /// Runs one statement outside any transaction (`CREATE DATABASE` cannot run inside one); blocks.
     func executeOutsideTransaction(_ sql: String) throws {
         try withConnection { link in _ = try link.run(sql, PostgresBindings()) }

@@ -67,26 +67,43 @@ public final class PostgresGatewayStore: GatewayStore {
         try transaction(readOnly: false, body)
     }
 
+    /// Statements outside the writers' lock, for the state the gateway instances share
+    /// (``PostgresSharedState``): in one READ COMMITTED transaction when `transaction`, else each
+    /// statement commits on its own. On a thread that may block, like `read` and `write`.
+    func unlocked<T: Sendable>(transaction: Bool, _ body: @escaping @Sendable (PostgresTransaction) throws -> T) async throws -> T {
+        try await BlockingWork.run {
+            try self.pool.withConnection { link in
+                guard transaction else { return try body(PostgresTransaction(link: link)) }
+                return try Self.inTransaction(on: link, begin: "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE", body)
+            }
+        }
+    }
+
     /// One transaction on one connection of the pool, on the calling thread.
     func transaction<T>(readOnly: Bool, _ body: (PostgresTransaction) throws -> T) throws -> T {
         try pool.withConnection { link in
-            let transaction = PostgresTransaction(link: link)
-            if readOnly {
-                try transaction.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            } else {
-                try transaction.execute("BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE")
+            if readOnly { return try Self.inTransaction(on: link, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", body) }
+            return try Self.inTransaction(on: link, begin: "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE") { transaction in
+                try transaction.execute("SELECT pg_advisory_xact_lock(?)", [.int(Self.writeLockKey)])
+                return try body(transaction)
             }
-            do {
-                if !readOnly { try transaction.execute("SELECT pg_advisory_xact_lock(?)", [.int(Self.writeLockKey)]) }
-                let result = try body(transaction)
-                try transaction.execute("COMMIT")
-                return result
-            } catch {
-                if !link.broken {
-                    do { try transaction.execute("ROLLBACK") } catch { link.broken = true }
-                }
-                throw error
+        }
+    }
+
+    /// `begin`, `body`, then `COMMIT`; `ROLLBACK` when `body` or the commit fails (a connection that
+    /// cannot even roll back is dropped).
+    static func inTransaction<T>(on link: PostgresLink, begin: String, _ body: (PostgresTransaction) throws -> T) throws -> T {
+        let transaction = PostgresTransaction(link: link)
+        try transaction.execute(begin)
+        do {
+            let result = try body(transaction)
+            try transaction.execute("COMMIT")
+            return result
+        } catch {
+            if !link.broken {
+                do { try transaction.execute("ROLLBACK") } catch { link.broken = true }
             }
+            throw error
         }
     }
 
@@ -98,6 +115,7 @@ public final class PostgresGatewayStore: GatewayStore {
         ("v1", PostgresSchema.v1),
         ("v2-work-session-notes", PostgresSchema.v2),
         ("v3-owners-and-console", PostgresSchema.v3),
+        ("v4-shared-state", PostgresSchema.v4),
     ]
 
     /// Applies the migrations not yet recorded in `gatewayMigration`, each in its own transaction
@@ -255,5 +273,29 @@ enum PostgresSchema {
         "CREATE INDEX ownerAction_actor ON ownerAction(actorUserID, id)",
         "CREATE INDEX auditEvent_owner ON auditEvent(ownerID, id)",
         "CREATE INDEX workSession_agent ON workSession(agentID, status)",
+    ]
+
+    /// What the gateway instances share (``PostgresSharedState``). The rate buckets, the claims and
+    /// the pairing guard are UNLOGGED: they change at every call, and a commit that touched only
+    /// them waits for no WAL flush. A PostgreSQL crash (not a clean restart) empties them: buckets
+    /// start full, claims end, and the guard forgets its failures. MCP sessions are ordinary rows.
+    static let v4: [String] = [
+        """
+        CREATE TABLE mcpSession (id \(text) PRIMARY KEY NOT NULL, agentID \(text) NOT NULL REFERENCES agent(id),
+            protocolVersion \(text) NOT NULL, createdAt BIGINT NOT NULL, endedAt BIGINT)
+        """,
+        """
+        CREATE UNLOGGED TABLE rateBucket (bucket \(text) PRIMARY KEY NOT NULL, tokens DOUBLE PRECISION NOT NULL, updatedAt BIGINT NOT NULL,
+            granted BOOLEAN NOT NULL)
+        """,
+        """
+        CREATE UNLOGGED TABLE idempotencyClaim (gateKey \(text) PRIMARY KEY NOT NULL, fingerprint \(text) NOT NULL, holder \(text) NOT NULL,
+            expiresAt BIGINT NOT NULL)
+        """,
+        """
+        CREATE UNLOGGED TABLE pairingGuard (scope \(text) PRIMARY KEY NOT NULL, times \(text) NOT NULL, next BIGINT NOT NULL,
+            updatedAt BIGINT NOT NULL)
+        """,
+        "CREATE INDEX pairingGuard_updated ON pairingGuard(updatedAt)",
     ]
 }

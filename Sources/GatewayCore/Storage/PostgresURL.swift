@@ -176,6 +176,13 @@ public struct PostgresStoreError: Error, CustomStringConvertible, Sendable, Hash
     /// Whether the connection is gone with it (the next transaction opens another).
     public let endsConnection: Bool
 
+    /// Whether the database could not be reached or used at all (no connection, a timeout, a lost
+    /// session, a shutdown or a lack of resources), rather than refusing one statement.
+    public var meansUnavailable: Bool {
+        guard let sqlState else { return true }
+        return endsConnection || ["08", "53", "57"].contains(String(sqlState.prefix(2)))
+    }
+
     public init(_ message: String, sqlState: String? = nil, endsConnection: Bool = false) {
         self.message = message
         self.sqlState = sqlState

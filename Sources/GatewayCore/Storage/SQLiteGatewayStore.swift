@@ -135,6 +135,11 @@ public final class SQLiteGatewayStore: GatewayStore {
                     """)
         }
         registerOwnerMigrations(&migrator)
+        // PostgreSQL's v4 makes the tables that gateway instances share (rate buckets, idempotency
+        // claims, the pairing guard, MCP sessions). A gateway on SQLite is the only process on its
+        // database and keeps that state in memory (`ProcessSharedState`); the migration is recorded
+        // all the same, so that both backends list the same migrations.
+        migrator.registerMigration("v4-shared-state") { _ in }
         return migrator
     }
 }

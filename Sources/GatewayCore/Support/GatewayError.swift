@@ -143,6 +143,11 @@ public struct GatewayError: HTTPResponseError, Sendable, Hashable, CustomStringC
         GatewayError(code: .notSupported, status: 501, message: message)
     }
 
+    public static let databaseUnavailable = GatewayError(
+        code: .databaseUnavailable, status: 503,
+        message: "the gateway's database did not answer; retry in a few seconds (writes with the same idempotencyKey)", retryable: true,
+        retryAfterSeconds: 2)
+
     // MARK: The tracker behind the gateway (Plane)
 
     public static func trackerUnavailable(_ message: String) -> GatewayError {

@@ -7,6 +7,8 @@ public struct Principal: Sendable {
     public let device: DeviceRecord
     public let session: SessionRecord
     public let grants: [GrantRecord]
+    /// The principal epoch this principal was authenticated at (``PrincipalEpoch``).
+    public internal(set) var epoch = "0"
 
     /// The scopes held on `projectKey`, or `nil` when the project is not granted at all.
     public func scopes(on projectKey: String) -> Set<String>? {

@@ -28,8 +28,10 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 
     /// A new, empty, migrated store of this backend.
-    func makeStore() async throws -> any GatewayStore {
-        let location = try await makeLocation()
+    func makeStore() async throws -> any GatewayStore { try await openStore(at: try await makeLocation()) }
+
+    /// The store at a location ``makeLocation()`` made (migrated when new).
+    func openStore(at location: String) async throws -> any GatewayStore {
         switch self {
         case .sqlite: return try SQLiteGatewayStore(path: location)
         case .postgres: return try await PostgresGatewayStore.open(url: try PostgresURL(parsing: location))

@@ -88,6 +88,14 @@ struct AgentClient: Sendable {
 
     var authorization: [String: String] { ["Authorization": "Bearer \(token)"] }
 
+    /// The same device, session and MCP session, calling another gateway instance.
+    func at(_ otherBaseURL: String) -> AgentClient {
+        var client = AgentClient(baseURL: otherBaseURL, deviceID: deviceID, key: key, token: token, mcpSessionID: mcpSessionID)
+        client.protocolVersion = protocolVersion
+        client.pool = pool
+        return client
+    }
+
     static func sessionBody(
         baseURL: String, origin: String? = nil, deviceID: String, key: DeviceKey, timestamp: Int64? = nil, nonce: String? = nil
     )
@@ -306,6 +314,8 @@ final class ManualClock: @unchecked Sendable {
 
 /// GatewayCore's server in this process on port 0, for tests that need to move the clock.
 final class InProcessGateway: @unchecked Sendable {
+    /// The database: a SQLite path or a PostgreSQL URL (with its password: never print it).
+    let location: String
     let store: any GatewayStore
     let admin: GatewayAdmin
     let gateway: Gateway
@@ -316,15 +326,20 @@ final class InProcessGateway: @unchecked Sendable {
     var sqlite: SQLiteGatewayStore { store as! SQLiteGatewayStore }
 
     /// `plane` puts the gateway in front of a Plane workspace (the double's), bound before the demo
-    /// people are seeded; `backend` picks the store (see ``StoreBackend``).
+    /// people are seeded; `backend` picks the store (see ``StoreBackend``); `sharing` makes a second
+    /// instance on another's database (PostgreSQL: instances share their state there).
     init(
-        clock: ManualClock, plane: PlaneSettings? = nil, backend: StoreBackend = .sqlite, configure: (inout GatewayConfiguration) -> Void = { _ in }
+        clock: ManualClock, plane: PlaneSettings? = nil, backend: StoreBackend = .sqlite, sharing other: InProcessGateway? = nil,
+        configure: (inout GatewayConfiguration) -> Void = { _ in }
     ) async throws {
-        store = try await backend.makeStore()
+        if let other { location = other.location } else { location = try await backend.makeLocation() }
+        store = try await backend.openStore(at: location)
         let key = try await GatewayAdmin.loadHashKey(store: store, hashKeyFile: nil)
         admin = try GatewayAdmin(store: store, hashKey: key, clock: clock.gatewayClock)
-        if let plane { try await TrackerBinding.bind(store, plane: plane) }
-        _ = try await admin.seedDemo()
+        if other == nil {
+            if let plane { try await TrackerBinding.bind(store, plane: plane) }
+            _ = try await admin.seedDemo()
+        }
         var configuration = GatewayConfiguration()
         configuration.clock = clock.gatewayClock
         configuration.plane = plane

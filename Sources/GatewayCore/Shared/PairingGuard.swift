@@ -47,21 +47,10 @@ final class PairingGuard: Sendable {
         case refuse(retryAfter: Int)
     }
 
-    private struct Spacing {
-        /// When each counted claim was (or will be) evaluated, in order.
-        var times: [Int64] = []
-        /// The earliest moment the next claim beyond the free ones may be evaluated.
-        var next: Int64 = 0
-
-        mutating func prune(now: Int64, window: Int64) {
-            if let first = times.first, now - first >= window { times.removeAll { now - $0 >= window } }
-        }
-    }
-
     private struct State {
-        var addresses: [String: Spacing] = [:]
-        var prefixes: [String: Spacing] = [:]
-        var global = Spacing()
+        var addresses: [String: PairingSpacing] = [:]
+        var prefixes: [String: PairingSpacing] = [:]
+        var global = PairingSpacing()
     }
 
     let policy: Policy
@@ -75,30 +64,15 @@ final class PairingGuard: Sendable {
     /// Takes a place for a claim from `address` for a code starting with `prefix`.
     func begin(address: String, prefix: String, now: Int64) -> (Decision, Ticket?) {
         state.withLockedValue { state -> (Decision, Ticket?) in
-            var byAddress = state.addresses[address] ?? Spacing()
-            var byPrefix = state.prefixes[prefix] ?? Spacing()
-            var global = state.global
-            byAddress.prune(now: now, window: policy.perAddress.window)
-            byPrefix.prune(now: now, window: policy.perPrefix.window)
-            global.prune(now: now, window: policy.global.window)
-            let slot = max(
-                Self.turn(byAddress, scope: policy.perAddress, now: now), Self.turn(byPrefix, scope: policy.perPrefix, now: now),
-                Self.turn(global, scope: policy.global, now: now))
-            if slot - now > policy.maximumWait {
-                state.addresses[address] = byAddress
-                state.prefixes[prefix] = byPrefix
-                state.global = global
-                return (.refuse(retryAfter: Int(max(1, (slot - now + 999) / 1000))), nil)
-            }
-            reserve(&byAddress, scope: policy.perAddress, at: slot)
-            reserve(&byPrefix, scope: policy.perPrefix, at: slot)
-            reserve(&global, scope: policy.global, at: slot)
+            var byAddress = state.addresses[address] ?? PairingSpacing()
+            var byPrefix = state.prefixes[prefix] ?? PairingSpacing()
+            let decision = policy.decide(address: &byAddress, prefix: &byPrefix, global: &state.global, now: now)
             state.addresses[address] = byAddress
             state.prefixes[prefix] = byPrefix
-            state.global = global
             Self.forgetOldest(&state.addresses, maximum: policy.maximumKeys, now: now, window: policy.perAddress.window)
             Self.forgetOldest(&state.prefixes, maximum: policy.maximumKeys, now: now, window: policy.perPrefix.window)
-            return (.proceed(delay: slot - now), Ticket(address: address, prefix: prefix, at: slot))
+            guard case .proceed(let delay) = decision else { return (decision, nil) }
+            return (decision, Ticket(address: address, prefix: prefix, at: now + delay))
         }
     }
 
@@ -106,42 +80,67 @@ final class PairingGuard: Sendable {
     /// right but the agent revoked, or the gateway failed).
     func giveBack(_ ticket: Ticket) {
         state.withLockedValue { state in
-            func remove(_ spacing: inout Spacing) {
-                if let index = spacing.times.lastIndex(of: ticket.at) { spacing.times.remove(at: index) }
-            }
-            if var spacing = state.addresses[ticket.address] {
-                remove(&spacing)
-                state.addresses[ticket.address] = spacing
-            }
-            if var spacing = state.prefixes[ticket.prefix] {
-                remove(&spacing)
-                state.prefixes[ticket.prefix] = spacing
-            }
-            remove(&state.global)
+            state.addresses[ticket.address]?.giveBack(ticket.at)
+            state.prefixes[ticket.prefix]?.giveBack(ticket.at)
+            state.global.giveBack(ticket.at)
         }
-    }
-
-    /// When a claim in this scope may be evaluated: now while free failures remain, else at the next turn.
-    private static func turn(_ spacing: Spacing, scope: Scope, now: Int64) -> Int64 {
-        spacing.times.count < scope.free ? now : max(now, spacing.next)
-    }
-
-    private func reserve(_ spacing: inout Spacing, scope: Scope, at slot: Int64) {
-        spacing.times.append(slot)
-        spacing.times.sort()
-        let beyond = spacing.times.count - scope.free
-        guard beyond >= 0 else { return }
-        let gap = min(policy.maximumGap, policy.firstGap << Int64(min(beyond, 20)))
-        spacing.next = max(spacing.next, slot) + gap
     }
 
     /// Bounds the memory an attacker with many addresses can make the guard use: past `maximum`
     /// keys, forgets those with nothing left in their window, then the ones used least recently.
-    private static func forgetOldest(_ table: inout [String: Spacing], maximum: Int, now: Int64, window: Int64) {
+    private static func forgetOldest(_ table: inout [String: PairingSpacing], maximum: Int, now: Int64, window: Int64) {
         guard table.count > maximum else { return }
         table = table.filter { _, spacing in spacing.times.contains { now - $0 < window } || spacing.next > now }
         guard table.count > maximum else { return }
         let keep = table.sorted { ($0.value.times.last ?? 0) > ($1.value.times.last ?? 0) }.prefix(maximum * 9 / 10)
         table = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+    }
+}
+
+/// One scope's failed claims: when each counted claim was (or will be) evaluated, and the earliest
+/// moment the next claim beyond the free ones may be. Kept in memory by ``PairingGuard``, and as a
+/// row by the gateways on PostgreSQL (``PostgresSharedState``).
+struct PairingSpacing: Sendable, Equatable {
+    var times: [Int64] = []
+    var next: Int64 = 0
+
+    mutating func prune(now: Int64, window: Int64) {
+        if let first = times.first, now - first >= window { times.removeAll { now - $0 >= window } }
+    }
+
+    /// Removes the place taken at `slot` (a claim that was not a failed guess).
+    mutating func giveBack(_ slot: Int64) {
+        if let index = times.lastIndex(of: slot) { times.remove(at: index) }
+    }
+}
+
+extension PairingGuard.Policy {
+    /// Decides a claim from the three scopes' spacings, and takes its place in each of them when it
+    /// proceeds (the place's time is `now` plus the delay). The one rule, wherever the spacings live.
+    func decide(address: inout PairingSpacing, prefix: inout PairingSpacing, global: inout PairingSpacing, now: Int64) -> PairingGuard.Decision {
+        address.prune(now: now, window: perAddress.window)
+        prefix.prune(now: now, window: perPrefix.window)
+        global.prune(now: now, window: self.global.window)
+        let slot = max(
+            turn(address, scope: perAddress, now: now), turn(prefix, scope: perPrefix, now: now), turn(global, scope: self.global, now: now))
+        if slot - now > maximumWait { return .refuse(retryAfter: Int(max(1, (slot - now + 999) / 1000))) }
+        reserve(&address, scope: perAddress, at: slot)
+        reserve(&prefix, scope: perPrefix, at: slot)
+        reserve(&global, scope: self.global, at: slot)
+        return .proceed(delay: slot - now)
+    }
+
+    /// When a claim in this scope may be evaluated: now while free failures remain, else at the next turn.
+    private func turn(_ spacing: PairingSpacing, scope: PairingGuard.Scope, now: Int64) -> Int64 {
+        spacing.times.count < scope.free ? now : max(now, spacing.next)
+    }
+
+    private func reserve(_ spacing: inout PairingSpacing, scope: PairingGuard.Scope, at slot: Int64) {
+        spacing.times.append(slot)
+        spacing.times.sort()
+        let beyond = spacing.times.count - scope.free
+        guard beyond >= 0 else { return }
+        let gap = min(maximumGap, firstGap << Int64(min(beyond, 20)))
+        spacing.next = max(spacing.next, slot) + gap
     }
 }
