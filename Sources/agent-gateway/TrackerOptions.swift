@@ -19,21 +19,27 @@ struct TrackerOptions: ParsableArguments {
     var planeAPIKeyFile: String?
     @Option(name: .customLong("plane-web-url"), help: "Where people open work items in Plane's web app (default: --plane-url).")
     var planeWebURL: String?
+    @Option(name: .customLong("plane-timeout"), help: "Seconds one request to Plane may take (1 to 300).")
+    var planeTimeout = 15
 
     /// Plane's settings, or `nil` for the embedded tracker.
     func planeSettings() throws -> PlaneSettings? {
         switch tracker {
         case "embedded":
-            guard planeURL == nil, planeWorkspace == nil, planeAPIKeyFile == nil, planeWebURL == nil else {
-                throw ValidationError("--plane-url, --plane-workspace, --plane-api-key-file and --plane-web-url need --tracker plane")
+            guard planeURL == nil, planeWorkspace == nil, planeAPIKeyFile == nil, planeWebURL == nil, planeTimeout == 15 else {
+                throw ValidationError(
+                    "--plane-url, --plane-workspace, --plane-api-key-file, --plane-web-url and --plane-timeout need --tracker plane")
             }
             return nil
         case "plane":
             var environment: [String: String] = [:]
             if let value = getenv(PlaneSettings.apiKeyVariable) { environment[PlaneSettings.apiKeyVariable] = String(cString: value) }
+            guard (1...300).contains(planeTimeout) else { throw ValidationError("--plane-timeout must be 1 to 300 seconds") }
             do {
-                return try PlaneSettings.fromOptions(
+                var settings = try PlaneSettings.fromOptions(
                     url: planeURL, workspace: planeWorkspace, apiKeyFile: planeAPIKeyFile, webURL: planeWebURL, environment: environment)
+                settings.requestTimeoutSeconds = planeTimeout
+                return settings
             } catch {
                 throw CommandFailure(description: error.message)
             }

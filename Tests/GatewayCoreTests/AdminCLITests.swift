@@ -40,7 +40,7 @@ struct AdminCLITests {
 
     @Test("agent, device and session lists find the ids revoke needs; the audit has column headers")
     func listings() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         defer { server.stop() }
         #expect(try runGatewayCommandResult(["agent", "list", "--db", server.database]).stderr.contains("no agents yet"))
         let (agentID, code) = try server.newAgent(scopes: [Scope.projectRead])

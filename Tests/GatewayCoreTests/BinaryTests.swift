@@ -7,7 +7,7 @@ import Testing
 @Suite("agent-gateway binary", .serialized)
 struct BinaryTests {
     @Test func fullFlowThroughTheBinary() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         defer { server.stop() }
         let idJSON = try server.admin([
             "agent", "create", "--owner", "alice", "--name", "codex", "--project", "WEB", "OPS", "--scope", "project:read", "issue:create", "--json",
@@ -47,7 +47,7 @@ struct BinaryTests {
         // Session TTL and restart: the session survives a restart of the process.
         client.mcpSessionID = nil
         server.stop()
-        let restarted = try GatewayProcess(database: server.database, seed: false)
+        let restarted = try await GatewayProcess.start(database: server.database, seed: false)
         defer { restarted.stop() }
         let answer = try await HTTP.send("GET", restarted.url + "/api/v1/agent-session/setup", headers: client.authorization)
         // The origin changed with the port, but an existing token stays valid.
@@ -55,7 +55,7 @@ struct BinaryTests {
     }
 
     @Test func revokeAndBlockFailTheVeryNextCall() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         defer { server.stop() }
         let (agentID, code) = try server.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: server.url, code: code)
@@ -88,7 +88,7 @@ struct BinaryTests {
 
     @Test func sessionTTLAndRateFlags() async throws {
         // 5 s: long enough that the first call lands inside it on a loaded machine (1 s did not).
-        let server = try GatewayProcess(extraArguments: ["--session-ttl", "5", "--read-rate", "2"])
+        let server = try await GatewayProcess.start(extraArguments: ["--session-ttl", "5", "--read-rate", "2"])
         defer { server.stop() }
         let (_, code) = try server.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: server.url, code: code)
@@ -100,7 +100,7 @@ struct BinaryTests {
     }
 
     @Test func committedWritesSurviveKillNine() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         let (_, code) = try server.newAgent(scopes: [Scope.projectRead, Scope.issueCreate])
         let client = try await AgentClient.pair(baseURL: server.url, code: code)
         var keys: [String] = []

@@ -29,7 +29,7 @@ struct ConnectionLimitTests {
     func halfOpenFlood() async throws {
         // A descriptor limit (soft and hard, so the gateway cannot raise it) that 1,000 connections
         // exhaust: before the limits, /healthz and the agent's calls failed here.
-        let server = try GatewayProcess(extraArguments: ["--header-timeout", "3"], descriptorLimit: 1000)
+        let server = try await GatewayProcess.start(extraArguments: ["--header-timeout", "3"], descriptorLimit: 1000)
         defer { server.stop() }
         let (_, code) = try server.newAgent(scopes: [Scope.projectRead])
         let client = try await AgentClient.pair(baseURL: server.url, code: code)
@@ -61,7 +61,7 @@ struct ConnectionLimitTests {
 
     @Test("one address holds at most its cap; a new request from it replaces its longest-idle connection")
     func perAddressCap() async throws {
-        let server = try GatewayProcess(extraArguments: ["--header-timeout", "60", "--max-connections-per-address", "64"])
+        let server = try await GatewayProcess.start(extraArguments: ["--header-timeout", "60", "--max-connections-per-address", "64"])
         defer { server.stop() }
         let flood = try LoopbackConnections(port: server.port, sources: Array(repeating: "127.0.20.1", count: 200), payload: Self.partialHeader)
         let capped = await flood.wait(seconds: 20) { $0.openCount <= 64 }
@@ -84,7 +84,7 @@ struct ConnectionLimitTests {
 
     @Test("at a cap with no idle connection to replace, a new connection gets 503 too_many_connections")
     func refusedWhenEveryConnectionIsBusy() async throws {
-        let server = try GatewayProcess(extraArguments: ["--max-connections-per-address", "4", "--body-timeout", "60"])
+        let server = try await GatewayProcess.start(extraArguments: ["--max-connections-per-address", "4", "--body-timeout", "60"])
         defer { server.stop() }
         // Four connections busy sending a body.
         let busy = try LoopbackConnections(
@@ -104,7 +104,7 @@ struct ConnectionLimitTests {
 
     @Test("a trickled header, a stalled body and an idle keep-alive connection are each closed after their timeout")
     func headerBodyAndIdleTimeouts() async throws {
-        let server = try GatewayProcess(extraArguments: ["--header-timeout", "2", "--body-timeout", "2", "--idle-timeout", "2"])
+        let server = try await GatewayProcess.start(extraArguments: ["--header-timeout", "2", "--body-timeout", "2", "--idle-timeout", "2"])
         defer { server.stop() }
         let started = Date()
         // 0: a header trickled one byte every 200 ms, forever; 1: a head and 10 of 100 body bytes;

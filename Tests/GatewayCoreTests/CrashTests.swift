@@ -90,7 +90,7 @@ struct CrashTests {
 
     @Test("acknowledged writes survive, nothing is half applied, retries replay", arguments: ["normal", "full"])
     func killNineDuringBurst(durability: String) async throws {
-        var server = try GatewayProcess(extraArguments: ["--durability", durability, "--write-rate", "100000"])
+        var server = try await GatewayProcess.start(extraArguments: ["--durability", durability, "--write-rate", "100000"])
         let database = server.database
         let (agentID, code) = try server.newAgent(scopes: [Scope.projectRead, Scope.issueCreate, Scope.issueComment])
         var client = try await AgentClient.pair(baseURL: server.url, code: code)
@@ -104,7 +104,8 @@ struct CrashTests {
             let sent = ledger.attempted.keys.filter { $0.hasPrefix("crash-r\(round)-") }.count
             if sent < 16 * 60 { killedMidBurst += 1 }
 
-            server = try GatewayProcess(extraArguments: ["--durability", durability, "--write-rate", "100000"], database: database, seed: false)
+            server = try await GatewayProcess.start(
+                extraArguments: ["--durability", durability, "--write-rate", "100000"], database: database, seed: false)
             try Self.checkConsistency(database, agentID: agentID)
 
             // Every acknowledged write is there.

@@ -31,7 +31,7 @@ struct DatabaseSecretsTests {
     func databaseFilesAreOwnerOnly() async throws {
         // Issue 11: in an existing directory under umask 022, gw.sqlite, -wal and -shm were 0644.
         let existing = temporaryDirectory()
-        let server = try GatewayProcess(database: existing + "/gw.sqlite", shell: "umask 022")
+        let server = try await GatewayProcess.start(database: existing + "/gw.sqlite", shell: "umask 022")
         defer { server.stop() }
         let (_, code) = try server.newAgent(scopes: [Scope.projectRead, Scope.issueCreate])
         let client = try await AgentClient.pair(baseURL: server.url, code: code)
@@ -72,7 +72,7 @@ struct DatabaseSecretsTests {
     func newDatabaseKeepsItsKeyOutside() async throws {
         let directory = temporaryDirectory()
         let keyFile = directory + "/hash.key"
-        let server = try GatewayProcess(extraArguments: ["--hash-key-file", keyFile], shell: "umask 022")
+        let server = try await GatewayProcess.start(extraArguments: ["--hash-key-file", keyFile], shell: "umask 022")
         defer { server.stop() }
         #expect(Self.mode(keyFile) == 0o600, "the key file is \(Self.octal(Self.mode(keyFile)))")
         let text = try String(contentsOfFile: keyFile, encoding: .utf8)
@@ -123,7 +123,7 @@ struct DatabaseSecretsTests {
         #expect(stored.count == 64)
 
         let keyFile = directory + "/hash.key"
-        let server = try GatewayProcess(extraArguments: ["--hash-key-file", keyFile], database: database, seed: false)
+        let server = try await GatewayProcess.start(extraArguments: ["--hash-key-file", keyFile], database: database, seed: false)
         defer { server.stop() }
         let moved = try String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(moved == stored, "the key file does not hold the key the database had")

@@ -63,7 +63,7 @@ struct PairingGuardTests {
     @Test("300 concurrent guesses from one address: 5 are evaluated at once, a few more after doubling pauses, the rest get 429")
     func concurrentGuessesCannotRaceTheLimiter() async throws {
         // The connection cap per address is raised so that all 300 claims are in flight at once.
-        let server = try GatewayProcess(extraArguments: ["--max-connections-per-address", "400"])
+        let server = try await GatewayProcess.start(extraArguments: ["--max-connections-per-address", "400"])
         defer { server.stop() }
         let started = Date()
         let (counts, turns) = try await Self.flood(
@@ -80,7 +80,7 @@ struct PairingGuardTests {
 
     @Test("a valid code sent after bad guesses from the same address is accepted, after a pause")
     func validCodeAfterBadGuesses() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         defer { server.stop() }
         let (_, code) = try server.newAgent(scopes: [Scope.projectRead])
         for _ in 0..<6 {
@@ -100,7 +100,7 @@ struct PairingGuardTests {
 
     @Test("guesses rotated over 200 source addresses meet the gateway-wide limit")
     func rotatingAddressesMeetTheGlobalLimit() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         defer { server.stop() }
         let (counts, turns) = try await Self.flood(
             server, sources: LoopbackConnections.sources(200, firstBlock: 32), codes: (0..<200).map { _ in Self.wrongCode() })
@@ -112,7 +112,7 @@ struct PairingGuardTests {
 
     @Test("guesses at one code prefix from 20 addresses meet the per-prefix limit")
     func onePrefixFromManyAddresses() async throws {
-        let server = try GatewayProcess()
+        let server = try await GatewayProcess.start()
         defer { server.stop() }
         let (counts, turns) = try await Self.flood(
             server, sources: LoopbackConnections.sources(20, firstBlock: 34), codes: (0..<20).map { _ in Self.wrongCode(prefix: "7KQ2") })

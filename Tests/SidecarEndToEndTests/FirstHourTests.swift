@@ -94,6 +94,7 @@ struct FirstHourTests {
         let (world, gateway, _) = try await PairedServeTests.paired()
         gateway.child.terminate()
         _ = try await gateway.child.waitForExit(timeout: .seconds(20))
+        try world.pointProfileAtNothing()
         let status = try await world.sidecar(["status"])
         #expect(status.status == 1, "\(status)")
         #expect(status.stdout.contains("session  not checked: the gateway could not be reached (unreachable)"), "\(status)")
@@ -109,6 +110,7 @@ struct FirstHourTests {
         let deviceID = try world.deviceID()
         gateway.child.terminate()
         _ = try await gateway.child.waitForExit(timeout: .seconds(20))
+        try world.pointProfileAtNothing()
 
         let kept = try await world.sidecar(["logout"])
         #expect(kept.status == 1, "\(kept)")

@@ -62,50 +62,9 @@ enum PlaneRecords {
         return String(text.prefix(maximumTextCharacters)) + "\n[cut: \(text.count - maximumTextCharacters) more characters in Plane]"
     }
 
-    /// Milliseconds since the epoch of Plane's ISO 8601 times (`2026-11-29T04:40:00.123456Z`,
-    /// `…+05:30`); 0 when absent or unreadable.
+    /// Milliseconds since the epoch of Plane's times; 0 when absent or unreadable.
     static func time(_ json: JSONValue?) -> Int64 {
-        guard let text = json?.stringValue else { return 0 }
-        let bytes = Array(text.utf8)
-        func number(_ range: Range<Int>) -> Int? {
-            guard range.upperBound <= bytes.count else { return nil }
-            var value = 0
-            for byte in bytes[range] {
-                guard byte >= 0x30, byte <= 0x39 else { return nil }
-                value = value * 10 + Int(byte - 0x30)
-            }
-            return value
-        }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day)
-        else { return 0 }
-        var index = 19
-        var millis = 0
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            var digits = 0
-            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
-                if digits < 3 { millis = millis * 10 + Int(bytes[index] - 0x30) }
-                digits += 1
-                index += 1
-            }
-            if digits < 3 { for _ in digits..<3 { millis *= 10 } }
-        }
-        var offsetMinutes = 0
-        if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"),
-            let hours = number((index + 1)..<(index + 3)), let minutes = number((index + 4)..<(index + 6))
-        {
-            offsetMinutes = (hours * 60 + minutes) * (bytes[index] == UInt8(ascii: "-") ? -1 : 1)
-        }
-        // Days from the civil date (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
-        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
-        return seconds * 1000 + Int64(millis)
+        json?.stringValue.flatMap(Timestamp.milliseconds(rfc3339:)) ?? 0
     }
 }
 

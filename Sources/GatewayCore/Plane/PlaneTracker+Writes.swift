@@ -19,7 +19,7 @@ extension PlaneTracker {
     static let logger = Logger(label: "agent-gateway.plane")
 
     func write(_ tools: TrackerTools, _ write: TrackerWrite) async throws -> JSONValue {
-        if let replayed = try await write.inTransaction({ try write.replay($0) }) { return replayed }
+        if let replayed = try await write.transaction({ try write.replay($0) }) { return replayed }
         let output: ToolOutput
         switch tools.tool.name {
         case "start_work_session", "update_work_session", "finish_work_session":
@@ -29,7 +29,7 @@ extension PlaneTracker {
         case "add_project_member": output = try await addProjectMember(tools)
         default: output = try await updateIssue(tools, externalID: write.externalID)
         }
-        guard let result = try await write.inTransaction({ try write.commit(output, $0) }) else { throw GatewayError.internalError }
+        guard let result = try await write.transaction({ try write.commit(output, $0) }) else { throw GatewayError.internalError }
         return result
     }
 
@@ -203,7 +203,7 @@ extension PlaneTracker {
         }
         let known = tools
         let shadow = project
-        let result = try await write.inTransaction { store in
+        let result = try await write.transaction { store in
             if let replayed = try write.replay(store) { return replayed }
             if let shadow { try Self.recordProject(shadow, in: store) }
             return try write.commit(try known.run(writer: store), store)

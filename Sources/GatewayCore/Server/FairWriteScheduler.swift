@@ -77,6 +77,73 @@ final class FairWriteScheduler: Sendable {
     }
 }
 
+/// Group commit of audit events: the audit event of a read is the only write a read makes, and one
+/// transaction per read made the single writer the read path's bottleneck. Events wait here and go
+/// into the database together, in one transaction that takes one turn at the fair writer (as the
+/// pseudo-agent `audit-batch`); each call answers only once the transaction holding its event has
+/// committed, so an acknowledged call's audit event is as durable as before. While a batch waits for
+/// its turn, events keep joining it (at most `maximumBatch`; the rest start the next batch).
+final class AuditBatcher: Sendable {
+    typealias Waiter = CheckedContinuation<Void, any Error>
+
+    private struct State {
+        var pending: [(AuditEventRecord, Waiter)] = []
+        var scheduled = false
+    }
+
+    static let pseudoAgent = "audit-batch"
+    let maximumBatch: Int
+    private let state = NIOLockedValueBox(State())
+
+    init(maximumBatch: Int = 512) {
+        self.maximumBatch = maximumBatch
+    }
+
+    /// Stores `event`; returns once the transaction that holds it has committed.
+    func record(_ event: AuditEventRecord, writer: FairWriteScheduler, store: any GatewayStore) async throws {
+        try await withCheckedThrowingContinuation { (waiter: Waiter) in
+            let schedule = state.withLockedValue { state -> Bool in
+                state.pending.append((event, waiter))
+                if state.scheduled { return false }
+                state.scheduled = true
+                return true
+            }
+            if schedule { self.schedule(writer: writer, store: store) }
+        }
+    }
+
+    private func schedule(writer: FairWriteScheduler, store: any GatewayStore) {
+        let accepted = writer.submit(agentID: Self.pseudoAgent) { [self] in
+            let batch = state.withLockedValue { state -> [(AuditEventRecord, Waiter)] in
+                let taken = Array(state.pending.prefix(maximumBatch))
+                state.pending.removeFirst(taken.count)
+                return taken
+            }
+            let result = Result { try store.writeNow { store in for (event, _) in batch { try store.insertAuditEvent(event) } } }
+            for (_, waiter) in batch { waiter.resume(with: result) }
+            let again = state.withLockedValue { state -> Bool in
+                state.scheduled = !state.pending.isEmpty
+                return state.scheduled
+            }
+            if again { schedule(writer: writer, store: store) }
+        }
+        // The pseudo-agent has at most one batch waiting, far below the per-agent cap.
+        if !accepted {
+            let waiting = state.withLockedValue { state -> [(AuditEventRecord, Waiter)] in
+                defer {
+                    state.pending.removeAll()
+                    state.scheduled = false
+                }
+                return state.pending
+            }
+            for (_, waiter) in waiting { waiter.resume(throwing: GatewayError.tooManyCallsWaiting) }
+        }
+    }
+
+    /// Events waiting for their batch (for tests).
+    var pendingCount: Int { state.withLockedValue { $0.pending.count } }
+}
+
 /// Decides which refusals that come in floods (rate limited, writer busy) leave an audit event: the
 /// first of each kind per agent in every second. A flood of 429s thus costs at most one small row
 /// per agent and second, instead of one per request; the others are not recorded.

@@ -17,6 +17,10 @@ public final class Gateway: Sendable {
     /// Refused calls audited per device per minute (`RefusalAudit.swift`).
     let refusalAudit = RefusalAuditLimiter(perMinute: 60)
     let fairWriter = FairWriteScheduler()
+    /// Reads' audit events, committed together (`AuditBatcher`).
+    let auditBatcher = AuditBatcher()
+    /// Authenticated sessions, checked against the principal epoch at every call.
+    let principalCache = PrincipalCache()
     /// Where the tools' tracker data lives (`configuration.plane` chooses Plane).
     let tracker: any Tracker
     /// Rate-limited tool calls audited once per agent per second.
@@ -37,6 +41,17 @@ public final class Gateway: Sendable {
         self.pairingGuard = PairingGuard(policy: pairingPolicy)
         origins.withLockedValue { $0 = configuration.publicOrigins }
         self.tracker = configuration.plane.map { PlaneTracker(settings: $0, store: store) } ?? EmbeddedTracker(store: store)
+    }
+
+    /// Why the gateway cannot serve calls now (`/readyz`), or `nil` when it can: its database must
+    /// answer a read. `/healthz` is liveness only and never touches the database.
+    public func readinessFailure() async -> String? {
+        do {
+            _ = try await store.read { try $0.setting(TrackerBinding.settingName) }
+            return nil
+        } catch {
+            return "the database did not answer a read (\(String(describing: error).flattenedToOneLine(limit: 200)))"
+        }
     }
 
     /// Which tracker the tools work on.
@@ -203,34 +218,51 @@ public final class Gateway: Sendable {
         guard token.hasPrefix("ags_"), token.utf8.count < 200 else { throw .tokenInvalid }
         let hash = tokenHash(token)
         let moment = now
+        if let cached = principalCache.entry(hash), cached.principal.session.expiresAt > moment {
+            let epoch: String
+            do { epoch = try await store.read { try PrincipalEpoch.read($0) } } catch { throw Self.asGatewayError(error) }
+            if epoch == cached.epoch { return cached.principal }
+            principalCache.forget(hash)
+        }
         let outcome: Result<Principal, GatewayError>
         let refused: RefusedCaller?
+        let epoch: String
         do {
-            (outcome, refused) = try await store.read { store -> (Result<Principal, GatewayError>, RefusedCaller?) in
-                guard let session = try store.session(tokenHash: hash),
-                    Sodium.constantTimeEqual(Array(session.tokenHash.utf8), Array(hash.utf8))
-                else { return (.failure(.tokenInvalid), nil) }
-                guard let device = try store.device(id: session.deviceID), let agent = try store.agent(id: device.agentID),
-                    let owner = try store.user(id: agent.ownerID)
-                else { return (.failure(.tokenInvalid), nil) }
-                let caller = RefusedCaller(agentID: agent.id, ownerID: owner.id, deviceID: device.id, sessionID: session.id)
-                if agent.revokedAt != nil { return (.failure(.agentRevoked), caller) }
-                if device.revokedAt != nil { return (.failure(.deviceRevoked), caller) }
-                if owner.blockedAt != nil { return (.failure(.ownerBlocked), caller) }
-                if !owner.agentsEntitled { return (.failure(.ownerNotEntitled), caller) }
-                if session.endedAt != nil { return (.failure(.sessionEnded), caller) }
-                if session.expiresAt <= moment { return (.failure(.tokenExpired), caller) }
-                return (
-                    .success(
-                        Principal(agent: agent, owner: owner, device: device, session: session, grants: try store.grants(agentID: agent.id))),
-                    nil
-                )
+            (outcome, refused, epoch) = try await store.read { store -> (Result<Principal, GatewayError>, RefusedCaller?, String) in
+                let epoch = try PrincipalEpoch.read(store)
+                let (outcome, refused) = try Self.principal(tokenHash: hash, at: moment, in: store)
+                return (outcome, refused, epoch)
             }
         } catch { throw Self.asGatewayError(error) }
+        if case .success(let principal) = outcome { principalCache.store(principal, epoch: epoch, tokenHash: hash) }
         if case .failure(let error) = outcome, let refused, let refusedCall, let call = await refusedCall() {
             await recordRefusal(error, caller: refused, call: call)
         }
         return try outcome.get()
+    }
+
+    /// The principal a token hash names at `moment`, or why it may not call (with who it is, when known).
+    static func principal(
+        tokenHash hash: String, at moment: Int64, in store: any StoreReader
+    ) throws -> (Result<Principal, GatewayError>, RefusedCaller?) {
+        guard let session = try store.session(tokenHash: hash),
+            Sodium.constantTimeEqual(Array(session.tokenHash.utf8), Array(hash.utf8))
+        else { return (.failure(.tokenInvalid), nil) }
+        guard let device = try store.device(id: session.deviceID), let agent = try store.agent(id: device.agentID),
+            let owner = try store.user(id: agent.ownerID)
+        else { return (.failure(.tokenInvalid), nil) }
+        let caller = RefusedCaller(agentID: agent.id, ownerID: owner.id, deviceID: device.id, sessionID: session.id)
+        if agent.revokedAt != nil { return (.failure(.agentRevoked), caller) }
+        if device.revokedAt != nil { return (.failure(.deviceRevoked), caller) }
+        if owner.blockedAt != nil { return (.failure(.ownerBlocked), caller) }
+        if !owner.agentsEntitled { return (.failure(.ownerNotEntitled), caller) }
+        if session.endedAt != nil { return (.failure(.sessionEnded), caller) }
+        if session.expiresAt <= moment { return (.failure(.tokenExpired), caller) }
+        return (
+            .success(
+                Principal(agent: agent, owner: owner, device: device, session: session, grants: try store.grants(agentID: agent.id))),
+            nil
+        )
     }
 
     /// `DELETE /api/v1/sessions/current`.

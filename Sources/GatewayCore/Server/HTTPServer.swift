@@ -19,7 +19,7 @@ public struct GatewayRequestContext: RequestContext {
     }
 }
 
-/// The gateway's HTTP surface (Hummingbird 2): the REST contract, `/mcp` and `/healthz`.
+/// The gateway's HTTP surface (Hummingbird 2): the REST contract, `/mcp`, `/healthz` and `/readyz`.
 public struct GatewayHTTPServer: Sendable {
     public let gateway: Gateway
     let sessions = MCPSessions()
@@ -34,6 +34,11 @@ public struct GatewayHTTPServer: Sendable {
         router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: GatewayErrorMiddleware())
         router.get("healthz") { _, _ in Self.json(["ok": true]) }
+        router.get("readyz") { _, _ in
+            let failure = await gateway.readinessFailure()
+            return Self.json(
+                failure.map { ["ready": false, "reason": .string($0)] } ?? ["ready": true], status: failure == nil ? .ok : .serviceUnavailable)
+        }
         router.post("api/v1/pairing/claim") { request, context in
             let body = try await Self.readJSON(request, limit: RequestBodyLimits.pairingClaim)
             return Self.json(try await gateway.claimPairingCode(body, clientAddress: context.clientAddress), status: .created)

@@ -106,8 +106,7 @@ extension Gateway {
                 audit.project = output.project
                 audit.targetIDs = output.targetIDs
                 audit.latencyMicroseconds = Self.elapsedMicroseconds(since: started)
-                let event = audit
-                try await fairWriter.write(agentID: agentID, store: store) { try $0.insertAuditEvent(event) }
+                try await auditBatcher.record(audit, writer: fairWriter, store: store)
                 return Self.successResult(output)
             } catch {
                 let failure = Self.asGatewayError(error)

@@ -435,6 +435,15 @@ struct PostgresTransaction: StoreWriter {
 
     // MARK: Writes
 
+    /// Counts every change to who may call (see ``PrincipalEpoch``), in the change's transaction.
+    func bumpPrincipalEpoch() throws {
+        try execute(
+            """
+            INSERT INTO setting (name, value) VALUES (?, '1')
+            ON CONFLICT (name) DO UPDATE SET value = (CAST(setting.value AS BIGINT) + 1)::text
+            """, [.text(PrincipalEpoch.settingName)])
+    }
+
     func setSetting(_ name: String, value: String) throws {
         try execute(
             "INSERT INTO setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [.text(name), .text(value)])
@@ -446,6 +455,7 @@ struct PostgresTransaction: StoreWriter {
     }
     func setUserBlocked(id: String, at: Int64?) throws {
         try execute("UPDATE \"user\" SET blockedAt = ? WHERE id = ?", [.int(at), .text(id)])
+        try bumpPrincipalEpoch()
     }
     func insertAgent(_ agent: AgentRecord) throws {
         try execute(
@@ -456,9 +466,11 @@ struct PostgresTransaction: StoreWriter {
         try execute(
             "INSERT INTO \"grant\" (agentID, projectKey, scopes) VALUES (?, ?, ?)",
             [.text(grant.agentID), .text(grant.projectKey), .text(grant.scopes.postgresJSON)])
+        try bumpPrincipalEpoch()
     }
     func setAgentRevoked(id: String, at: Int64) throws {
         try execute("UPDATE agent SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?", [.int(at), .text(id)])
+        try bumpPrincipalEpoch()
     }
     func insertPairingCode(_ code: PairingCodeRecord) throws {
         try execute(
@@ -475,6 +487,7 @@ struct PostgresTransaction: StoreWriter {
     }
     func setDeviceRevoked(id: String, at: Int64) throws {
         try execute("UPDATE device SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?", [.int(at), .text(id)])
+        try bumpPrincipalEpoch()
     }
     func insertSession(_ session: SessionRecord) throws {
         try execute(
@@ -486,9 +499,11 @@ struct PostgresTransaction: StoreWriter {
     }
     func endSession(id: String, at: Int64) throws {
         try execute("UPDATE session SET endedAt = COALESCE(endedAt, ?) WHERE id = ?", [.int(at), .text(id)])
+        try bumpPrincipalEpoch()
     }
     func endSessions(deviceID: String, at: Int64) throws {
         try execute("UPDATE session SET endedAt = ? WHERE deviceID = ? AND endedAt IS NULL", [.int(at), .text(deviceID)])
+        try bumpPrincipalEpoch()
     }
     func endSessions(ownerID: String, at: Int64) throws {
         try execute(
@@ -501,6 +516,7 @@ struct PostgresTransaction: StoreWriter {
             UPDATE pairingCode SET expiresAt = ? WHERE usedAt IS NULL AND expiresAt > ?
                 AND agentID IN (SELECT id FROM agent WHERE ownerID = ?)
             """, [.int(at), .int(at), .text(ownerID)])
+        try bumpPrincipalEpoch()
     }
     func insertNonce(deviceID: String, nonce: String, at: Int64) throws {
         try execute("INSERT INTO sessionNonce (deviceID, nonce, seenAt) VALUES (?, ?, ?)", [.text(deviceID), .text(nonce), .int(at)])
@@ -604,9 +620,11 @@ struct PostgresTransaction: StoreWriter {
 
     func setUserRole(id: String, role: UserRole) throws {
         try execute("UPDATE \"user\" SET role = ? WHERE id = ?", [.text(role.rawValue), .text(id)])
+        try bumpPrincipalEpoch()
     }
     func setUserEntitled(id: String, entitled: Bool) throws {
         try execute("UPDATE \"user\" SET agentsEntitled = ? WHERE id = ?", [.bool(entitled), .text(id)])
+        try bumpPrincipalEpoch()
     }
     func insertLoginLink(_ link: LoginLinkRecord) throws {
         try execute(

@@ -90,9 +90,11 @@ extension SQLiteTransaction {
 
     func setUserRole(id: String, role: UserRole) throws {
         try db.execute(sql: "UPDATE user SET role = ? WHERE id = ?", arguments: [role.rawValue, id])
+        try bumpPrincipalEpoch()
     }
     func setUserEntitled(id: String, entitled: Bool) throws {
         try db.execute(sql: "UPDATE user SET agentsEntitled = ? WHERE id = ?", arguments: [entitled, id])
+        try bumpPrincipalEpoch()
     }
     func insertLoginLink(_ link: LoginLinkRecord) throws { try link.insert(db) }
     func markLoginLinkUsed(tokenHash: String, at: Int64) throws {

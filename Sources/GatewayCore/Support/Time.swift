@@ -42,4 +42,47 @@ public enum Timestamp {
         if fractional { text += "." + pad(Int32(milliseconds % 1000), 3) }
         return text + "Z"
     }
+
+    /// Milliseconds since the epoch of an RFC 3339 time (`2026-11-29T04:40:00.123456Z`,
+    /// `…+05:30`; fractions past milliseconds are dropped), or nil when the text is not one.
+    public static func milliseconds(rfc3339 text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int32? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value: Int32 = 0
+            for byte in bytes[range] {
+                guard byte >= 0x30, byte <= 0x39 else { return nil }
+                value = value * 10 + Int32(byte - 0x30)
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        var index = 19
+        var millis: Int64 = 0
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            var scale: Int64 = 100
+            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+                millis += Int64(bytes[index] - 0x30) * scale
+                scale /= 10
+                index += 1
+            }
+        }
+        var offsetSeconds: Int64 = 0
+        if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"),
+            let hours = number((index + 1)..<(index + 3)), let minutes = number((index + 4)..<(index + 6))
+        {
+            offsetSeconds = Int64(hours * 3600 + minutes * 60) * (bytes[index] == UInt8(ascii: "-") ? -1 : 1)
+        }
+        var fields = tm()
+        fields.tm_year = year - 1900
+        fields.tm_mon = month - 1
+        fields.tm_mday = day
+        fields.tm_hour = hour
+        fields.tm_min = minute
+        fields.tm_sec = second
+        return (Int64(timegm(&fields)) - offsetSeconds) * 1000 + millis
+    }
 }

@@ -43,6 +43,8 @@ public enum UntrustedText {
     /// VS1–VS256, the combining grapheme joiner, Hangul fillers, tag characters, …), every other
     /// format character (general category Cf), U+2028, U+2029 and U+2800.
     public static func sanitize(_ text: String) -> String {
+        // Most tracker text is ASCII, which holds nothing invisible.
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
         var scalars = String.UnicodeScalarView()
         for scalar in text.unicodeScalars where !isInvisible(scalar) {
             scalars.append(scalar)
@@ -76,6 +78,7 @@ public enum UntrustedText {
     /// `</untrusted-content >`, `< / Untrusted_Content>` and `<untrusted>` are all defused; the
     /// closing `>` is replaced too when it comes within 64 characters.
     public static func defuseMarkers(_ text: String) -> String {
+        if !text.unicodeScalars.contains(where: { openers.contains($0.value) }) { return text }
         let scalars = Array(text.unicodeScalars)
         var output = String.UnicodeScalarView()
         output.reserveCapacity(scalars.count)

@@ -45,11 +45,6 @@ struct TrackerWrite: Sendable {
     let replay: @Sendable (any StoreWriter) throws -> JSONValue?
     /// Stores the gateway's record of a change and returns the tool result.
     let commit: @Sendable (ToolOutput, any StoreWriter) throws -> JSONValue
-
-    /// Runs `body` in one gateway transaction.
-    func inTransaction(_ body: @escaping @Sendable (any StoreWriter) throws -> JSONValue?) async throws -> JSONValue? {
-        try await transaction(body)
-    }
 }
 
 /// The embedded tracker: tracker tables in the gateway's own database. A write's replay check,
@@ -66,7 +61,7 @@ struct EmbeddedTracker: Tracker {
     func projects() async throws -> [ProjectRecord] { try await store.read { try $0.projects() } }
 
     func write(_ tools: TrackerTools, _ write: TrackerWrite) async throws -> JSONValue {
-        let result = try await write.inTransaction { store in
+        let result = try await write.transaction { store in
             if let replayed = try write.replay(store) { return replayed }
             return try write.commit(try tools.run(writer: store), store)
         }

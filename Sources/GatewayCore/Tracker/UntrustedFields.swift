@@ -26,7 +26,7 @@ extension UntrustedText {
         for pointer in pointers {
             guard pointer.hasPrefix("/") else { continue }
             let tokens = pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
-                String($0).replacing("~1", with: "/").replacing("~0", with: "~")
+                $0.contains("~") ? String($0).replacing("~1", with: "/").replacing("~0", with: "~") : String($0)
             }
             result = markString(in: result, path: tokens[...])
         }

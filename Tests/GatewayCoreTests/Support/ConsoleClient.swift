@@ -18,7 +18,7 @@ enum ConsoleHTTPClient {
 
     static let session: URLSession = {
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 15
+        configuration.timeoutIntervalForRequest = HTTP.requestTimeout
         configuration.httpCookieStorage = nil
         configuration.httpShouldSetCookies = false
         configuration.httpCookieAcceptPolicy = .never
@@ -31,7 +31,7 @@ enum ConsoleHTTPClient {
     ) async throws -> HTTPAnswer {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
-        request.timeoutInterval = 15
+        request.timeoutInterval = HTTP.requestTimeout
         if let body {
             request.httpBody = Data(body.utf8)
             request.setValue(contentType, forHTTPHeaderField: "Content-Type")

@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import SodiumKit
+import SystemSupport
 import TestSupport
 
 @testable import GatewayCore
@@ -17,13 +18,22 @@ final class PlaneDouble: @unchecked Sendable {
     let keyFile: String
     let key: String
 
-    init(rateLimit: Int = 600) throws {
+    private init(process: SpawnedProcess, url: String, keyFile: String, key: String) {
+        self.process = process
+        self.url = url
+        self.keyFile = keyFile
+        self.key = key
+    }
+
+    /// Starts the double and waits (up to 30 s, without holding a thread of the cooperative pool)
+    /// for its `listening on` line.
+    static func start(rateLimit: Int = 600) async throws -> PlaneDouble {
         let directory = temporaryDirectory()
-        keyFile = directory + "/plane-api-key"
-        key = "plane_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let keyFile = directory + "/plane-api-key"
+        let key = "plane_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         _ = FileManager.default.createFile(atPath: keyFile, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
         let script = repositoryRoot() + "/Tests/Doubles/plane-api-double.py"
-        process = try SpawnedProcess(
+        let process = try SpawnedProcess(
             executable: "/usr/bin/env",
             arguments: ["python3", script, "--port", "0", "--api-key-file", keyFile, "--rate-limit", String(rateLimit)],
             environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
@@ -32,12 +42,12 @@ final class PlaneDouble: @unchecked Sendable {
             if firstLine.get() == nil { firstLine.set(line) }
         }
         let deadline = ContinuousClock.now + .seconds(30)
-        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { usleep(5_000) }
+        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         guard let line = firstLine.get(), line.hasPrefix("listening on ") else {
             process.signal(SIGKILL)
             throw TestFailure("the Plane double did not start within 30 s: \(firstLine.get() ?? "(nothing)")")
         }
-        url = String(line.dropFirst("listening on ".count))
+        return PlaneDouble(process: process, url: String(line.dropFirst("listening on ".count)), keyFile: keyFile, key: key)
     }
 
     deinit { process.signal(SIGKILL) }
@@ -82,6 +92,26 @@ final class PlaneDouble: @unchecked Sendable {
     func workItems(_ identifier: String) async throws -> [JSONValue] {
         let id = try await projectID(identifier)
         return try await api("GET", "projects/\(id)/issues/?per_page=1000").json["results"]?.arrayValue ?? []
+    }
+}
+
+/// Runs `body`, which blocks (a `GatewayProcess` waits for its child with sleeps), on a thread of its
+/// own: a test must never hold one of the cooperative pool's two threads.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        startDetachedThread(name: "off-the-pool") { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+extension GatewayProcess {
+    /// `init`, without holding a thread of the cooperative pool while the child starts (it waits
+    /// with sleeps, up to 30 s on a loaded machine; two such waits stalled every in-process server).
+    static func start(
+        extraArguments: [String] = [], database: String? = nil, seed: Bool = true, descriptorLimit: Int? = nil, shell: String? = nil
+    ) async throws -> GatewayProcess {
+        try await offThePool {
+            try GatewayProcess(extraArguments: extraArguments, database: database, seed: seed, descriptorLimit: descriptorLimit, shell: shell)
+        }
     }
 }
 

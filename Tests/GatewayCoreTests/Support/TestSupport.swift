@@ -24,6 +24,9 @@ struct HTTPAnswer: Sendable {
 
 /// A plain HTTP client over URLSession, every request bounded by a timeout.
 enum HTTP {
+    /// A bound against a hung server, not a speed check: in a full parallel run on 2 cores a call
+    /// took up to 11 s (p99, measured by the half-open flood test), so 15 s timed out sound tests.
+    static let requestTimeout: TimeInterval = 60
     static let session: URLSession = makeSession()
     /// A second connection pool, for a test that floods a gateway without taking the connections
     /// every other test shares.
@@ -36,7 +39,7 @@ enum HTTP {
 
     static func makeSession() -> URLSession {
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 15
+        configuration.timeoutIntervalForRequest = HTTP.requestTimeout
         configuration.httpMaximumConnectionsPerHost = 32
         return URLSession(configuration: configuration)
     }
@@ -47,7 +50,7 @@ enum HTTP {
         let session = pool.session
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
-        request.timeoutInterval = 15
+        request.timeoutInterval = HTTP.requestTimeout
         if let json {
             request.httpBody = Data(json.serialized())
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -270,11 +273,16 @@ final class GatewayProcess: @unchecked Sendable {
         return (id, code)
     }
 
-    /// Sends `signal` and waits (up to 30 s) for the server to end.
+    /// Sends `signal` and waits up to 3 s for the server to end, then kills it and waits for that.
+    /// Bounded short on purpose: callers are async tests on the cooperative pool, and a gateway
+    /// with clients' idle keep-alive connections open used to hold this wait for its full 30 s.
     func stop(signal: Int32 = SIGTERM) {
         guard process.isRunning else { return }
         process.signal(signal)
-        if process.waitForExitBlocking(timeout: .seconds(30)) == nil { process.signal(SIGKILL) }
+        if process.waitForExitBlocking(timeout: .seconds(3)) == nil {
+            process.signal(SIGKILL)
+            _ = process.waitForExitBlocking(timeout: .seconds(10))
+        }
     }
 
     deinit { stop() }

@@ -152,6 +152,18 @@ final class PairingWorld: @unchecked Sendable {
         return (attributes[.posixPermissions] as? NSNumber)?.intValue
     }
 
+    /// Points a profile at a port where nothing listens (1), after its gateway was stopped: a test of
+    /// "the gateway is down" must not meet another test's gateway that the kernel gave the stopped
+    /// one's port (seen in a full parallel run: logout then reached a gateway that did not know the device).
+    func pointProfileAtNothing(profile: String = "default") throws {
+        let relative = "sidecar-home/profiles/\(profile).json"
+        let bytes = try #require(read(relative))
+        var object = try #require(try JSONValue(parsing: bytes).objectValue)
+        object["gateway"] = "http://127.0.0.1:1"
+        try Data(JSONValue.object(object).serialized()).write(to: URL(fileURLWithPath: path(relative)))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path(relative))
+    }
+
     /// The device id a profile recorded at pairing.
     func deviceID(profile: String = "default") throws -> String {
         let bytes = try #require(read("sidecar-home/profiles/\(profile).json"))
