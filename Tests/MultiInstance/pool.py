@@ -123,7 +123,7 @@ class Instance:
 
 class Pool:
     def __init__(self, bin_dir, instances=3, work_dir=None, keep=False, read_rate=6000, write_rate=1200,
-                 serve_args=(), pid_file=None, nginx_workers=2, log=None):
+                 serve_args=(), pid_file=None, nginx=True, nginx_workers=2, log=None):
         self.bin_dir = os.path.abspath(bin_dir)
         self.gateway_bin = os.path.join(self.bin_dir, "agent-gateway")
         if not os.access(self.gateway_bin, os.X_OK):
@@ -154,9 +154,15 @@ class Pool:
         self.ca_file = os.path.join(self.work, "ca.crt")
         self.logs = os.path.join(self.work, "logs")
         os.makedirs(self.logs, exist_ok=True)
-        self.nginx_port = free_port()
-        self.origin = f"https://127.0.0.1:{self.nginx_port}"
         self.instances = [Instance(i, free_port(), os.path.join(self.logs, f"gateway-{i}.log")) for i in range(instances)]
+        self.with_nginx = nginx
+        if nginx:
+            self.nginx_port = free_port()
+            self.origin = f"https://127.0.0.1:{self.nginx_port}"
+        else:
+            # Without nginx, clients call the instances directly and sign for the first one's URL.
+            self.nginx_port = None
+            self.origin = self.instances[0].url
         self.nginx = None
         self.nginx_access_log = os.path.join(self.logs, "nginx-access.log")
         self.database_url = None  # without the password
@@ -193,15 +199,17 @@ class Pool:
                             "without the PostgreSQL backend: use a build of a tree that has it") from None
         if projects != "2":
             raise PoolError(f"seed-demo made {projects} projects in PostgreSQL, not WEB and OPS")
-        self.make_tls()
+        if self.with_nginx:
+            self.make_tls()
         for instance in self.instances:
             self.start_instance(instance.index, wait=False)
         for instance in self.instances:
             self.wait_healthy(instance)
-        self.start_nginx()
+        if self.with_nginx:
+            self.start_nginx()
+        front = f"nginx (TLS) at {self.origin}" if self.with_nginx else "no nginx"
         self.log(f"pool: PostgreSQL on 127.0.0.1:{self.postgres_port}, {self.count} gateways on ports "
-                 f"{', '.join(str(i.port) for i in self.instances)}, nginx (TLS) at {self.origin} "
-                 f"[{time.monotonic() - started:.1f} s]")
+                 f"{', '.join(str(i.port) for i in self.instances)}, {front} [{time.monotonic() - started:.1f} s]")
         return self
 
     def stop(self):
@@ -492,6 +500,19 @@ http {{
                     if address.isdigit():
                         counts[int(address)] = counts.get(int(address), 0) + 1
         return counts, len(lines)
+
+    def pids(self):
+        """The processes serving a request: the gateways, nginx and its workers, PostgreSQL and its
+        backends (for CPU accounting)."""
+        roots = [instance.process.pid for instance in self.instances if instance.alive()]
+        if self.nginx is not None and self.nginx.poll() is None:
+            roots.append(self.nginx.pid)
+        try:
+            with open(os.path.join(self.postgres_dir, "data", "postmaster.pid")) as handle:
+                roots.append(int(handle.readline()))
+        except (OSError, ValueError):
+            pass
+        return roots
 
     def access_log_lines(self):
         try:
