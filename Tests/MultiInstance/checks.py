@@ -13,7 +13,8 @@ TLS with a CA made for the run. The checks, each printing PASS or FAIL with its 
      the next call on instance B (and C) is refused;
   d. kill -9 of one instance under write load through nginx (each write its own idempotency key,
      retried with the same key on a connection error or 5xx): every acknowledged write is stored
-     exactly once; writes cut in flight replay or succeed once;
+     exactly once; writes cut in flight replay or succeed once (when a kill cuts none, the next
+     one comes after a 1 s SIGSTOP, so that requests pile up on the instance; at most 3 kills);
   e. PostgreSQL stopped (pg_ctl -m fast) and started under write load: calls fail cleanly within a
      bound while it is down, /readyz fails then passes, the gateways recover without a restart and
      no acknowledged write is lost;
@@ -391,12 +392,18 @@ class Run:
         writers = Writers(self, token, f"d-{self.run_id}", 6)
         before = self.pool.access_log_lines()
         writers.start()
-        rounds = 0
+        rounds, frozen = 0, 0
         try:
             time.sleep(3)
             while rounds < 3:
                 rounds += 1
                 cut_before = writers.ambiguous()
+                if rounds > 1:
+                    # The first kill cut no write in flight: freeze the instance for a second, so that
+                    # nginx's requests to it pile up unanswered, then kill it.
+                    os.kill(self.pool.instances[KILLED].process.pid, signal.SIGSTOP)
+                    frozen += 1
+                    time.sleep(1)
                 self.pool.kill_instance(KILLED)
                 time.sleep(2)
                 self.pool.restart_instance(KILLED)
@@ -409,7 +416,8 @@ class Run:
         figures, cut, codes = writers.verify()
         expect(cut, f"{rounds} kill -9 of instance {KILLED} cut no write in flight, so nothing was tested; {figures}")
         fresh = len(cut) - figures["of which replayed"]
-        return (f"{rounds} kill -9 of instance {KILLED} under 6 writers; {figures['acknowledged']} writes acknowledged, "
+        how = f" ({frozen} of them after a 1 s SIGSTOP)" if frozen else ""
+        return (f"{rounds} kill -9 of instance {KILLED}{how} under 6 writers; {figures['acknowledged']} writes acknowledged, "
                 f"{figures['stored']} stored, each once; {len(cut)} cut in flight: {figures['of which replayed']} replayed, "
                 f"{fresh} stored by the retry; answers retried: {counted(codes) or 'none'}; nginx passed "
                 f"{self.upstream_split(before)} requests to the instances; {figures['re-initialize after 404']} re-initialize after 404")
