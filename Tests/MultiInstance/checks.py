@@ -412,6 +412,8 @@ class Run:
                     break
         finally:
             stuck = writers.finish()
+            if not self.pool.instances[KILLED].alive():  # the later checks need all three
+                self.pool.restart_instance(KILLED)
         expect(not stuck, f"{len(stuck)} writer threads did not finish within {WRITE_GIVE_UP + 30:.0f} s")
         figures, cut, codes = writers.verify()
         expect(cut, f"{rounds} kill -9 of instance {KILLED} cut no write in flight, so nothing was tested; {figures}")
@@ -431,10 +433,12 @@ class Run:
         writers = Writers(self, token, f"e-{self.run_id}", 4)
         writers.start()
         down_calls, ready_down, ready_up = [], [], []
+        postgres_down = False
         try:
             time.sleep(2)
             stop_started = time.monotonic()
             self.pool.stop_postgres()
+            postgres_down = True
             stopped_in = time.monotonic() - stop_started
             down_started = time.monotonic()
             for index, probe in enumerate(probes):
@@ -463,6 +467,7 @@ class Run:
             time.sleep(max(0.0, 4 - (time.monotonic() - down_started)))
             down_for = time.monotonic() - down_started
             self.pool.start_postgres()
+            postgres_down = False
             back = time.monotonic()
             deadline = back + RECOVERY_BOUND
             recovered = [None] * 3
@@ -473,6 +478,8 @@ class Run:
                 time.sleep(0.1)
             time.sleep(2)
         finally:
+            if postgres_down:  # the later checks need it
+                self.pool.start_postgres()
             stuck = writers.finish()
         ready_up = [readiness(instance.url, timeout=5)[0] for instance in self.pool.instances]
         expect(not stuck, f"{len(stuck)} writer threads did not finish within {WRITE_GIVE_UP + 30:.0f} s")
