@@ -18,7 +18,12 @@ struct Doctor: AsyncParsableCommand {
     func run() async throws {
         _ = try logging.makeLogger()
         let environment = ProcessEnvironment.variables()
-        let doctor = SidecarDoctor(paths: SidecarPaths(environment: environment), environment: environment, transport: CurlHTTPClient())
+        let paths = SidecarPaths(environment: environment)
+        var http = HTTPClientConfiguration()
+        if (try? ProfileName.validate(options.profile)) != nil {
+            http.additionalCertificateAuthorities = (try? GatewayCA.stored(paths: paths, profile: options.profile)) ?? nil
+        }
+        let doctor = SidecarDoctor(paths: paths, environment: environment, transport: CurlHTTPClient(configuration: http))
         let report = try await options.report(paths: doctor.paths) { try await doctor.run(profile: options.profile, keyFile: options.keyFile) }
         writeStandardOutput(options.json ? report.json.jsonText + "\n" : report.text)
         if !report.holds { throw ExitCode(1) }

@@ -52,6 +52,11 @@ struct Setup: AsyncParsableCommand {
     @Option(name: .long, help: "The device name the owner sees (default: the host name).")
     var deviceName: String?
 
+    @Option(
+        name: .customLong("ca-file"),
+        help: "The gateway's private CA (PEM), trusted besides the system's; kept with the profile for serve and doctor.")
+    var caFile: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -88,7 +93,15 @@ struct Setup: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(2)
         }
-        let setup = SidecarSetup(paths: paths, environment: environment, transport: CurlHTTPClient())
+        var http = HTTPClientConfiguration()
+        do {
+            request.gatewayCA = try caFile.map { path throws(SetupError) in try GatewayCA.read(path) }
+            http.additionalCertificateAuthorities = request.gatewayCA ?? (try? GatewayCA.stored(paths: paths, profile: profile)) ?? nil
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        let setup = SidecarSetup(paths: paths, environment: environment, transport: CurlHTTPClient(configuration: http))
         var outcome: SetupOutcome
         do {
             outcome = try await setup.run(request)

@@ -532,9 +532,8 @@ class Run:
         with open(os.path.join(home, ".codex", "config.toml"), "rb") as handle:
             entry = tomllib.load(handle)["mcp_servers"]["agent-sidecar"]
         args = list(entry.get("args", []))
-        ca_in_entry = "--ca-file" in args
-        if not ca_in_entry:
-            args += ["--ca-file", self.pool.ca_file]
+        # serve runs exactly as Codex would start it: the profile keeps the CA setup was given.
+        expect("--ca-file" not in args, f"setup put --ca-file in the client entry: {args}")
         del env["AGENT_SIDECAR_PAIRING_CODE"]
         env.update({key: str(value) for key, value in entry.get("env", {}).items()})
         before = self.pool.access_log_lines()
@@ -563,7 +562,7 @@ class Run:
         expect(len(used) >= 2, f"nginx passed the sidecar's requests to instances {used} only ({counts})")
         with open(stderr_path, "rb") as handle:
             expect(not TOKEN.search(handle.read()), "the sidecar's stderr holds a session token")
-        return (f"paired over https with the test CA ({'setup put --ca-file in the entry' if ca_in_entry else 'serve given --ca-file'}); "
+        return (f"paired over https with the test CA (setup --ca-file; serve started as the Codex entry says, trusting the CA the profile kept); "
                 f"initialize, tools/list ({answers['tools']} tools), {answers['reads']} reads and a write (stored once); "
                 f"its requests answered by instances {'/'.join(str(counts.get(i.port, 0)) for i in self.pool.instances)}")
 

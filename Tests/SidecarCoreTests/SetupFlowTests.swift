@@ -100,6 +100,30 @@ import Testing
         #expect(!FileSystem.exists(fixture.directory.file("home/profiles/default.json")))
     }
 
+    /// `--ca-file`: a PEM file is checked, kept beside the profile (owner-only) once the pairing
+    /// holds, and removed at logout; anything else is refused before any request.
+    @Test func aPrivateCAIsKeptWithTheProfileAndRemovedAtLogout() async throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        try fixture.directory.write("ca.pem", pem)
+        try fixture.directory.write("not-a-ca.txt", "hello")
+        #expect(throws: SetupError.self) { try GatewayCA.read(fixture.directory.file("not-a-ca.txt")) }
+        #expect(throws: SetupError.self) { try GatewayCA.read(fixture.directory.file("no-such-file.pem")) }
+        try fixture.directory.write("huge.pem", pem + String(repeating: "A", count: GatewayCA.maximumBytes))
+        #expect(throws: SetupError.self) { try GatewayCA.read(fixture.directory.file("huge.pem")) }
+
+        var request = fixture.request()
+        request.gatewayCA = try GatewayCA.read(fixture.directory.file("ca.pem"))
+        _ = try await fixture.setup.run(request)
+        let kept = fixture.setup.paths.gatewayCAFile("default")
+        #expect(try GatewayCA.stored(paths: fixture.setup.paths, profile: "default") == Array(pem.utf8))
+        #expect(fileMode(kept) == 0o600)
+        let outcome = try await fixture.setup.logout(profile: "default", purgeConfig: false)
+        #expect(outcome.removedFiles.contains(kept))
+        #expect(!FileSystem.exists(kept))
+    }
+
     @Test func rejectsBadInput() async throws {
         let fixture = try Fixture()
         defer { fixture.directory.remove() }

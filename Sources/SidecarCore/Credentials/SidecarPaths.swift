@@ -56,6 +56,8 @@ public struct SidecarPaths: Sendable, Equatable {
 
     /// `profiles/NAME.json`.
     public func profileFile(_ profile: String) -> String { FileSystem.join(profilesDirectory, "\(profile).json") }
+    /// `profiles/NAME.ca.pem`: the private CA of the profile's gateway, when setup was given one (`GatewayCA`).
+    public func gatewayCAFile(_ profile: String) -> String { FileSystem.join(profilesDirectory, "\(profile).ca.pem") }
     /// `keys/NAME.key`: the encrypted device key.
     public func keyFile(_ profile: String) -> String { FileSystem.join(keysDirectory, "\(profile).key") }
     /// `keys/NAME.kek`: the default place of the key-encryption key.

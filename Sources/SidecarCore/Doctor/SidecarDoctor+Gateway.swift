@@ -32,7 +32,7 @@ extension SidecarDoctor {
             switch error.code {
             case .tlsFailure:
                 fix =
-                    "if the gateway uses a private CA, point SSL_CERT_FILE at a bundle with it (and run setup again so Codex passes it on); otherwise ask the gateway's administrator about its certificate"
+                    "if the gateway uses a private CA, run `agent-sidecar setup --ca-file CA.pem` (the profile keeps it); otherwise ask the gateway's administrator about its certificate"
             case .hostNotFound, .connectTimedOut, .connectionRefused:
                 fix = "check that the gateway runs at \(gateway.baseURL), your network, and HTTPS_PROXY / NO_PROXY"
             default:

@@ -62,6 +62,7 @@ extension SidecarSetup {
         }
         var removed = try credentials.remove(profile: name)
         if try profiles.remove(name) { removed.append(paths.profileFile(name)) }
+        if try GatewayCA.remove(paths: paths, profile: name) { removed.append(paths.gatewayCAFile(name)) }
         if (try? ToolCatalogCache(paths: paths, profile: name, gatewayURL: profile.gatewayURL).remove()) == true {
             removed.append(paths.toolCatalogFile(name))
         }

@@ -53,7 +53,15 @@ public struct PairedBridge: Sendable {
         configuration.upstreamURL = gateway.url("/mcp")
         configuration.bearerToken = nil
         configuration.probesModernRevision = false
-        let http = CurlHTTPClient(configuration: try configuration.httpConfiguration())
+        var httpConfiguration = try configuration.httpConfiguration()
+        do {
+            httpConfiguration.additionalCertificateAuthorities = GatewayCA.combined(
+                try GatewayCA.stored(paths: paths, profile: profile), httpConfiguration.additionalCertificateAuthorities)
+        } catch {
+            throw ConfigurationError(
+                "cannot read the gateway's CA kept for profile \(profile) (\(error)); run `agent-sidecar setup --ca-file FILE` again")
+        }
+        let http = CurlHTTPClient(configuration: httpConfiguration)
         let credentials: any UpstreamCredentialSource
         do {
             let key = try CredentialStore(paths: paths, environment: environment).loadDeviceKey(

@@ -30,6 +30,9 @@ public struct SetupRequest: Sendable {
     public var printOnly = false
     /// `--approve`: which tool calls the MCP client asks the user about first.
     public var approval: ToolApproval = .writes
+    /// `--ca-file`: the gateway's private CA (PEM), kept beside the profile once the pairing holds.
+    /// The transport must already trust it.
+    public var gatewayCA: [UInt8]?
 
     public init(locations: SetupLocations) { self.locations = locations }
 }
@@ -150,6 +153,8 @@ public struct SidecarSetup: Sendable {
             deviceKey = try credentials.loadDeviceKey(for: previous, explicitKeyEncryptionKeyFile: request.keyFile)
             paired = false
         }
+
+        if let ca = request.gatewayCA { try GatewayCA.store(ca, paths: paths, profile: request.profile) }
 
         // The gateway's setup data: current grants with project names, and the tool summary.
         var tools: [AgentsMarkdown.Tool] = []
