@@ -229,7 +229,7 @@ public final class Gateway: Sendable {
         let moment = now
         if let cached = principalCache.entry(hash), cached.principal.session.expiresAt > moment {
             let epoch: String
-            do { epoch = try await store.read { try PrincipalEpoch.read($0) } } catch { throw Self.asGatewayError(error) }
+            do { epoch = try await store.principalEpoch() } catch { throw Self.asGatewayError(error) }
             if epoch == cached.epoch { return cached.principal }
             principalCache.forget(hash)
         }

@@ -10,6 +10,13 @@ public protocol GatewayStore: Sendable {
     /// `write`, blocking the calling thread: for the gateway's `FairWriteScheduler`, which runs
     /// transactions back to back on its own queue. Never call it from a Swift concurrency task.
     func writeNow<T>(_ body: @Sendable (any StoreWriter) throws -> T) throws -> T
+    /// The principal epoch (``PrincipalEpoch``), which every call with a cached session checks: one
+    /// setting, so a backend may read it without a transaction of its own.
+    func principalEpoch() async throws -> String
+}
+
+extension GatewayStore {
+    public func principalEpoch() async throws -> String { try await read { try PrincipalEpoch.read($0) } }
 }
 
 /// Reads inside a transaction.

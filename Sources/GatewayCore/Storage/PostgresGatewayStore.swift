@@ -67,6 +67,14 @@ public final class PostgresGatewayStore: GatewayStore {
         try transaction(readOnly: false, body)
     }
 
+    /// One statement, no `BEGIN`/`COMMIT`: a single row needs no snapshot (three round trips become one).
+    public func principalEpoch() async throws -> String {
+        try await unlocked(transaction: false) { statements in
+            try statements.one("SELECT value FROM setting WHERE name = ?", [.text(PrincipalEpoch.settingName)]) { try $0.next(String.self) }
+                ?? "0"
+        }
+    }
+
     /// Statements outside the writers' lock, for the state the gateway instances share
     /// (``PostgresSharedState``): in one READ COMMITTED transaction when `transaction`, else each
     /// statement commits on its own. On a thread that may block, like `read` and `write`.
