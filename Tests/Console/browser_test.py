@@ -275,7 +275,7 @@ class ConsoleRun:
             "_meta": {"progressToken": "move-1"}})
         self.open("/console/approvals")
         wait_for(lambda: "move WEB-2 to “Done”" in self.page_text(), "the request did not appear on the Approvals page (it reloads every 5 s)")
-        self.screenshot("approvals-pending", "console-approvals.png")
+        self.screenshot("approvals-pending")
         # The page reloads itself every 5 s: an element can go stale between finding and clicking.
         for attempt in range(5):
             try:
