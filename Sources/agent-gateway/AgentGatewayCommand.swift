@@ -159,6 +159,12 @@ struct Serve: AsyncParsableCommand {
                 "Without it, reads are low and writes medium: nothing waits for approval. An invalid file refuses to start; on SIGHUP it is refused with its line and reason, and the policy in force stays."
         ))
     var policy: String?
+    @Option(
+        name: .customLong("approval-webhook"),
+        help: "POST each new approval request here (JSON, signed: X-Agent-Gateway-Signature: sha256=HMAC of the body).")
+    var approvalWebhook: String?
+    @Option(name: .customLong("approval-webhook-secret-file"), help: "The HMAC key for --approval-webhook (16 to 4096 bytes).")
+    var approvalWebhookSecretFile: String?
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -217,6 +223,14 @@ struct Serve: AsyncParsableCommand {
                 throw CommandFailure(
                     description: "the policy file \(policy) is invalid: \(error.description); fix it (`agent-gateway policy check FILE`)")
             }
+        }
+        guard (approvalWebhook == nil) == (approvalWebhookSecretFile == nil) else {
+            throw ValidationError("--approval-webhook and --approval-webhook-secret-file go together: every body is signed")
+        }
+        if let approvalWebhook, let approvalWebhookSecretFile {
+            do {
+                configuration.approvalWebhook = try ApprovalWebhookSettings.load(url: approvalWebhook, secretFile: approvalWebhookSecretFile)
+            } catch { throw CommandFailure(description: "\(error)") }
         }
         let (database, key): (any GatewayStore, [UInt8])
         do {

@@ -1,5 +1,7 @@
 import AgentWire
 import Foundation
+import SodiumKit
+import TestSupport
 import Testing
 
 @testable import GatewayCore
@@ -287,5 +289,79 @@ struct ApprovalTests {
         let comments = events.filter { $0["tool"] == "comment_issue" }
         #expect(comments.map { $0["outcome"]?.stringValue } == ["denied", "denied", "ok"])
         #expect(comments.allSatisfy { $0["approval"]?.stringValue == id && $0["tier"] == "high" })
+    }
+    /// The optional webhook: a new request is POSTed, signed with HMAC-SHA-256 over the body, tried
+    /// again after 503s with back-off, carrying the summary and no other argument text.
+    @Test func aNewRequestIsAnnouncedBySignedWebhookWithRetries() async throws {
+        let receiver = try await WebhookReceiver.start(failing: 2)
+        let secret = Array("a-webhook-secret-of-32-bytes-xyz".utf8)
+        let policy = try PolicyFile.parse(Self.policyText)
+        let gateway = try await InProcessGateway(clock: ManualClock()) { configuration in
+            configuration.policy = policy
+            var webhook = ApprovalWebhookSettings(url: receiver.url + "/hook", secret: secret)
+            webhook.firstRetryMilliseconds = 100
+            configuration.approvalWebhook = webhook
+        }
+        let (_, code) = try await gateway.newAgent(scopes: Scope.all, name: "webhook agent")
+        let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
+        let body = "Secret plan: rotate the keys tonight."
+        #expect(try await client.call("comment_issue", ["issue": "WEB-1", "body": .string(body)]).1.toolErrorCode == "approval_pending")
+        var deliveries: [JSONValue] = []
+        for _ in 0..<300 where deliveries.count < 3 {
+            deliveries = try await receiver.received()
+            if deliveries.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(deliveries.map { $0["status"]?.intValue } == [503, 503, 204])
+        let request = try #require(try await gateway.admin.approvalRequests().first)
+        for delivery in deliveries {
+            let text = delivery["body"]?.stringValue ?? ""
+            let headers = delivery["headers"]?.objectValue ?? [:]
+            let signature = headers.members.first { $0.key.lowercased() == "x-agent-gateway-signature" }?.value.stringValue
+            #expect(signature == "sha256=" + Hex.encode(Hash.hmacSHA256(Array(text.utf8), key: secret)))
+            let event = try JSONValue(parsing: text)
+            #expect(event["type"] == "approval.requested" && event["request"]?["id"]?.stringValue == request.id)
+            #expect(event["request"]?["summary"]?.stringValue == "comment on WEB-1 (\(body.count) characters)")
+            #expect(event["request"]?["agent"]?["name"] == "webhook agent")
+            #expect(!text.contains("Secret plan") && !text.contains(String(decoding: secret, as: UTF8.self)) && !text.contains(client.token))
+        }
+        // A retry of the same call makes no second request, so no second announcement.
+        #expect(try await client.call("comment_issue", ["issue": "WEB-1", "body": .string(body)]).1.toolErrorCode == "approval_pending")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await receiver.received().count == 3)
+    }
+}
+
+/// The TEST DOUBLE of a team's webhook endpoint (`Tests/Doubles/webhook-receiver.py`) on loopback.
+final class WebhookReceiver: @unchecked Sendable {
+    let process: SpawnedProcess
+    let url: String
+
+    private init(process: SpawnedProcess, url: String) {
+        self.process = process
+        self.url = url
+    }
+
+    static func start(failing: Int) async throws -> WebhookReceiver {
+        let process = try SpawnedProcess(
+            executable: "/usr/bin/env",
+            arguments: ["python3", repositoryRoot() + "/Tests/Doubles/webhook-receiver.py", "--port", "0", "--fail", String(failing)],
+            environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
+        let firstLine = LineBox()
+        let output = OutputCollector(descriptor: process.stdoutDescriptor) { line in
+            if firstLine.get() == nil { firstLine.set(line) }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        guard let line = firstLine.get(), line.hasPrefix("listening on ") else {
+            process.signal(SIGKILL)
+            throw TestFailure("the webhook receiver did not start within 30 s")
+        }
+        return WebhookReceiver(process: process, url: String(line.dropFirst("listening on ".count)))
+    }
+
+    deinit { process.signal(SIGKILL) }
+
+    func received() async throws -> [JSONValue] {
+        try await HTTP.send("GET", url + "/_double/received").json["received"]?.arrayValue ?? []
     }
 }

@@ -80,6 +80,9 @@ extension Gateway {
             try store.insertApprovalRequest(draft)
             return (draft, true)
         }
+        if created {
+            webhook?.announce(request, agentName: principal.agent.name, at: moment, console: acceptedOrigins.first.map { $0 + "/console/approvals" })
+        }
         if created, decision.tier == .critical {
             Self.loud("critical request \(request.id): agent \(principal.agent.id) (owner \(principal.owner.id)) asks to \(request.summary)")
         }

@@ -28,6 +28,8 @@ public final class Gateway: Sendable {
     private let origins = NIOLockedValueBox<[String]>([])
     /// The capability policy in force (``CapabilityPolicy``), replaced whole on reload.
     let policyBox: NIOLockedValueBox<CapabilityPolicy>
+    /// Announces new approval requests (`configuration.approvalWebhook`).
+    let webhook: ApprovalWebhook?
 
     /// - Throws: ``SodiumKit/CryptoError`` when libsodium cannot initialise (no random source).
     public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) throws(CryptoError) {
@@ -36,6 +38,7 @@ public final class Gateway: Sendable {
         self.hashKey = hashKey
         self.configuration = configuration
         self.policyBox = NIOLockedValueBox(configuration.policy)
+        self.webhook = configuration.approvalWebhook.map { ApprovalWebhook(settings: $0) }
         var pairingPolicy = PairingGuard.Policy()
         pairingPolicy.perAddress.free = configuration.pairingFailuresPerMinute
         pairingPolicy.perPrefix.free = configuration.pairingFailuresPerPrefix
