@@ -219,6 +219,30 @@ struct ApprovalTests {
         #expect(try await client.call("add_project_member", ["project": "WEB", "member": "carol"]).1.toolErrorCode == "break_glass_required")
     }
 
+    /// An agent may have at most 20 requests waiting: the next high call is refused at once.
+    @Test func anAgentCannotFloodTheApproversWithRequests() async throws {
+        let gateway = try await Self.gateway()
+        let (agentID, code) = try await gateway.newAgent(scopes: Scope.all)
+        let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
+        let moment = gateway.gateway.now
+        try await gateway.store.write { store in
+            for index in 0..<Gateway.maximumOpenApprovalsPerAgent {
+                try store.insertApprovalRequest(
+                    ApprovalRequestRecord(
+                        id: "apr_flood\(index)", agentID: agentID, ownerID: "alice", deviceID: client.deviceID, sessionID: "ses_old",
+                        tool: "comment_issue", project: "WEB", fingerprint: "f\(index)", summary: "comment", tier: "high", scope: "call",
+                        approvers: "owner", status: ApprovalStatus.pending, decidedBy: nil, decidedAt: nil, reason: nil, breakGlassID: nil,
+                        createdAt: moment, expiresAt: moment + 600_000, usedByAuditID: nil))
+            }
+        }
+        let refused = try await client.call("comment_issue", ["issue": "WEB-1", "body": "one more"]).1
+        #expect(refused.toolErrorCode == "rate_limited")
+        #expect(try await gateway.admin.approvalRequests(pendingOnly: true).count == Gateway.maximumOpenApprovalsPerAgent)
+        // Deciding one makes room for one.
+        _ = try await gateway.admin.decideApproval(id: "apr_flood0", approve: false, reason: "old", by: .hostCLI)
+        #expect(try await client.call("comment_issue", ["issue": "WEB-1", "body": "one more"]).1.toolErrorCode == "approval_pending")
+    }
+
     @Test func twentyAgentsWaitAtOnceWithoutCrossTalk() async throws {
         let gateway = try await Self.gateway()
         var clients: [AgentClient] = []

@@ -554,6 +554,9 @@ struct StoreConformanceTests {
             try w.insertApprovalRequest(request("apr_3", session: "ses_2", project: nil))
         }
         #expect(try await store.read { try $0.approvalRequest(id: "apr_1") } == request("apr_1"))
+        #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_1", at: t0) } == 3)
+        #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_1", at: t0 + 60_000) } == 0)
+        #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_9", at: t0) } == 0)
         #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", fingerprint: "fp1")?.id } == "apr_1")
         #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_2", fingerprint: "fp1")?.id } == "apr_3")
         #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_9", fingerprint: "fp1") } == nil)

@@ -25,6 +25,9 @@ extension Gateway {
     static let approvalProgressMilliseconds: Int64 = 10_000
     /// How long a wait lasts between two reads of the request when no wake-up comes.
     static let approvalPollMilliseconds: Int64 = 1_000
+    /// The most requests one agent may have waiting for a decision: an agent that floods distinct
+    /// high-tier calls fills no one's console.
+    public static let maximumOpenApprovalsPerAgent = 20
 
     /// What the tier check lets a call do.
     enum TierGate {
@@ -70,15 +73,26 @@ extension Gateway {
             scope: decision.approval.rawValue, approvers: decision.approvers.rawValue, status: ApprovalStatus.pending, decidedBy: nil,
             decidedAt: nil, reason: nil, breakGlassID: nil, createdAt: moment,
             expiresAt: moment + Int64(decision.requestOpenMinutes) * 60_000, usedByAuditID: nil)
-        let (request, created) = try await fairWriter.write(agentID: principal.agent.id, store: store) {
-            store -> (ApprovalRequestRecord, Bool) in
+        let agentID = principal.agent.id
+        let limit = Self.maximumOpenApprovalsPerAgent
+        let made = try await fairWriter.write(agentID: agentID, store: store) {
+            store -> (ApprovalRequestRecord, Bool)? in
             if let found = try store.resumableApprovalRequest(sessionID: session, fingerprint: fingerprint),
                 found.effectiveStatus(at: moment) != ApprovalStatus.expired
             {
                 return (found, false)
             }
+            guard try store.openApprovalRequestCount(agentID: agentID, at: moment) < limit else { return nil }
             try store.insertApprovalRequest(draft)
             return (draft, true)
+        }
+        guard let (request, created) = made else {
+            return .refuse(
+                GatewayError(
+                    code: .rateLimited, status: 429,
+                    message:
+                        "this agent already has \(limit) approval requests waiting for a decision; wait for them to be decided or to expire, and tell the user",
+                    retryable: true, retryAfterSeconds: 60), approvalID: nil)
         }
         if created {
             webhook?.announce(request, agentName: principal.agent.name, at: moment, console: acceptedOrigins.first.map { $0 + "/console/approvals" })

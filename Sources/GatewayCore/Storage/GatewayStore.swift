@@ -80,6 +80,8 @@ public protocol StoreReader {
     func sessionApproval(sessionID: String, tool: String, project: String?) throws -> ApprovalRequestRecord?
     /// Requests, newest first.
     func approvalRequests(_ query: ApprovalQuery) throws -> [ApprovalRequestRecord]
+    /// How many of the agent's requests are pending and not expired at `at`.
+    func openApprovalRequestCount(agentID: String, at: Int64) throws -> Int
     /// Break-glass grants, newest first: all, or one admin's; with `activeAt`, only those in force then.
     func breakGlassGrants(adminID: String?, activeAt: Int64?, limit: Int) throws -> [BreakGlassGrantRecord]
 }

@@ -16,6 +16,7 @@ extension PostgresSchema {
         "CREATE INDEX approvalRequest_session ON approvalRequest(sessionID, fingerprint)",
         "CREATE INDEX approvalRequest_status ON approvalRequest(status, id)",
         "CREATE INDEX approvalRequest_owner ON approvalRequest(ownerID, id)",
+        "CREATE INDEX approvalRequest_agent ON approvalRequest(agentID, status)",
         """
         CREATE TABLE breakGlassGrant (id \(text) PRIMARY KEY NOT NULL, adminID \(text) NOT NULL REFERENCES "user"(id), reason \(text) NOT NULL,
             createdAt BIGINT NOT NULL, expiresAt BIGINT NOT NULL, endedAt BIGINT, openedBy \(text))
@@ -81,6 +82,11 @@ extension PostgresTransaction {
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         values.append(.int(query.limit))
         return try all("SELECT \(Self.approvalColumns) FROM approvalRequest\(filter) ORDER BY id DESC LIMIT ?", values, Self.approval)
+    }
+
+    func openApprovalRequestCount(agentID: String, at: Int64) throws -> Int {
+        try count(
+            "SELECT COUNT(*) FROM approvalRequest WHERE agentID = ? AND status = 'pending' AND expiresAt > ?", [.text(agentID), .int(at)])
     }
 
     func breakGlassGrants(adminID: String?, activeAt: Int64?, limit: Int) throws -> [BreakGlassGrantRecord] {

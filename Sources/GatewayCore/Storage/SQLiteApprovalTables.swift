@@ -16,6 +16,7 @@ extension SQLiteGatewayStore {
                     CREATE INDEX approvalRequest_session ON approvalRequest(sessionID, fingerprint);
                     CREATE INDEX approvalRequest_status ON approvalRequest(status, id);
                     CREATE INDEX approvalRequest_owner ON approvalRequest(ownerID, id);
+                    CREATE INDEX approvalRequest_agent ON approvalRequest(agentID, status);
                     CREATE TABLE breakGlassGrant (
                         id TEXT PRIMARY KEY NOT NULL, adminID TEXT NOT NULL REFERENCES user(id), reason TEXT NOT NULL,
                         createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, endedAt INTEGER, openedBy TEXT);
@@ -66,6 +67,12 @@ extension SQLiteTransaction {
         _ = arguments.append(contentsOf: [query.limit])
         return try ApprovalRequestRecord.fetchAll(
             try db.cachedStatement(sql: "SELECT * FROM approvalRequest\(filter) ORDER BY id DESC LIMIT ?"), arguments: arguments)
+    }
+
+    func openApprovalRequestCount(agentID: String, at: Int64) throws -> Int {
+        try Int.fetchOne(
+            try db.cachedStatement(sql: "SELECT COUNT(*) FROM approvalRequest WHERE agentID = ? AND status = 'pending' AND expiresAt > ?"),
+            arguments: [agentID, at]) ?? 0
     }
 
     func breakGlassGrants(adminID: String?, activeAt: Int64?, limit: Int) throws -> [BreakGlassGrantRecord] {
