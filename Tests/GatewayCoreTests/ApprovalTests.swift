@@ -134,7 +134,7 @@ struct ApprovalTests {
     @Test func aTimeoutThenARetryResumesTheSameRequestAndWritesOnce() async throws {
         let gateway = try await Self.gateway()
         let (_, code) = try await gateway.newAgent(scopes: Scope.all)
-        let client = try await AgentClient.pair(baseURL: gateway.url, code: code)
+        var client = try await AgentClient.pair(baseURL: gateway.url, code: code)
         let arguments: JSONValue = ["issue": "WEB-2", "body": "Shipping it.", "idempotencyKey": "comment-1"]
         let first = try await client.call("comment_issue", arguments).1
         #expect(first.toolErrorCode == "approval_pending")
@@ -143,6 +143,9 @@ struct ApprovalTests {
         #expect(text.contains("same arguments") && text.contains("minute"), "\(text)")
         let second = try await client.call("comment_issue", arguments).1
         #expect(second.toolErrorCode == "approval_pending")
+        // The sidecar renews its session token every few minutes: a retry after that resumes too.
+        try await client.newSession()
+        #expect(try await client.call("comment_issue", arguments).1.toolErrorCode == "approval_pending")
         let requests = try await gateway.admin.approvalRequests()
         #expect(requests.count == 1)
         let id = try #require(requests.first?.id)

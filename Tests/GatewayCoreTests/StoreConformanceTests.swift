@@ -557,9 +557,11 @@ struct StoreConformanceTests {
         #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_1", at: t0) } == 3)
         #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_1", at: t0 + 60_000) } == 0)
         #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_9", at: t0) } == 0)
-        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", fingerprint: "fp1")?.id } == "apr_1")
-        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_2", fingerprint: "fp1")?.id } == "apr_3")
-        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_9", fingerprint: "fp1") } == nil)
+        // The session's own request first, then the device's newest (a renewed session), none for another device.
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", deviceID: "dev_1", fingerprint: "fp1")?.id } == "apr_1")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_2", deviceID: "dev_1", fingerprint: "fp1")?.id } == "apr_3")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_9", deviceID: "dev_1", fingerprint: "fp1")?.id } == "apr_3")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_9", deviceID: "dev_9", fingerprint: "fp1") } == nil)
         #expect(try await store.read { try $0.approvalRequests(ApprovalQuery()).map(\.id) } == ["apr_3", "apr_2", "apr_1"])
         #expect(try await store.read { try $0.approvalRequests(ApprovalQuery(ownerID: "Bob")) }.isEmpty)
         #expect(try await store.read { try $0.approvalRequests(ApprovalQuery(openAt: t0 + 60_000)) }.isEmpty)
@@ -585,7 +587,7 @@ struct StoreConformanceTests {
         #expect(try await store.write { try $0.markApprovalUsed(id: "apr_1", auditID: "evt_1") })
         #expect(!(try await store.write { try $0.markApprovalUsed(id: "apr_1", auditID: "evt_2") }))
         #expect(try await store.read { try $0.approvalRequest(id: "apr_1")?.usedByAuditID } == "evt_1")
-        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", fingerprint: "fp1") } == nil)
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", deviceID: "dev_9", fingerprint: "fp1") } == nil)
 
         // Session approvals: approved, session-wide, same session, tool and project.
         #expect(try await store.read { try $0.sessionApproval(sessionID: "ses_1", tool: "move_issue", project: "WEB") } == nil)

@@ -74,10 +74,11 @@ extension Gateway {
             decidedAt: nil, reason: nil, breakGlassID: nil, createdAt: moment,
             expiresAt: moment + Int64(decision.requestOpenMinutes) * 60_000, usedByAuditID: nil)
         let agentID = principal.agent.id
+        let deviceID = principal.device.id
         let limit = Self.maximumOpenApprovalsPerAgent
         let made = try await fairWriter.write(agentID: agentID, store: store) {
             store -> (ApprovalRequestRecord, Bool)? in
-            if let found = try store.resumableApprovalRequest(sessionID: session, fingerprint: fingerprint),
+            if let found = try store.resumableApprovalRequest(sessionID: session, deviceID: deviceID, fingerprint: fingerprint),
                 found.effectiveStatus(at: moment) != ApprovalStatus.expired
             {
                 return (found, false)

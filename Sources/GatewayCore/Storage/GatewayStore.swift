@@ -73,9 +73,10 @@ public protocol StoreReader {
 
     // Approvals and break-glass grants (ApprovalRecords.swift, migration v5-approvals).
     func approvalRequest(id: String) throws -> ApprovalRequestRecord?
-    /// The newest request of the session for these arguments (`fingerprint` covers the tool) that a
-    /// retry resumes: pending or approved, and not yet used by a call.
-    func resumableApprovalRequest(sessionID: String, fingerprint: String) throws -> ApprovalRequestRecord?
+    /// The request a retry resumes, for these arguments (`fingerprint` covers the tool): pending or
+    /// approved, not yet used by a call; the session's newest, else the device's newest (the
+    /// sidecar renews its session token every few minutes, and a retry after that is the same call).
+    func resumableApprovalRequest(sessionID: String, deviceID: String, fingerprint: String) throws -> ApprovalRequestRecord?
     /// An approved session-wide request of the session for the tool on the project (nil project: none).
     func sessionApproval(sessionID: String, tool: String, project: String?) throws -> ApprovalRequestRecord?
     /// Requests, newest first.

@@ -51,12 +51,12 @@ extension PostgresTransaction {
         try one("SELECT \(Self.approvalColumns) FROM approvalRequest WHERE id = ?", [.text(id)], Self.approval)
     }
 
-    func resumableApprovalRequest(sessionID: String, fingerprint: String) throws -> ApprovalRequestRecord? {
+    func resumableApprovalRequest(sessionID: String, deviceID: String, fingerprint: String) throws -> ApprovalRequestRecord? {
         try one(
             """
-            SELECT \(Self.approvalColumns) FROM approvalRequest WHERE sessionID = ? AND fingerprint = ? AND usedByAuditID IS NULL
-                AND status IN ('pending', 'approved') ORDER BY id DESC LIMIT 1
-            """, [.text(sessionID), .text(fingerprint)], Self.approval)
+            SELECT \(Self.approvalColumns) FROM approvalRequest WHERE (sessionID = ? OR deviceID = ?) AND fingerprint = ?
+                AND usedByAuditID IS NULL AND status IN ('pending', 'approved') ORDER BY (sessionID = ?) DESC, id DESC LIMIT 1
+            """, [.text(sessionID), .text(deviceID), .text(fingerprint), .text(sessionID)], Self.approval)
     }
 
     func sessionApproval(sessionID: String, tool: String, project: String?) throws -> ApprovalRequestRecord? {

@@ -33,13 +33,13 @@ extension BreakGlassGrantRecord: FetchableRecord, PersistableRecord { public sta
 extension SQLiteTransaction {
     func approvalRequest(id: String) throws -> ApprovalRequestRecord? { try ApprovalRequestRecord.fetchOne(db, key: id) }
 
-    func resumableApprovalRequest(sessionID: String, fingerprint: String) throws -> ApprovalRequestRecord? {
+    func resumableApprovalRequest(sessionID: String, deviceID: String, fingerprint: String) throws -> ApprovalRequestRecord? {
         try ApprovalRequestRecord.fetchOne(
             try db.cachedStatement(
                 sql: """
-                    SELECT * FROM approvalRequest WHERE sessionID = ? AND fingerprint = ? AND usedByAuditID IS NULL
-                        AND status IN ('pending', 'approved') ORDER BY id DESC LIMIT 1
-                    """), arguments: [sessionID, fingerprint])
+                    SELECT * FROM approvalRequest WHERE (sessionID = ? OR deviceID = ?) AND fingerprint = ? AND usedByAuditID IS NULL
+                        AND status IN ('pending', 'approved') ORDER BY (sessionID = ?) DESC, id DESC LIMIT 1
+                    """), arguments: [sessionID, deviceID, fingerprint, sessionID])
     }
 
     func sessionApproval(sessionID: String, tool: String, project: String?) throws -> ApprovalRequestRecord? {
