@@ -30,6 +30,23 @@ public enum Hash {
         return output
     }
 
+    /// HMAC-SHA-256 of `message` under `key` of any length (libsodium `crypto_auth_hmacsha256_*`).
+    public static func hmacSHA256(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
+        Sodium.initializeIfPossible()
+        var state = crypto_auth_hmacsha256_state()
+        var output = [UInt8](repeating: 0, count: length)
+        // An empty key is one zero byte of length 0 (a pointer is needed either way).
+        let padded = key.isEmpty ? [0] : key
+        padded.withUnsafeBufferPointer { keyBuffer in
+            _ = crypto_auth_hmacsha256_init(&state, keyBuffer.baseAddress!, key.count)
+        }
+        message.withUnsafeBufferPointer { input in
+            if let base = input.baseAddress { _ = crypto_auth_hmacsha256_update(&state, base, UInt64(input.count)) }
+        }
+        _ = output.withUnsafeMutableBufferPointer { out in crypto_auth_hmacsha256_final(&state, out.baseAddress!) }
+        return output
+    }
+
     /// SHA-256 of `message` (libsodium `crypto_hash_sha256`).
     public static func sha256(_ message: [UInt8]) -> [UInt8] {
         Sodium.initializeIfPossible()

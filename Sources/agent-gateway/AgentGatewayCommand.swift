@@ -6,6 +6,7 @@
 
 import AgentWire
 import ArgumentParser
+import Dispatch
 import GatewayCore
 import Logging
 import SystemSupport
@@ -22,7 +23,10 @@ struct AgentGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-gateway",
         abstract: "The reference Agent Gateway: scoped, audited access for local agents to an embedded task tracker.",
-        subcommands: [Serve.self, Initialize.self, SeedDemo.self, User.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self])
+        subcommands: [
+            Serve.self, Initialize.self, SeedDemo.self, User.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self, Policy.self,
+            Approvals.self, BreakGlass.self,
+        ])
 
     /// A mistyped subcommand gets a suggestion instead of ArgumentParser's bare "unexpected argument".
     static func main() async {
@@ -148,6 +152,19 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("console-max-age"), help: "Seconds a console session lasts at most.") var consoleMaxAge = 43_200
     @Option(name: .customLong("stale-after"), help: "Seconds without a call after which an agent with an open work session is stale.")
     var staleAfter = 900
+    @Option(
+        help: ArgumentHelp(
+            "The capability policy (YAML: tiers and approvals, see docs/policy.schema.json); reloaded on SIGHUP.",
+            discussion:
+                "Without it, reads are low and writes medium: nothing waits for approval. An invalid file refuses to start; on SIGHUP it is refused with its line and reason, and the policy in force stays."
+        ))
+    var policy: String?
+    @Option(
+        name: .customLong("approval-webhook"),
+        help: "POST each new approval request here (JSON, signed: X-Agent-Gateway-Signature: sha256=HMAC of the body).")
+    var approvalWebhook: String?
+    @Option(name: .customLong("approval-webhook-secret-file"), help: "The HMAC key for --approval-webhook (16 to 4096 bytes).")
+    var approvalWebhookSecretFile: String?
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -201,6 +218,20 @@ struct Serve: AsyncParsableCommand {
             configuration.publicOrigins = [origin]
         }
         configuration.plane = try tracker.planeSettings()
+        if let policy {
+            do { configuration.policy = try PolicyFile.load(path: policy) } catch {
+                throw CommandFailure(
+                    description: "the policy file \(policy) is invalid: \(error.description); fix it (`agent-gateway policy check FILE`)")
+            }
+        }
+        guard (approvalWebhook == nil) == (approvalWebhookSecretFile == nil) else {
+            throw ValidationError("--approval-webhook and --approval-webhook-secret-file go together: every body is signed")
+        }
+        if let approvalWebhook, let approvalWebhookSecretFile {
+            do {
+                configuration.approvalWebhook = try ApprovalWebhookSettings.load(url: approvalWebhook, secretFile: approvalWebhookSecretFile)
+            } catch { throw CommandFailure(description: "\(error)") }
+        }
         let (database, key): (any GatewayStore, [UInt8])
         do {
             (database, key) = try await store.open(durability: durability, creating: true)
@@ -220,7 +251,28 @@ struct Serve: AsyncParsableCommand {
                 "agent-gateway listening",
                 metadata: ["url": "\(url)", "db": "\(databaseName)", "tracker": "\(trackerName)"])
         }
+        let reload = policy.map { Self.reloadOnHangUp(gateway: gateway, path: $0, logger: logger) }
         try await app.runService()
+        reload?.cancel()
+    }
+
+    /// Reloads the policy file on SIGHUP; an invalid file is refused with its line and reason, and
+    /// the policy in force stays.
+    static func reloadOnHangUp(gateway: Gateway, path: String, logger: Logger) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler {
+            do {
+                let loaded = try gateway.reloadPolicy(path: path)
+                logger.notice("policy reloaded", metadata: ["policy": "\(path)", "tools": "\(loaded.tools.count)"])
+            } catch {
+                logger.error(
+                    "policy refused, the last good policy stays in force",
+                    metadata: ["policy": "\(path)", "problem": "\(String(describing: error))", "inForce": "\(gateway.policy.source)"])
+            }
+        }
+        source.resume()
+        return source
     }
 }
 

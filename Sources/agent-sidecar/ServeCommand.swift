@@ -50,8 +50,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds allowed to connect to the upstream.")
     var connectTimeout: Double = 5
 
-    @Option(name: .long, help: "Seconds allowed for one upstream call.")
-    var requestTimeout: Double = 120
+    @Option(
+        name: .long,
+        help: "Seconds allowed for one upstream call (330: a high-tier call may wait up to 300 s for a person's approval at the gateway).")
+    var requestTimeout: Double = 330
 
     @Option(name: .long, help: "Largest message accepted on stdin or from the upstream, in bytes.")
     var maxMessageBytes: Int = 64 * 1024 * 1024

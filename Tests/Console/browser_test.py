@@ -130,7 +130,7 @@ class ConsoleRun:
         self.admin("seed-demo")
         log = open(self.gateway_log, "wb")
         self.gateway = self.start(
-            [self.gateway_bin, "serve", "--db", self.db, "--host", "127.0.0.1", "--port", "0"],
+            [self.gateway_bin, "serve", "--db", self.db, "--host", "127.0.0.1", "--port", "0", "--policy", "docs/policy-demo.yaml"],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         lines = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.gateway.stdout.readline()), daemon=True).start()
@@ -175,7 +175,7 @@ class ConsoleRun:
             value = box.get_attribute("value")
             if value == "OPS project:read" and box.is_selected():
                 box.click()
-            if value == "WEB issue:comment" and not box.is_selected():
+            if value in ("WEB issue:comment", "WEB issue:move") and not box.is_selected():
                 box.click()
         self.screenshot("create-agent", "console-create-agent.png")
         self.browser.find_element(By.ID, "create-agent").click()
@@ -266,18 +266,56 @@ class ConsoleRun:
         expect("result" in response and not response["result"].get("isError"), f"comment_issue failed: {json.dumps(response)[:300]}")
         return "list_projects (WEB) and comment_issue on WEB-1 through agent-sidecar serve"
 
+    def approve_in_console(self):
+        """The demo policy makes a move to Done high: the call waits, sends progress, and runs
+        once Alice approves it on the console's Approvals page (which reloads itself)."""
+        notifications = []
+        request_id = self.client.start_request("tools/call", {
+            "name": "move_issue", "arguments": {"issue": "WEB-2", "state": "Done", "idempotencyKey": "console-e2e-move-1"},
+            "_meta": {"progressToken": "move-1"}})
+        self.open("/console/approvals")
+        wait_for(lambda: "move WEB-2 to “Done”" in self.page_text(), "the request did not appear on the Approvals page (it reloads every 5 s)")
+        self.screenshot("approvals-pending")
+        # The page reloads itself every 5 s: an element can go stale between finding and clicking.
+        for attempt in range(5):
+            try:
+                section = self.browser.find_element(By.CSS_SELECTOR, "section.approval")
+                expect("Codex <laptop>" in section.text and "move_issue" in section.text and "WEB" in section.text,
+                       f"the request does not say who asks for what: {section.text}")
+                section.find_element(By.CSS_SELECTOR, "form[action$='/approve'] input[name=reason]").send_keys("release day")
+                section.find_element(By.CSS_SELECTOR, "form[action$='/approve'] button").click()
+                break
+            except StaleElementReferenceException:
+                time.sleep(0.2)
+        wait_for(lambda: "Nothing waits for a decision." in self.page_text(), "the request is still pending after Approve")
+        expect("approved" in self.text_of("table") and "release day" in self.text_of("table"), "the decision is not listed")
+        response = self.client.answer(request_id, notifications, timeout=60)
+        result = response.get("result", {})
+        expect(not result.get("isError"), f"the approved move failed: {json.dumps(response)[:300]}")
+        expect("Done" in json.dumps(result.get("structuredContent", {})), "the move did not reach Done")
+        messages = [n.get("params", {}).get("message", "") for n in notifications if n.get("method") == "notifications/progress"]
+        expect(any("waiting for Alice to approve" in m for m in messages), f"no progress relayed while waiting: {messages}")
+        connection = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        try:
+            moves = connection.execute("SELECT outcome, tier, approvalID FROM auditEvent WHERE tool = 'move_issue'").fetchall()
+        finally:
+            connection.close()
+        expect(len(moves) == 1 and moves[0][0] == "ok" and moves[0][1] == "high" and moves[0][2], f"move_issue audit: {moves}")
+        self.screenshot("approvals-decided")
+        return f"progress relayed ({len(messages)}), approved on the page, the move ran once: {moves[0][2]}"
+
     def see_activity(self):
         self.open(f"/console/agents/{self.agent_id}")
-        wait_for(lambda: "comment_issue" in self.text_of("#last-call"),
+        wait_for(lambda: "move_issue" in self.text_of("#last-call"),
                  "the agent page does not show the last call", timeout=10)
         rows = self.browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
-        for tool in ("list_projects", "comment_issue"):
+        for tool in ("list_projects", "comment_issue", "move_issue"):
             expect(any(tool in row.text and "ok" in row.text for row in rows), f"the audit feed has no {tool} ok row")
         expect("e2e-laptop" in self.page_text(), "the paired device is not listed")
         expect("connected" in self.browser.find_element(By.CSS_SELECTOR, "h1 .state").text, "the agent is not shown as connected")
         self.screenshot("agent-detail", "console-agent-detail.png")
         self.open("/console")
-        expect("connected" in self.page_text() and "comment_issue" in self.page_text(), "My agents does not show the activity")
+        expect("connected" in self.page_text() and "move_issue" in self.page_text(), "My agents does not show the activity")
         self.screenshot("my-agents", "console-my-agents.png")
         self.browser.set_window_size(390, 844)
         self.screenshot("my-agents-phone", "console-my-agents-phone.png")
@@ -346,6 +384,7 @@ class ConsoleRun:
         ok = ok and self.step("2-3. create an agent, read the pairing code", self.create_agent)
         ok = ok and self.step("4. pair agent-sidecar setup", self.pair_sidecar)
         ok = ok and self.step("5. tool call through agent-sidecar serve", self.tool_call)
+        ok = ok and self.step("5b. a high-tier move waits and is approved in the console", self.approve_in_console)
         ok = ok and self.step("6. activity and audit event on the page", self.see_activity)
         ok = ok and self.step("7. revoke the agent", self.revoke)
         ok = ok and self.step("8. the sidecar's next call is refused", self.refused_after_revoke)

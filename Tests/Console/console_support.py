@@ -45,6 +45,30 @@ class StdioClient:
         self.process.stdin.write(json.dumps(message).encode() + b"\n")
         self.process.stdin.flush()
 
+    def start_request(self, method, params):
+        """Sends a request without waiting; returns its id (read the answer with `answer`)."""
+        request_id = self.next_id
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        return request_id
+
+    def answer(self, request_id, notifications, timeout=STEP_TIMEOUT):
+        """The response to `request_id`; notifications read on the way are appended to the list."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            expect(remaining > 0, f"no answer to request {request_id} within {timeout} s")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                raise StepFailed(f"no answer to request {request_id} within {timeout} s")
+            expect(line is not None, f"the sidecar closed stdout before answering request {request_id}")
+            message = json.loads(line)
+            if message.get("id") == request_id:
+                return message
+            if "method" in message and "id" not in message:
+                notifications.append(message)
+
     def request(self, method, params, timeout=STEP_TIMEOUT):
         request_id = self.next_id
         self.next_id += 1

@@ -139,6 +139,28 @@ struct SharedStateTests {
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
+    /// A decision committed on the database by anyone (here the first instance's admin, as the
+    /// admin CLI would) wakes a call waiting for it on the second instance by NOTIFY.
+    @Test func aDecisionWakesAWaiterOnAnotherInstance() async throws {
+        let (first, second, client, agentID) = try await twoInstances()
+        let now = ManualClock().gatewayClock.nowMilliseconds()
+        await second.gateway.shared.waitForDecision(of: "apr_warm-up", milliseconds: 500)
+        let request = ApprovalRequestRecord(
+            id: "apr_wake", agentID: agentID, ownerID: "alice", deviceID: client.deviceID, sessionID: "ses_x", tool: "move_issue",
+            project: "WEB", fingerprint: "f", summary: "move WEB-1 to “Done”", tier: "high", scope: "call", approvers: "owner",
+            status: ApprovalStatus.pending, decidedBy: nil, decidedAt: nil, reason: nil, breakGlassID: nil, createdAt: now,
+            expiresAt: now + 600_000, usedByAuditID: nil)
+        try await first.store.write { try $0.insertApprovalRequest(request) }
+        let started = ContinuousClock.now
+        let waiter = Task { await second.gateway.shared.waitForDecision(of: "apr_wake", milliseconds: 60_000) }
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await first.admin.decideApproval(id: "apr_wake", approve: true, reason: nil, by: .hostCLI)
+        await waiter.value
+        // Woken by NOTIFY agent_gateway_approvals, not by its one-minute bound.
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(try await second.store.read { try $0.approvalRequest(id: "apr_wake")?.status } == "approved")
+    }
+
     @Test func oneProcessStateAnswersTheSameWay() async throws {
         let state = ProcessSharedState(pairingPolicy: PairingGuard.Policy(), random: try RandomSource.system())
         let now: Int64 = 1_000_000

@@ -530,6 +530,96 @@ struct StoreConformanceTests {
         }
     }
 
+    /// Approval requests: found again by session and fingerprint, decided once, used once; session
+    /// approvals by session, tool and project; listings newest first; break-glass grants in force.
+    @Test(arguments: StoreBackend.allCases)
+    func approvalRequestsAndBreakGlass(backend: StoreBackend) async throws {
+        let store = try await backend.makeStore()
+        try await Fixture.seed(store)
+        let t0 = Fixture.t0
+        @Sendable func request(
+            _ id: String, session: String = "ses_1", fingerprint: String = "fp1", scope: String = "call", project: String? = "WEB"
+        )
+            -> ApprovalRequestRecord
+        {
+            ApprovalRequestRecord(
+                id: id, agentID: "agt_1", ownerID: "alice", deviceID: "dev_1", sessionID: session, tool: "move_issue", project: project,
+                fingerprint: fingerprint, summary: "move WEB-1 to “Done” ✓", tier: "high", scope: scope, approvers: "owner",
+                status: ApprovalStatus.pending, decidedBy: nil, decidedAt: nil, reason: nil, breakGlassID: nil, createdAt: t0,
+                expiresAt: t0 + 60_000, usedByAuditID: nil)
+        }
+        try await store.write { w in
+            try w.insertApprovalRequest(request("apr_1"))
+            try w.insertApprovalRequest(request("apr_2", fingerprint: "fp2", scope: "session"))
+            try w.insertApprovalRequest(request("apr_3", session: "ses_2", project: nil))
+        }
+        #expect(try await store.read { try $0.approvalRequest(id: "apr_1") } == request("apr_1"))
+        #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_1", at: t0) } == 3)
+        #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_1", at: t0 + 60_000) } == 0)
+        #expect(try await store.read { try $0.openApprovalRequestCount(agentID: "agt_9", at: t0) } == 0)
+        // The session's own request first, then the device's newest (a renewed session), none for another device.
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", deviceID: "dev_1", fingerprint: "fp1")?.id } == "apr_1")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_2", deviceID: "dev_1", fingerprint: "fp1")?.id } == "apr_3")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_9", deviceID: "dev_1", fingerprint: "fp1")?.id } == "apr_3")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_9", deviceID: "dev_9", fingerprint: "fp1") } == nil)
+        #expect(try await store.read { try $0.approvalRequests(ApprovalQuery()).map(\.id) } == ["apr_3", "apr_2", "apr_1"])
+        #expect(try await store.read { try $0.approvalRequests(ApprovalQuery(ownerID: "Bob")) }.isEmpty)
+        #expect(try await store.read { try $0.approvalRequests(ApprovalQuery(openAt: t0 + 60_000)) }.isEmpty)
+
+        // Decided once, and not after its expiry.
+        #expect(
+            try await store.write {
+                try $0.decideApprovalRequest(id: "apr_1", status: "approved", decidedBy: "alice", at: t0 + 1, reason: "ok ✓", breakGlassID: nil)
+            })
+        #expect(
+            !(try await store.write {
+                try $0.decideApprovalRequest(id: "apr_1", status: "denied", decidedBy: "alice", at: t0 + 2, reason: nil, breakGlassID: nil)
+            }))
+        #expect(
+            !(try await store.write {
+                try $0.decideApprovalRequest(id: "apr_3", status: "approved", decidedBy: nil, at: t0 + 60_000, reason: nil, breakGlassID: nil)
+            }))
+        let decided = try #require(try await store.read { try $0.approvalRequest(id: "apr_1") })
+        #expect(decided.status == "approved" && decided.decidedBy == "alice" && decided.decidedAt == t0 + 1 && decided.reason == "ok ✓")
+        #expect(try await store.read { try $0.approvalRequests(ApprovalQuery(openAt: t0 + 2)).map(\.id) } == ["apr_3", "apr_2"])
+
+        // Used once; then no longer resumable.
+        #expect(try await store.write { try $0.markApprovalUsed(id: "apr_1", auditID: "evt_1") })
+        #expect(!(try await store.write { try $0.markApprovalUsed(id: "apr_1", auditID: "evt_2") }))
+        #expect(try await store.read { try $0.approvalRequest(id: "apr_1")?.usedByAuditID } == "evt_1")
+        #expect(try await store.read { try $0.resumableApprovalRequest(sessionID: "ses_1", deviceID: "dev_9", fingerprint: "fp1") } == nil)
+
+        // Session approvals: approved, session-wide, same session, tool and project.
+        #expect(try await store.read { try $0.sessionApproval(sessionID: "ses_1", tool: "move_issue", project: "WEB") } == nil)
+        _ = try await store.write {
+            try $0.decideApprovalRequest(id: "apr_2", status: "approved", decidedBy: nil, at: t0 + 3, reason: nil, breakGlassID: nil)
+        }
+        #expect(try await store.read { try $0.sessionApproval(sessionID: "ses_1", tool: "move_issue", project: "WEB")?.id } == "apr_2")
+        #expect(try await store.read { try $0.sessionApproval(sessionID: "ses_2", tool: "move_issue", project: "WEB") } == nil)
+        #expect(try await store.read { try $0.sessionApproval(sessionID: "ses_1", tool: "assign_issue", project: "WEB") } == nil)
+        #expect(try await store.read { try $0.sessionApproval(sessionID: "ses_1", tool: "move_issue", project: nil) } == nil)
+
+        // Break-glass grants: in force until they expire or end.
+        let grant = BreakGlassGrantRecord(
+            id: "bkg_1", adminID: "Bob", reason: "incident ✓", createdAt: t0, expiresAt: t0 + 1000, endedAt: nil, openedBy: nil)
+        try await store.write { try $0.insertBreakGlassGrant(grant) }
+        #expect(try await store.read { try $0.breakGlassGrants(adminID: "Bob", activeAt: t0 + 10, limit: 5) } == [grant])
+        #expect(try await store.read { try $0.breakGlassGrants(adminID: nil, activeAt: t0 + 1000, limit: 5) }.isEmpty)
+        #expect(try await store.read { try $0.breakGlassGrants(adminID: "alice", activeAt: nil, limit: 5) }.isEmpty)
+        #expect(try await store.write { try $0.endBreakGlassGrant(id: "bkg_1", at: t0 + 20) })
+        #expect(!(try await store.write { try $0.endBreakGlassGrant(id: "bkg_1", at: t0 + 30) }))
+        #expect(try await store.read { try $0.breakGlassGrants(adminID: nil, activeAt: t0 + 21, limit: 5) }.isEmpty)
+        #expect(try await store.read { try $0.breakGlassGrants(adminID: nil, activeAt: nil, limit: 5).first?.endedAt } == t0 + 20)
+
+        // The audit carries the tier and the request.
+        var event = Fixture.audit("evt_1", at: t0)
+        event.tier = "high"
+        event.approvalID = "apr_1"
+        let linked = event
+        try await store.write { try $0.insertAuditEvent(linked) }
+        #expect(try await store.read { try $0.auditEvents(agentID: "agt_1", limit: 5) } == [linked])
+    }
+
     /// Opening a database again applies nothing twice.
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreRecordedAndIdempotent(backend: StoreBackend) async throws {
@@ -545,7 +635,8 @@ struct StoreConformanceTests {
             let first = try await PostgresGatewayStore.open(url: url)
             try await first.write { try $0.setSetting("kept", value: "yes") }
             let again = try await PostgresGatewayStore.open(url: url, creating: false)
-            #expect(try await again.appliedMigrations() == ["v1", "v2-work-session-notes", "v3-owners-and-console", "v4-shared-state"])
+            #expect(
+                try await again.appliedMigrations() == ["v1", "v2-work-session-notes", "v3-owners-and-console", "v4-shared-state", "v5-approvals"])
             #expect(try await again.read { try $0.setting("kept") } == "yes")
         }
     }

@@ -73,7 +73,7 @@ import Testing
                 # Passed on by name from Codex's own environment (proxy, CA bundle); their values are not written here.
                 env_vars = ["HTTPS_PROXY", "SSL_CERT_FILE"]
                 startup_timeout_sec = 20
-                tool_timeout_sec = 120
+                tool_timeout_sec = 360
                 # `agent-sidecar setup --approve writes`: reads run without asking, each write asks first.
                 default_tools_approval_mode = "prompt"
 

@@ -55,5 +55,13 @@ import Testing
         #expect(Hex.encode(Hash.keyed([], key: key)) == "4e51e7a913fc80137da52880fecca175bf81e117d5c68126dc2774033517ea0d")
         #expect(Hex.encode(Hash.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Hex.encode(Hash.sha256([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        // RFC 4231, test cases 2 and 6 (a key longer than the block).
+        #expect(
+            Hex.encode(Hash.hmacSHA256(Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8)))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        #expect(
+            Hex.encode(
+                Hash.hmacSHA256(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8), key: [UInt8](repeating: 0xaa, count: 131)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 }

@@ -45,6 +45,17 @@ public enum GatewayErrorCode: String, Sendable, CaseIterable, Hashable, CustomSt
     /// The tool is not available on the tracker this gateway serves (Plane has no such API).
     case notSupported = "not_supported"
 
+    // Approvals (issue 17): high and critical calls wait for a person
+    /// The approver denied the call; the message carries their reason.
+    case approvalDenied = "approval_denied"
+    /// No decision within the policy's wait; the request stays open, and a retry with the same
+    /// arguments resumes the wait (retryable).
+    case approvalPending = "approval_pending"
+    /// The request expired undecided; a new call asks again.
+    case approvalExpired = "approval_expired"
+    /// A critical tool runs only while an admin holds a break-glass grant.
+    case breakGlassRequired = "break_glass_required"
+
     // The tracker behind the gateway (Plane); retryable unless noted
     /// The tracker did not answer, or answered with a server error.
     case trackerUnavailable = "tracker_unavailable"

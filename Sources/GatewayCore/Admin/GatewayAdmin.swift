@@ -259,6 +259,7 @@ public struct GatewayAdmin: Sendable {
             "argumentsSha256": .string(event.argumentsSHA256),
             "outcome": .string(event.outcome), "errorCode": optional(event.errorCode), "idempotencyKeyHash": optional(event.idempotencyKeyHash),
             "replayed": .bool(event.replayed), "latencyMicroseconds": .int(Int(event.latencyMicroseconds)),
+            "tier": .string(event.tier ?? Tier.low.rawValue), "approval": optional(event.approvalID),
         ]
     }
 }

@@ -84,8 +84,8 @@ enum ConsoleHTTP {
     static func status(for error: AdminError) -> HTTPResponse.Status {
         switch error.code {
         case "not_found", "unknown_agent", "unknown_device", "unknown_session", "unknown_user", "unknown_owner": return .notFound
-        case "owner_blocked", "owner_not_entitled": return .forbidden
-        case "agent_revoked", "user_exists": return .conflict
+        case "owner_blocked", "owner_not_entitled", "not_an_approver", "break_glass_required": return .forbidden
+        case "agent_revoked", "user_exists", "already_decided": return .conflict
         default: return HTTPResponse.Status(code: 422)
         }
     }

@@ -10,6 +10,38 @@ struct ConsolePages {
 
     var csrf: String { signedIn.csrfToken }
 
+    /// The approvals page: pending requests with their forms, then recent decisions.
+    func approvals(refreshSeconds: Int) async throws -> [String: Any] {
+        let moment = service.now
+        let pending = try await service.approvals(pendingOnly: true)
+        let recent = try await service.approvals(pendingOnly: false, limit: 50).filter { $0.effectiveStatus(at: moment) != ApprovalStatus.pending }
+        let agents = Dictionary(try await service.agents().map { ($0.agent.id, $0.agent.name) }, uniquingKeysWith: { first, _ in first })
+        var page: [String: Any] = [
+            "refresh": refreshSeconds, "hasDecided": !recent.isEmpty,
+            "pending": pending.map { request -> [String: Any] in
+                var row: [String: Any] = [
+                    "id": request.id, "summary": request.summary, "tier": request.tier,
+                    "tierLabel": request.tier == Tier.critical.rawValue ? "CRITICAL (admin with break-glass only)" : "high",
+                    "critical": request.tier == Tier.critical.rawValue, "agentID": request.agentID,
+                    "agentName": agents[request.agentID] ?? request.agentID, "ownerID": request.ownerID, "tool": request.tool,
+                    "scopeLabel": request.scope == ApprovalScope.session.rawValue ? "session-wide" : "this call only",
+                    "asked": ConsoleRenderer.time(request.createdAt), "expires": ConsoleRenderer.time(request.expiresAt),
+                    "sessionID": request.sessionID, "deviceID": request.deviceID, "csrf": csrf,
+                ]
+                if let project = request.project { row["project"] = project }
+                return row
+            },
+            "decided": recent.prefix(20).map { request -> [String: Any] in
+                [
+                    "id": request.id, "status": request.effectiveStatus(at: moment), "summary": request.summary,
+                    "decidedBy": request.decidedBy ?? "-", "decidedAt": ConsoleRenderer.time(request.decidedAt), "reason": request.reason ?? "",
+                ]
+            },
+        ]
+        if let grant = try await service.breakGlass() { page["breakGlass"] = ["id": grant.id, "until": ConsoleRenderer.time(grant.expiresAt)] }
+        return page
+    }
+
     func agents() async throws -> [String: Any] {
         let agents = try await service.agents()
         return [
@@ -93,6 +125,7 @@ struct ConsolePages {
                 [
                     "time": ConsoleRenderer.time(event.at), "tool": event.tool, "project": event.project ?? "", "outcome": event.outcome,
                     "errorCode": event.errorCode ?? "",
+                    "tier": event.tier.map { "\($0) tier" + (event.approvalID.map { ", request \($0)" } ?? "") } ?? "",
                 ]
             },
             "nextCursor": events.count == query.limit ? (events.last?.id ?? "") : "",

@@ -10,6 +10,7 @@ enum ConsoleRenderer {
         "message": LayoutTemplates.message, "confirm": LayoutTemplates.confirm, "agents": AgentTemplates.agents,
         "newAgent": AgentTemplates.newAgent, "pairing": AgentTemplates.pairing, "detail": AgentTemplates.detail, "admin": AdminTemplates.admin,
         "projects": AdminTemplates.projects, "issues": AdminTemplates.issues, "issue": AdminTemplates.issue,
+        "approvals": LayoutTemplates.approvals,
     ]
 
     static let library: MustacheLibrary = {
@@ -24,6 +25,7 @@ enum ConsoleRenderer {
     static func page(_ template: String, title: String, context: [String: Any], signedIn: SignedInUser?) -> String {
         let body = library.render(context, withTemplate: template) ?? ""
         var frame: [String: Any] = ["title": title, "body": body]
+        if let refresh = context["refresh"] { frame["refresh"] = refresh }
         if let signedIn {
             frame["user"] = ["name": signedIn.user.name, "isAdmin": signedIn.user.isAdmin, "csrf": signedIn.csrfToken] as [String: Any]
         }

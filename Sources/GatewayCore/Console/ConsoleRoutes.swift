@@ -185,6 +185,21 @@ extension GatewayHTTPServer {
                 return Self.redirect("/console/agents/\(agentID)")
             }
         }
+        router.get("console/approvals") { request, context in
+            await self.consolePage(request, context) { pages, _ in
+                self.render("approvals", "Approvals", try await pages.approvals(refreshSeconds: 5), pages)
+            }
+        }
+        for verdict in ["approve", "deny"] {
+            router.post(RouterPath("console/approvals/:request/\(verdict)")) { request, context in
+                await self.consolePage(request, context, changes: true) { pages, form in
+                    let id = try context.parameters.require("request")
+                    _ = try await pages.service.decide(requestID: id, approve: verdict == "approve", reason: form["reason"]?.first)
+                    self.gateway.shared.announceDecision(id)
+                    return Self.redirect("/console/approvals")
+                }
+            }
+        }
         router.get("console/admin") { request, context in
             await self.consolePage(request, context) { pages, _ in self.render("admin", "Admin", try await pages.admin(), pages) }
         }

@@ -129,6 +129,25 @@ extension GatewayHTTPServer {
                 Self.json(["actions": .array(try await service.actions().map(OwnerActionLog.json))])
             }
         }
+        api.get("approvals") { request, context in
+            await self.ownerAPI(request, context) { service, _ in
+                let pendingOnly = request.uri.queryParameters.get("status") != "all"
+                let moment = self.gateway.now
+                return Self.json(["requests": .array(try await service.approvals(pendingOnly: pendingOnly).map { GatewayAdmin.json($0, at: moment) })]
+                )
+            }
+        }
+        for verdict in ["approve", "deny"] {
+            api.post(RouterPath("approvals/:request/\(verdict)")) { request, context in
+                await self.ownerAPI(request, context, changes: true) { service, _ in
+                    let body = (try? await Self.readJSON(request, limit: ConsoleHTTP.bodyLimit)) ?? [:]
+                    let id = try context.parameters.require("request")
+                    let decided = try await service.decide(requestID: id, approve: verdict == "approve", reason: body["reason"]?.stringValue)
+                    self.gateway.shared.announceDecision(id)
+                    return Self.json(["request": GatewayAdmin.json(decided, at: self.gateway.now)])
+                }
+            }
+        }
         api.get("admin/users") { request, context in
             await self.ownerAPI(request, context) { service, _ in Self.json(["users": .array(try await service.users().map(Self.userJSON))]) }
         }

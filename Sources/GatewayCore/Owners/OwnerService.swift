@@ -117,6 +117,26 @@ public struct OwnerService: Sendable {
         return try await admin.store.read { try $0.ownerActions(userID: viewer.isAdmin ? nil : viewer.id, limit: min(limit, 200)) }
     }
 
+    // MARK: Approvals
+
+    /// Approval requests the viewer may decide or follow, newest first: those of the viewer's
+    /// agents, and for an admin every request.
+    public func approvals(pendingOnly: Bool, limit: Int = 100) async throws -> [ApprovalRequestRecord] {
+        try await admin.approvalRequests(ownerID: viewer.isAdmin ? nil : viewer.id, pendingOnly: pendingOnly, limit: min(limit, 200))
+    }
+
+    /// Approves or denies a request as the viewer (see ``GatewayAdmin/decideApproval(id:approve:reason:by:)``).
+    public func decide(requestID: String, approve: Bool, reason: String?) async throws -> ApprovalRequestRecord {
+        try await admin.decideApproval(id: requestID, approve: approve, reason: reason, by: actor)
+    }
+
+    /// The viewer's break-glass grant in force, if any.
+    public func breakGlass() async throws -> BreakGlassGrantRecord? {
+        guard viewer.isAdmin else { return nil }
+        let (viewer, moment) = (viewer, now)
+        return try await admin.store.read { try $0.breakGlassGrants(adminID: viewer.id, activeAt: moment, limit: 1).first }
+    }
+
     // MARK: Admin
 
     public func users() async throws -> [UserRecord] {

@@ -26,6 +26,10 @@ public final class Gateway: Sendable {
     /// Rate-limited tool calls audited once per agent per second.
     let refusalSampler = RefusalAuditSampler()
     private let origins = NIOLockedValueBox<[String]>([])
+    /// The capability policy in force (``CapabilityPolicy``), replaced whole on reload.
+    let policyBox: NIOLockedValueBox<CapabilityPolicy>
+    /// Announces new approval requests (`configuration.approvalWebhook`).
+    let webhook: ApprovalWebhook?
 
     /// - Throws: ``SodiumKit/CryptoError`` when libsodium cannot initialise (no random source).
     public init(store: any GatewayStore, hashKey: [UInt8], configuration: GatewayConfiguration) throws(CryptoError) {
@@ -33,6 +37,8 @@ public final class Gateway: Sendable {
         self.store = store
         self.hashKey = hashKey
         self.configuration = configuration
+        self.policyBox = NIOLockedValueBox(configuration.policy)
+        self.webhook = configuration.approvalWebhook.map { ApprovalWebhook(settings: $0) }
         var pairingPolicy = PairingGuard.Policy()
         pairingPolicy.perAddress.free = configuration.pairingFailuresPerMinute
         pairingPolicy.perPrefix.free = configuration.pairingFailuresPerPrefix

@@ -3,6 +3,10 @@ import NIOCore
 
 /// Settings of one running gateway.
 public struct GatewayConfiguration: Sendable {
+    /// The capability policy at start (`serve --policy FILE`); the built-in one makes reads low and writes medium.
+    public var policy = CapabilityPolicy.builtIn
+    /// Where new approval requests are announced, if anywhere (`serve --approval-webhook`).
+    public var approvalWebhook: ApprovalWebhookSettings?
     /// Lifetime of a session token (15 minutes: a token copied out of a killed sidecar's memory
     /// works at most this long; the sidecar renews a minute before the end).
     public var sessionTTLSeconds: Int = 900

@@ -110,7 +110,10 @@ extension GatewayHTTPServer {
         case "ping":
             return Self.json(Self.rpcResult(id: id, result: [:]))
         case "tools/list":
-            let tools = gateway.visibleTools(principal).map { $0.mcpDescription(protocolVersion: session.protocolVersion) }
+            let policy = gateway.policy
+            let tools = gateway.visibleTools(principal).map {
+                $0.mcpDescription(protocolVersion: session.protocolVersion, tierNote: policy.tierNote(for: $0, ownerName: principal.owner.name))
+            }
             return Self.json(Self.rpcResult(id: id, result: ["tools": .array(tools)]))
         case "tools/call":
             guard let name = params["name"]?.stringValue else {
@@ -181,14 +184,17 @@ extension GatewayHTTPServer {
         case .progress(let message):
             let body = ResponseBody { writer in
                 var step = 1
+                var waited = false
                 func event(_ value: JSONValue) -> ByteBuffer {
                     ByteBuffer(bytes: Array("event: message\ndata: ".utf8) + value.serialized() + Array("\n\n".utf8))
                 }
+                // Two steps (checked, stored); a call waiting for an approval sends more, and then
+                // no total: progress must only grow, and must not pass a total it announced.
                 func progress(_ text: String) -> JSONValue {
-                    [
-                        "jsonrpc": "2.0", "method": "notifications/progress",
-                        "params": ["progressToken": progressToken, "progress": .int(step), "total": 2, "message": .string(text)],
-                    ]
+                    var params: JSONObject = ["progressToken": progressToken, "progress": .int(step), "message": .string(text)]
+                    if text.hasPrefix("waiting for ") { waited = true }
+                    if !waited, step <= 2 { params["total"] = 2 }
+                    return ["jsonrpc": "2.0", "method": "notifications/progress", "params": .object(params)]
                 }
                 try await writer.write(event(progress(message)))
                 for await next in stream {

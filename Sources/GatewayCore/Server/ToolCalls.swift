@@ -106,6 +106,20 @@ extension Gateway {
         }
         // From here on the arguments match the schema, so every string in them is bounded; the
         // audit still takes only what resolves in the store.
+        do {
+            if let refusal = try await applyTier(
+                tool, arguments: argumentObject, canonical: canonical, headerKey: headerKey, principal: principal, audit: &audit,
+                progress: progress)
+            {
+                try await recordDenied(&audit, code: refusal.code, started: started, resolving: argumentObject)
+                return Self.errorResult(refusal)
+            }
+        } catch {
+            let failure = Self.asGatewayError(error)
+            if failure == .tooManyCallsWaiting { throw failure }
+            try await recordDenied(&audit, code: failure.code, started: started, resolving: argumentObject)
+            return Self.errorResult(failure)
+        }
         let tools = TrackerTools(tool: tool, arguments: argumentObject, principal: principal, now: audit.at)
         if tool.readOnly {
             do {

@@ -141,8 +141,23 @@ final class PostgresSharedState: SharedState {
                     do {
                         let connection = try await pool.connectDedicated()
                         do {
-                            try await connection.listen(on: Self.claimChannel) { notifications in
-                                for try await notification in notifications { releases.signal(notification.payload) }
+                            // One connection listens on both channels: released claims, and
+                            // approval decisions (``PostgresTransaction/approvalChannel``).
+                            try await connection.listen(on: Self.claimChannel) { claims in
+                                try await connection.listen(on: PostgresTransaction.approvalChannel) { decisions in
+                                    try await withThrowingTaskGroup(of: Void.self) { group in
+                                        group.addTask {
+                                            for try await notification in claims { releases.signal(notification.payload) }
+                                        }
+                                        group.addTask {
+                                            for try await notification in decisions {
+                                                releases.signal(DecisionSignal.key(notification.payload))
+                                            }
+                                        }
+                                        _ = try await group.next()
+                                        group.cancelAll()
+                                    }
+                                }
                             }
                         } catch {}
                         try? await connection.close()
@@ -151,6 +166,15 @@ final class PostgresSharedState: SharedState {
                 }
             }
         }
+    }
+
+    // MARK: Approval decisions
+
+    func announceDecision(_ requestID: String) { releases.signal(DecisionSignal.key(requestID)) }
+
+    func waitForDecision(of requestID: String, milliseconds: Int64) async {
+        startListening()
+        await releases.wait(for: DecisionSignal.key(requestID), milliseconds: milliseconds)
     }
 
     // MARK: Pairing guard

@@ -48,6 +48,12 @@ final class ProcessSharedState: SharedState {
     func closeMCPSession(_ id: String, agentID: String, now: Int64) async throws -> Bool {
         mcpSessions.close(id, agentID: agentID)
     }
+
+    func announceDecision(_ requestID: String) { releases.signal(DecisionSignal.key(requestID)) }
+
+    func waitForDecision(of requestID: String, milliseconds: Int64) async {
+        await releases.wait(for: DecisionSignal.key(requestID), milliseconds: milliseconds)
+    }
 }
 
 /// Per-agent token buckets (``RateBucketKind``): `rate` tokens a minute, burst = rate.

@@ -34,6 +34,19 @@ protocol SharedState: Sendable {
     func mcpSession(_ id: String, agentID: String, epoch: String) async throws -> MCPSessionEntry?
     /// Ends the agent's MCP session; `false` when it has no open session with this id.
     func closeMCPSession(_ id: String, agentID: String, now: Int64) async throws -> Bool
+
+    /// Wakes this instance's calls waiting for the approval request (its decision was just
+    /// committed here). Other instances learn it from the store's `NOTIFY` on PostgreSQL.
+    func announceDecision(_ requestID: String)
+    /// Returns when the request may have been decided, here or on another instance, or after
+    /// `milliseconds` at most (the caller reads the request again and loops: a wake-up can be
+    /// missed, and a decision by another process on SQLite, the admin CLI's, sends none).
+    func waitForDecision(of requestID: String, milliseconds: Int64) async
+}
+
+/// The key under which ``ReleaseSignals`` wakes calls waiting for a decision.
+enum DecisionSignal {
+    static func key(_ requestID: String) -> String { "decision:" + requestID }
 }
 
 /// An agent's token buckets.

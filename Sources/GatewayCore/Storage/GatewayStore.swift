@@ -77,6 +77,21 @@ public protocol StoreReader {
     func issueChanges(issueID: String, limit: Int) throws -> [IssueChangeRecord]
     /// Owner and admin actions, newest first: all of them, or those by or about one person.
     func ownerActions(userID: String?, limit: Int) throws -> [OwnerActionRecord]
+
+    // Approvals and break-glass grants (ApprovalRecords.swift, migration v5-approvals).
+    func approvalRequest(id: String) throws -> ApprovalRequestRecord?
+    /// The request a retry resumes, for these arguments (`fingerprint` covers the tool): pending or
+    /// approved, not yet used by a call; the session's newest, else the device's newest (the
+    /// sidecar renews its session token every few minutes, and a retry after that is the same call).
+    func resumableApprovalRequest(sessionID: String, deviceID: String, fingerprint: String) throws -> ApprovalRequestRecord?
+    /// An approved session-wide request of the session for the tool on the project (nil project: none).
+    func sessionApproval(sessionID: String, tool: String, project: String?) throws -> ApprovalRequestRecord?
+    /// Requests, newest first.
+    func approvalRequests(_ query: ApprovalQuery) throws -> [ApprovalRequestRecord]
+    /// How many of the agent's requests are pending and not expired at `at`.
+    func openApprovalRequestCount(agentID: String, at: Int64) throws -> Int
+    /// Break-glass grants, newest first: all, or one admin's; with `activeAt`, only those in force then.
+    func breakGlassGrants(adminID: String?, activeAt: Int64?, limit: Int) throws -> [BreakGlassGrantRecord]
 }
 
 /// Reads and writes inside a transaction. Inserts and updates only.
@@ -129,4 +144,18 @@ public protocol StoreWriter: StoreReader {
     func endBrowserSessions(userID: String, at: Int64) throws
     func insertIssueChange(_ change: IssueChangeRecord) throws
     func insertOwnerAction(_ action: OwnerActionRecord) throws
+
+    func insertApprovalRequest(_ request: ApprovalRequestRecord) throws
+    /// Decides a pending request not expired at `at`; `false` when it was not pending (or expired).
+    /// On PostgreSQL the decision is announced (`NOTIFY`) when the transaction commits, so the
+    /// waiting call wakes on whichever gateway instance holds it.
+    func decideApprovalRequest(
+        id: String, status: String, decidedBy: String?, at: Int64, reason: String?, breakGlassID: String?
+    ) throws -> Bool
+    /// Marks an approved request as used by the call whose audit event is `auditID`; `false` when
+    /// another call used it first (a call-wide approval runs one call).
+    func markApprovalUsed(id: String, auditID: String) throws -> Bool
+    func insertBreakGlassGrant(_ grant: BreakGlassGrantRecord) throws
+    /// Ends a grant before its expiry; `false` when it was not in force.
+    func endBreakGlassGrant(id: String, at: Int64) throws -> Bool
 }

@@ -124,6 +124,7 @@ public final class PostgresGatewayStore: GatewayStore {
         ("v2-work-session-notes", PostgresSchema.v2),
         ("v3-owners-and-console", PostgresSchema.v3),
         ("v4-shared-state", PostgresSchema.v4),
+        ("v5-approvals", PostgresSchema.v5),
     ]
 
     /// Applies the migrations not yet recorded in `gatewayMigration`, each in its own transaction

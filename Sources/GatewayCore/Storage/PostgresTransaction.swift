@@ -207,12 +207,13 @@ struct PostgresTransaction: StoreWriter {
         )
     }
     static let auditColumns =
-        "id, at, agentID, ownerID, deviceID, sessionID, tool, project, targetIDs, argumentsSHA256, outcome, errorCode, idempotencyKeyHash, replayed, latencyMicroseconds"
+        "id, at, agentID, ownerID, deviceID, sessionID, tool, project, targetIDs, argumentsSHA256, outcome, errorCode, idempotencyKeyHash, replayed, latencyMicroseconds, tier, approvalID"
     static func audit(_ c: inout PostgresColumns) throws -> AuditEventRecord {
         AuditEventRecord(
             id: try c.next(), at: try c.next(), agentID: try c.next(), ownerID: try c.next(), deviceID: try c.next(), sessionID: try c.next(),
             tool: try c.next(), project: try c.next(), targetIDs: try c.strings(), argumentsSHA256: try c.next(), outcome: try c.next(),
-            errorCode: try c.next(), idempotencyKeyHash: try c.next(), replayed: try c.next(), latencyMicroseconds: try c.next())
+            errorCode: try c.next(), idempotencyKeyHash: try c.next(), replayed: try c.next(), latencyMicroseconds: try c.next(),
+            tier: try c.next(), approvalID: try c.next())
     }
     static func loginLink(_ c: inout PostgresColumns) throws -> LoginLinkRecord {
         LoginLinkRecord(tokenHash: try c.next(), userID: try c.next(), createdAt: try c.next(), expiresAt: try c.next(), usedAt: try c.next())
@@ -610,11 +611,12 @@ struct PostgresTransaction: StoreWriter {
     }
     func insertAuditEvent(_ event: AuditEventRecord) throws {
         try execute(
-            "INSERT INTO auditEvent (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO auditEvent (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 .text(event.id), .int(event.at), .text(event.agentID), .text(event.ownerID), .text(event.deviceID), .text(event.sessionID),
                 .text(event.tool), .text(event.project), .text(event.targetIDs.postgresJSON), .text(event.argumentsSHA256), .text(event.outcome),
                 .text(event.errorCode), .text(event.idempotencyKeyHash), .bool(event.replayed), .int(event.latencyMicroseconds),
+                .text(event.tier), .text(event.approvalID),
             ])
     }
 

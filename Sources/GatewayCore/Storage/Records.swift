@@ -188,6 +188,10 @@ public struct AuditEventRecord: Codable, Sendable, Hashable {
     public var idempotencyKeyHash: String?
     public var replayed: Bool
     public var latencyMicroseconds: Int64
+    /// The call's tier (``Tier``) when the policy put it above low: medium calls are flagged by it.
+    public var tier: String? = nil
+    /// The approval request the call waited for or ran under (``ApprovalRequestRecord``).
+    public var approvalID: String? = nil
 }
 
 /// Filters for `search_issues`, already resolved to ids.

@@ -140,6 +140,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         // database and keeps that state in memory (`ProcessSharedState`); the migration is recorded
         // all the same, so that both backends list the same migrations.
         migrator.registerMigration("v4-shared-state") { _ in }
+        registerApprovalMigrations(&migrator)
         return migrator
     }
 }
@@ -386,13 +387,13 @@ struct SQLiteTransaction: StoreWriter {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO auditEvent (id, at, agentID, ownerID, deviceID, sessionID, tool, project, targetIDs, argumentsSHA256,
-                    outcome, errorCode, idempotencyKeyHash, replayed, latencyMicroseconds)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    outcome, errorCode, idempotencyKeyHash, replayed, latencyMicroseconds, tier, approvalID)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         try statement.execute(arguments: [
             event.id, event.at, event.agentID, event.ownerID, event.deviceID, event.sessionID, event.tool, event.project,
             JSONValue.array(event.targetIDs.map { .string($0) }).jsonText, event.argumentsSHA256, event.outcome, event.errorCode,
-            event.idempotencyKeyHash, event.replayed, event.latencyMicroseconds,
+            event.idempotencyKeyHash, event.replayed, event.latencyMicroseconds, event.tier, event.approvalID,
         ])
     }
 }

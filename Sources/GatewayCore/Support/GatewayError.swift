@@ -143,6 +143,34 @@ public struct GatewayError: HTTPResponseError, Sendable, Hashable, CustomStringC
         GatewayError(code: .notSupported, status: 501, message: message)
     }
 
+    // MARK: Approvals (issue 17)
+
+    public static func approvalDenied(by approver: String, reason: String, requestID: String) -> GatewayError {
+        GatewayError(
+            code: .approvalDenied, status: 403,
+            message: "\(approver) denied this call (request \(requestID)): \(reason); do not retry it unchanged, tell the user and ask how to go on")
+    }
+    public static func approvalPending(approver: String, requestID: String, openMinutes: Int) -> GatewayError {
+        GatewayError(
+            code: .approvalPending, status: 409,
+            message:
+                "no decision yet: request \(requestID) waits for \(approver) to approve; it stays open \(openMinutes) more minute\(openMinutes == 1 ? "" : "s"), and calling again with the same arguments resumes the wait (no second request, the change happens at most once)",
+            retryable: true)
+    }
+    public static func approvalExpired(requestID: String) -> GatewayError {
+        GatewayError(
+            code: .approvalExpired, status: 409,
+            message: "request \(requestID) expired without a decision; call again to ask anew, and tell the user who must approve")
+    }
+    public static func breakGlassRequired(tool: String, project: String?) -> GatewayError {
+        let place = project.map { " on project \($0)" } ?? ""
+        return GatewayError(
+            code: .breakGlassRequired, status: 403,
+            message:
+                "\(tool)\(place) is critical: it runs only after an admin who holds a break-glass grant approves it, and no admin holds one now; ask an admin (`agent-gateway breakglass open`)"
+        )
+    }
+
     public static let databaseUnavailable = GatewayError(
         code: .databaseUnavailable, status: 503,
         message: "the gateway's database did not answer; retry in a few seconds (writes with the same idempotencyKey)", retryable: true,

@@ -28,12 +28,13 @@ public struct ToolDefinition: Sendable {
     public let inputSchema: JSONValue
     public let outputSchema: JSONValue
 
-    /// The MCP `Tool` object for a session that negotiated `protocolVersion`.
-    public func mcpDescription(protocolVersion: String) -> JSONValue {
+    /// The MCP `Tool` object for a session that negotiated `protocolVersion`; `tierNote` (the
+    /// capability tier in words) follows the description.
+    public func mcpDescription(protocolVersion: String, tierNote: String? = nil) -> JSONValue {
         var tool: JSONObject = ["name": .string(name)]
         let modern = protocolVersion >= "2025-06-18"
         if modern { tool["title"] = .string(title) }
-        tool["description"] = .string(description)
+        tool["description"] = .string(tierNote.map { description + " " + $0 } ?? description)
         tool["inputSchema"] = inputSchema
         if modern { tool["outputSchema"] = outputSchema }
         tool["annotations"] = [

@@ -17,7 +17,9 @@ public struct BridgeConfiguration: Sendable {
     public var bearerToken: String?
     public var caFile: String?
     public var connectTimeout: Duration = .seconds(5)
-    public var requestTimeout: Duration = .seconds(120)
+    /// Longer than the longest approval wait a gateway policy allows (300 s), so that a call held
+    /// for a person's decision is not cut off here first.
+    public var requestTimeout: Duration = .seconds(330)
     public var serveOptions = ServeOptions()
     /// Probe the upstream for the stateless 2026-07-28 revision (`server/discover`) before
     /// `initialize`. Paired mode turns it off: the gateway contract speaks 2025-03-26 to 2025-11-25,

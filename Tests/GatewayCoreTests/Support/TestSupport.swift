@@ -268,7 +268,7 @@ final class GatewayProcess: @unchecked Sendable {
     @discardableResult
     func admin(_ arguments: [String]) throws -> String {
         guard let command = arguments.first else { return "" }
-        if ["agent", "owner", "device", "session"].contains(command) {
+        if ["agent", "owner", "device", "session", "approvals", "breakglass"].contains(command) {
             return try runGatewayCommand(Array(arguments.prefix(2)) + ["--db", database] + Array(arguments.dropFirst(2)))
         }
         return try runGatewayCommand([command, "--db", database] + Array(arguments.dropFirst()))

@@ -93,7 +93,7 @@ enum AgentTemplates {
         </form>
         {{#hasEvents}}
         <table class="audit" id="audit"><thead><tr><th>Time</th><th>Tool</th><th>Project</th><th>Outcome</th></tr></thead><tbody>
-        {{#events}}<tr><td data-label="Time">{{time}}</td><td data-label="Tool"><code>{{tool}}</code></td><td data-label="Project">{{project}}</td><td data-label="Outcome"><span class="outcome outcome-{{outcome}}">{{outcome}}</span> {{errorCode}}</td></tr>{{/events}}
+        {{#events}}<tr><td data-label="Time">{{time}}</td><td data-label="Tool"><code>{{tool}}</code></td><td data-label="Project">{{project}}</td><td data-label="Outcome"><span class="outcome outcome-{{outcome}}">{{outcome}}</span> {{errorCode}} <span class="tier">{{tier}}</span></td></tr>{{/events}}
         </tbody></table>
         {{#nextCursor}}<p><a href="/console/agents/{{id}}?cursor={{nextCursor}}&amp;tool={{filterTool}}&amp;outcome={{filterOutcome}}">Older events</a></p>{{/nextCursor}}
         {{/hasEvents}}
