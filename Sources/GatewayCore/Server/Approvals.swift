@@ -99,7 +99,10 @@ extension Gateway {
             webhook?.announce(request, agentName: principal.agent.name, at: moment, console: acceptedOrigins.first.map { $0 + "/console/approvals" })
         }
         if created, decision.tier == .critical {
-            Self.loud("critical request \(request.id): agent \(principal.agent.id) (owner \(principal.owner.id)) asks to \(request.summary)")
+            // Ids, the tool and the project only: the summary quotes arguments, and no argument text goes to a log.
+            Self.loud(
+                "critical request \(request.id): agent \(principal.agent.id) (owner \(principal.owner.id)) asks to run \(tool.name) on \(project ?? "no project")"
+            )
         }
         let approver = Self.approverWords(decision.approvers, owner: principal.owner, critical: decision.tier == .critical)
         // The connection of a call in progress is closed `--idle-timeout` after its request ended:
@@ -140,7 +143,7 @@ extension Gateway {
     }
 
     /// A line on stderr for what must not pass unnoticed: critical requests, break-glass grants and
-    /// their use. Ids and summaries only, never a secret.
+    /// their use. Ids, tools, projects and the admin's own reason; never a secret, never an argument.
     static func loud(_ line: String) {
         Descriptor.writeStandardError("agent-gateway: BREAK-GLASS: \(line.flattenedToOneLine(limit: 500))\n")
     }
