@@ -25,7 +25,7 @@ struct AgentGatewayCommand: AsyncParsableCommand {
         abstract: "The reference Agent Gateway: scoped, audited access for local agents to an embedded task tracker.",
         subcommands: [
             Serve.self, Initialize.self, SeedDemo.self, User.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self, Policy.self,
-            Approvals.self, BreakGlass.self,
+            Approvals.self, BreakGlass.self, Backup.self,
         ])
 
     /// A mistyped subcommand gets a suggestion instead of ArgumentParser's bare "unexpected argument".
