@@ -23,6 +23,7 @@ struct AgentGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-gateway",
         abstract: "The reference Agent Gateway: scoped, audited access for local agents to an embedded task tracker.",
+        version: BuildInfo.versionLine(program: "agent-gateway"),
         subcommands: [
             Serve.self, Initialize.self, SeedDemo.self, User.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self, Policy.self,
             Approvals.self, BreakGlass.self, Backup.self,
