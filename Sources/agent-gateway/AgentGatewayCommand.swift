@@ -23,9 +23,10 @@ struct AgentGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-gateway",
         abstract: "The reference Agent Gateway: scoped, audited access for local agents to an embedded task tracker.",
+        version: BuildInfo.versionLine(program: "agent-gateway"),
         subcommands: [
             Serve.self, Initialize.self, SeedDemo.self, User.self, Agent.self, Device.self, Session.self, Owner.self, Audit.self, Policy.self,
-            Approvals.self, BreakGlass.self,
+            Approvals.self, BreakGlass.self, Backup.self,
         ])
 
     /// A mistyped subcommand gets a suggestion instead of ArgumentParser's bare "unexpected argument".
@@ -165,6 +166,14 @@ struct Serve: AsyncParsableCommand {
     var approvalWebhook: String?
     @Option(name: .customLong("approval-webhook-secret-file"), help: "The HMAC key for --approval-webhook (16 to 4096 bytes).")
     var approvalWebhookSecretFile: String?
+    @Option(
+        name: .customLong("metrics-port"),
+        help: "Serve Prometheus metrics at GET /metrics on this port, a listener of its own (0 picks one); off without it.")
+    var metricsPort: Int?
+    @Option(
+        name: .customLong("metrics-host"),
+        help: "The address of the metrics listener: loopback unless you mean it (the scrape shows tool names and call counts).")
+    var metricsHost = "127.0.0.1"
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -241,19 +250,52 @@ struct Serve: AsyncParsableCommand {
         let databaseName = store.displayName
         let server = GatewayHTTPServer(gateway: gateway)
         let host = self.host
+        let metrics = try await startMetrics(gateway: gateway, logger: logger)
+        defer { metrics?.task.cancel() }
         let trackerName = configuration.plane.map(\.description) ?? "embedded"
         let app = server.makeApplication(host: host, port: port, logger: logger) { boundPort in
             let urlHost = host.contains(":") ? "[\(host)]" : host
             let url = "http://\(urlHost):\(boundPort)"
             gateway.adoptListenOrigins(OriginFormat.listenOrigins(host: host, port: boundPort))
-            printLine(JSONValue.object(["url": .string(url)]).jsonText)
+            var listening: JSONObject = ["url": .string(url)]
+            if let metrics { listening["metricsUrl"] = .string(metrics.url) }
+            printLine(JSONValue.object(listening).jsonText)
             logger.info(
                 "agent-gateway listening",
-                metadata: ["url": "\(url)", "db": "\(databaseName)", "tracker": "\(trackerName)"])
+                metadata: ["url": "\(url)", "db": "\(databaseName)", "tracker": "\(trackerName)", "metrics": "\(metrics?.url ?? "off")"])
         }
         let reload = policy.map { Self.reloadOnHangUp(gateway: gateway, path: $0, logger: logger) }
         try await app.runService()
         reload?.cancel()
+    }
+
+    /// Starts the metrics listener (`--metrics-port`) before the gateway's, so that the one line
+    /// `serve` prints once listening can name both; a port that cannot be bound refuses to start.
+    func startMetrics(gateway: Gateway, logger: Logger) async throws -> (url: String, task: Task<Void, any Error>)? {
+        guard let metricsPort else { return nil }
+        guard (0...65_535).contains(metricsPort), metricsPort != port || port == 0 else {
+            throw ValidationError("--metrics-port must be 0 to 65535 and not the gateway's --port")
+        }
+        if !["127.0.0.1", "::1", "localhost"].contains(metricsHost) {
+            logger.warning("the metrics listener is not on loopback; keep it off the internet", metadata: ["host": "\(metricsHost)"])
+        }
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = GatewayMetricsServer(gateway: gateway).makeApplication(host: metricsHost, port: metricsPort, logger: logger) { bound in
+            continuation.yield(bound)
+            continuation.finish()
+        }
+        let task = Task {
+            defer { continuation.finish() }
+            try await app.run()
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let bound = await iterator.next() else {
+            let reason = await task.result.failureDescription
+            throw CommandFailure(
+                description: "cannot listen for metrics on \(metricsHost):\(metricsPort) (\(reason)); pick another --metrics-port")
+        }
+        let urlHost = metricsHost.contains(":") ? "[\(metricsHost)]" : metricsHost
+        return ("http://\(urlHost):\(bound)/metrics", task)
     }
 
     /// Reloads the policy file on SIGHUP; an invalid file is refused with its line and reason, and
@@ -286,5 +328,13 @@ struct SeedDemo: AsyncParsableCommand {
             let result = try await store.admin(creating: true).seedDemo()
             printLine(store.json ? result.jsonText : (result["seeded"]?.boolValue == true ? "seeded WEB and OPS" : "already seeded"))
         } catch { throw fail(error) }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The error's text, or that there was none.
+    var failureDescription: String {
+        if case .failure(let error) = self { return "\(error)" }
+        return "the listener stopped"
     }
 }

@@ -19,7 +19,7 @@ struct AgentSidecar: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-sidecar",
         abstract: "Scoped, audited, revocable access to a task tracker for local coding agents, over MCP.",
-        version: SidecarIdentity.version,
+        version: BuildInfo.versionLine(program: "agent-sidecar"),
         subcommands: [Setup.self, Serve.self, Status.self, Logout.self, Doctor.self]
     )
 

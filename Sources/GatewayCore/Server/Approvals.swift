@@ -111,6 +111,8 @@ extension Gateway {
         let deadline = GatewayClock.monotonicNanoseconds() + UInt64(waitSeconds) * 1_000_000_000
         var nextProgress: UInt64 = 0
         var current = request
+        metrics.approvalsWaiting.increment()
+        defer { metrics.approvalsWaiting.decrement() }
         while true {
             switch current.effectiveStatus(at: now) {
             case ApprovalStatus.approved: return .proceed(approvalID: current.id)

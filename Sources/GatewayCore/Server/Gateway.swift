@@ -25,6 +25,8 @@ public final class Gateway: Sendable {
     let tracker: any Tracker
     /// Rate-limited tool calls audited once per agent per second.
     let refusalSampler = RefusalAuditSampler()
+    /// The Prometheus metrics (``GatewayMetricsServer`` serves them).
+    public let metrics = GatewayMetrics()
     private let origins = NIOLockedValueBox<[String]>([])
     /// The capability policy in force (``CapabilityPolicy``), replaced whole on reload.
     let policyBox: NIOLockedValueBox<CapabilityPolicy>
@@ -355,5 +357,13 @@ public final class Gateway: Sendable {
         }
         StoreTrouble.report("a call failed inside the gateway: \(String(describing: error))")
         return .internalError
+    }
+}
+
+extension Gateway {
+    /// The Prometheus text exposition of ``metrics``, with the open MCP sessions counted now (left
+    /// at the last count when the store cannot answer).
+    public func metricsExposition() async -> [UInt8] {
+        metrics.exposition(openMCPSessions: try? await shared.openMCPSessionCount())
     }
 }

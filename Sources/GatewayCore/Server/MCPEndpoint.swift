@@ -83,7 +83,7 @@ extension GatewayHTTPServer {
             let result: JSONValue = [
                 "protocolVersion": .string(version),
                 "capabilities": ["tools": ["listChanged": false]],
-                "serverInfo": ["name": "agent-gateway", "title": "Agent Gateway", "version": "0.1.0"],
+                "serverInfo": ["name": "agent-gateway", "title": "Agent Gateway", "version": .string(BuildInfo.version)],
                 "instructions": .string(ServerInstructions.text),
             ]
             return Self.json(Self.rpcResult(id: id, result: result), headers: [.mcpSessionID: sessionID])

@@ -45,6 +45,9 @@ final class ProcessMCPSessions: Sendable {
         }
     }
 
+    /// The sessions held now.
+    var count: Int { sessions.withLockedValue { $0.entries.count } }
+
     func close(_ id: String, agentID: String) -> Bool {
         sessions.withLockedValue { sessions in
             guard sessions.entries[id]?.agentID == agentID else { return false }

@@ -41,6 +41,38 @@ extension Gateway {
         progress: (@Sendable (String) async -> Void)? = nil
     ) async throws -> JSONValue {
         let started = GatewayClock.monotonicNanoseconds()
+        do {
+            let result = try await callToolUnmeasured(
+                name: name, arguments: arguments, headerIdempotencyKey: headerIdempotencyKey, principal: principal, progress: progress)
+            let outcome: String
+            if result["isError"]?.boolValue == true {
+                outcome = result["structuredContent"]?["error"]?["code"]?.stringValue ?? "failed"
+            } else {
+                outcome = result["_meta"]?["io.agent-gateway/replayed"]?.boolValue == true ? "replayed" : "ok"
+            }
+            metrics.recordCall(tool: name, outcome: outcome, nanoseconds: GatewayClock.monotonicNanoseconds() - started)
+            return result
+        } catch {
+            let code: String
+            if let failure = error as? GatewayError {
+                code = failure.code.rawValue
+                if failure.code == .rateLimited { metrics.recordRateLimited(write: !(ToolCatalog.byName[name]?.readOnly ?? true)) }
+            } else if error is UnknownToolError {
+                code = GatewayErrorCode.unknownTool.rawValue
+            } else {
+                code = "failed"
+            }
+            metrics.recordCall(tool: name, outcome: code, nanoseconds: GatewayClock.monotonicNanoseconds() - started)
+            throw error
+        }
+    }
+
+    /// ``callTool(name:arguments:headerIdempotencyKey:principal:progress:)`` without its metrics.
+    func callToolUnmeasured(
+        name: String, arguments: JSONValue?, headerIdempotencyKey: String?, principal: Principal,
+        progress: (@Sendable (String) async -> Void)?
+    ) async throws -> JSONValue {
+        let started = GatewayClock.monotonicNanoseconds()
         let agentID = principal.agent.id
         let known = ToolCatalog.byName[name]
         var audit = AuditEventRecord(

@@ -278,6 +278,12 @@ final class PostgresSharedState: SharedState {
         return entry.agentID == agentID ? entry : nil
     }
 
+    func openMCPSessionCount() async throws -> Int {
+        try await store.unlocked(transaction: false) { statements in
+            try statements.one("SELECT count(*) FROM mcpSession WHERE endedAt IS NULL", []) { columns -> Int in Int(try columns.next(Int64.self)) }
+        } ?? 0
+    }
+
     /// Ends the session and moves the principal epoch in the same transaction, so that no instance
     /// answers from a session it saw before.
     func closeMCPSession(_ id: String, agentID: String, now: Int64) async throws -> Bool {

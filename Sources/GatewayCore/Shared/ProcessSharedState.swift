@@ -49,6 +49,8 @@ final class ProcessSharedState: SharedState {
         mcpSessions.close(id, agentID: agentID)
     }
 
+    func openMCPSessionCount() async throws -> Int { mcpSessions.count }
+
     func announceDecision(_ requestID: String) { releases.signal(DecisionSignal.key(requestID)) }
 
     func waitForDecision(of requestID: String, milliseconds: Int64) async {

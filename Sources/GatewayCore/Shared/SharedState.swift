@@ -34,6 +34,8 @@ protocol SharedState: Sendable {
     func mcpSession(_ id: String, agentID: String, epoch: String) async throws -> MCPSessionEntry?
     /// Ends the agent's MCP session; `false` when it has no open session with this id.
     func closeMCPSession(_ id: String, agentID: String, now: Int64) async throws -> Bool
+    /// The MCP sessions open now (for the metrics): in memory, or not ended in the store.
+    func openMCPSessionCount() async throws -> Int
 
     /// Wakes this instance's calls waiting for the approval request (its decision was just
     /// committed here). Other instances learn it from the store's `NOTIFY` on PostgreSQL.

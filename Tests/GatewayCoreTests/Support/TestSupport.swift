@@ -234,6 +234,8 @@ final class GatewayProcess: @unchecked Sendable {
     let database: String
     let process: SpawnedProcess
     let url: String
+    /// `serve --metrics-port`'s scrape URL, when it was given.
+    let metricsURL: String?
 
     /// `descriptorLimit` runs the server under `ulimit -n` (soft and hard), as a small host would;
     /// `shell` behind another shell command (`umask 022`).
@@ -261,6 +263,7 @@ final class GatewayProcess: @unchecked Sendable {
             throw TestFailure("serve did not print its URL within 30 s: \(firstLine.get() ?? "(nothing)")")
         }
         self.url = url
+        metricsURL = (try? JSONValue(parsing: line))?["metricsUrl"]?.stringValue
     }
 
     var port: Int { Int(url.split(separator: ":").last!)! }
