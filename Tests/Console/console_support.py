@@ -52,17 +52,18 @@ class StdioClient:
         self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
         return request_id
 
-    def answer(self, request_id, notifications, timeout=STEP_TIMEOUT):
+    def answer(self, request_id, notifications, timeout=STEP_TIMEOUT, what=None):
         """The response to `request_id`; notifications read on the way are appended to the list."""
+        what = what or f"request {request_id}"
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            expect(remaining > 0, f"no answer to request {request_id} within {timeout} s")
+            expect(remaining > 0, f"no answer to {what} within {timeout} s")
             try:
                 line = self.lines.get(timeout=remaining)
             except queue.Empty:
-                raise StepFailed(f"no answer to request {request_id} within {timeout} s")
-            expect(line is not None, f"the sidecar closed stdout before answering request {request_id}")
+                raise StepFailed(f"no answer to {what} within {timeout} s")
+            expect(line is not None, f"the sidecar closed stdout before answering {what}")
             message = json.loads(line)
             if message.get("id") == request_id:
                 return message
@@ -70,18 +71,5 @@ class StdioClient:
                 notifications.append(message)
 
     def request(self, method, params, timeout=STEP_TIMEOUT):
-        request_id = self.next_id
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            expect(remaining > 0, f"no answer to {method} within {timeout} s")
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                raise StepFailed(f"no answer to {method} within {timeout} s")
-            expect(line is not None, f"the sidecar closed stdout before answering {method}")
-            message = json.loads(line)
-            if message.get("id") == request_id:
-                return message
+        """Sends a request and returns its response (notifications on the way are dropped)."""
+        return self.answer(self.start_request(method, params), [], timeout, what=method)

@@ -369,21 +369,8 @@ final class WebhookReceiver: @unchecked Sendable {
     }
 
     static func start(failing: Int) async throws -> WebhookReceiver {
-        let process = try SpawnedProcess(
-            executable: "/usr/bin/env",
-            arguments: ["python3", repositoryRoot() + "/Tests/Doubles/webhook-receiver.py", "--port", "0", "--fail", String(failing)],
-            environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
-        let firstLine = LineBox()
-        let output = OutputCollector(descriptor: process.stdoutDescriptor) { line in
-            if firstLine.get() == nil { firstLine.set(line) }
-        }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        guard let line = firstLine.get(), line.hasPrefix("listening on ") else {
-            process.signal(SIGKILL)
-            throw TestFailure("the webhook receiver did not start within 30 s")
-        }
-        return WebhookReceiver(process: process, url: String(line.dropFirst("listening on ".count)))
+        let (process, url) = try await startDouble("webhook-receiver.py", ["--fail", String(failing)], name: "the webhook receiver")
+        return WebhookReceiver(process: process, url: url)
     }
 
     deinit { process.signal(SIGKILL) }

@@ -215,13 +215,7 @@ extension Gateway {
         if let project, principal.scopes(on: project)?.contains(tool.scope) != true { return nil }
         let agentID = principal.agent.id
         if !tool.readOnly, let key = arguments["idempotencyKey"]?.stringValue ?? headerKey {
-            let keyHash = idempotencyKeyHash(agentID: agentID, key: key)
-            let moment = now
-            let window = Int64(configuration.idempotencyReplaySeconds) * 1000
-            let stored = try await store.read { store in
-                try store.idempotencyRecord(agentID: agentID, keyHash: keyHash).map { moment - $0.createdAt < window } ?? false
-            }
-            if stored { return nil }
+            if try await hasReplayableRecord(agentID: agentID, keyHash: idempotencyKeyHash(agentID: agentID, key: key)) { return nil }
         }
         let fingerprint = Hex.encode(Hash.sha256(Array("\(tool.name)\n".utf8) + canonical))
         let gate = try await checkTier(

@@ -227,21 +227,26 @@ extension Gateway {
     /// committed replays at once, even while a dead holder's claim has not yet expired.
     func takeIdempotencyTurn(_ gateKey: String, keyHash: String, agentID: String, fingerprint: String) async throws -> IdempotencyTurn {
         let deadline = GatewayClock.monotonicNanoseconds() + UInt64(IdempotencyLease.waitMilliseconds) * 1_000_000
-        let replayWindow = Int64(configuration.idempotencyReplaySeconds) * 1000
         while true {
             switch try await shared.claim(gateKey, fingerprint: fingerprint, now: now) {
             case .claimed(let holder): return .claimed(holder)
             case .reusedWithOtherArguments: return .reusedWithOtherArguments
             case .inFlight:
-                let moment = now
-                let recorded = try await store.read { store in
-                    try store.idempotencyRecord(agentID: agentID, keyHash: keyHash).map { moment - $0.createdAt < replayWindow } ?? false
-                }
-                if recorded { return .recorded }
+                if try await hasReplayableRecord(agentID: agentID, keyHash: keyHash) { return .recorded }
                 let current = GatewayClock.monotonicNanoseconds()
                 guard current < deadline else { return .inFlight }
                 await shared.waitForRelease(of: gateKey, milliseconds: Int64(min(1000, (deadline - current) / 1_000_000 + 1)))
             }
+        }
+    }
+
+    /// Whether a write with this key committed within the replay window, so that a call with it
+    /// replays instead of writing (or asking anyone) again.
+    func hasReplayableRecord(agentID: String, keyHash: String) async throws -> Bool {
+        let moment = now
+        let window = Int64(configuration.idempotencyReplaySeconds) * 1000
+        return try await store.read { store in
+            try store.idempotencyRecord(agentID: agentID, keyHash: keyHash).map { moment - $0.createdAt < window } ?? false
         }
     }
 

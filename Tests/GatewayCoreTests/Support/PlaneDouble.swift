@@ -32,22 +32,9 @@ final class PlaneDouble: @unchecked Sendable {
         let keyFile = directory + "/plane-api-key"
         let key = "plane_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         _ = FileManager.default.createFile(atPath: keyFile, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
-        let script = repositoryRoot() + "/Tests/Doubles/plane-api-double.py"
-        let process = try SpawnedProcess(
-            executable: "/usr/bin/env",
-            arguments: ["python3", script, "--port", "0", "--api-key-file", keyFile, "--rate-limit", String(rateLimit)],
-            environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
-        let firstLine = LineBox()
-        let output = OutputCollector(descriptor: process.stdoutDescriptor) { line in
-            if firstLine.get() == nil { firstLine.set(line) }
-        }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        guard let line = firstLine.get(), line.hasPrefix("listening on ") else {
-            process.signal(SIGKILL)
-            throw TestFailure("the Plane double did not start within 30 s: \(firstLine.get() ?? "(nothing)")")
-        }
-        return PlaneDouble(process: process, url: String(line.dropFirst("listening on ".count)), keyFile: keyFile, key: key)
+        let (process, url) = try await startDouble(
+            "plane-api-double.py", ["--api-key-file", keyFile, "--rate-limit", String(rateLimit)], name: "the Plane double")
+        return PlaneDouble(process: process, url: url, keyFile: keyFile, key: key)
     }
 
     deinit { process.signal(SIGKILL) }
@@ -119,4 +106,24 @@ extension GatewayProcess {
 func repositoryRoot() -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
+}
+
+/// Starts a test double of Tests/Doubles (`python3 SCRIPT --port 0 ARGUMENTS…`) and waits, up to
+/// 30 s and without holding a thread of the cooperative pool, for its `listening on URL` line.
+func startDouble(_ script: String, _ arguments: [String], name: String) async throws -> (SpawnedProcess, String) {
+    let process = try SpawnedProcess(
+        executable: "/usr/bin/env",
+        arguments: ["python3", repositoryRoot() + "/Tests/Doubles/" + script, "--port", "0"] + arguments,
+        environment: Command.inheritedEnvironment, stdin: .null, stdout: .pipe, stderr: .null)
+    let firstLine = LineBox()
+    let output = OutputCollector(descriptor: process.stdoutDescriptor) { line in
+        if firstLine.get() == nil { firstLine.set(line) }
+    }
+    let deadline = ContinuousClock.now + .seconds(30)
+    while firstLine.get() == nil, !output.finished, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+    guard let line = firstLine.get(), line.hasPrefix("listening on ") else {
+        process.signal(SIGKILL)
+        throw TestFailure("\(name) did not start within 30 s: \(firstLine.get() ?? "(nothing)")")
+    }
+    return (process, String(line.dropFirst("listening on ".count)))
 }
