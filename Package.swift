@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
     ],
     targets: [
         // System libraries from apt (see scripts/install-deps).
@@ -32,8 +33,16 @@ let package = Package(
         // Non-variadic wrappers for curl_easy_setopt / curl_easy_getinfo, which Swift cannot call.
         .target(name: "CurlShim", dependencies: ["CCurl"]),
 
-        // Wire formats shared by the sidecar and the gateway: JSON, JSON-RPC, ULID, the session challenge.
-        .target(name: "AgentWire", swiftSettings: strictSettings),
+        // Wire formats shared by the sidecar and the gateway: JSON, JSON-RPC, ULID, the session
+        // challenge, the W3C trace context in `_meta`, and the JSON log line both write on stderr.
+        .target(
+            name: "AgentWire",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The one libsodium wrapper of both sides: random bytes, guarded secrets, constant-time
         // base64 and hex, Ed25519, XChaCha20-Poly1305, BLAKE2b and SHA-256. Nothing of ours.
         .target(name: "SodiumKit", dependencies: ["CSodium"], swiftSettings: strictSettings),
@@ -72,6 +81,7 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
@@ -110,7 +120,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        .testTarget(name: "AgentWireTests", dependencies: ["AgentWire"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "AgentWireTests",
+            dependencies: [
+                "AgentWire", .product(name: "Logging", package: "swift-log"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "SodiumKitTests", dependencies: ["SodiumKit"], swiftSettings: strictSettings),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"], swiftSettings: strictSettings),
         .testTarget(

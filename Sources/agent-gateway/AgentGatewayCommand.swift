@@ -174,9 +174,19 @@ struct Serve: AsyncParsableCommand {
         name: .customLong("metrics-host"),
         help: "The address of the metrics listener: loopback unless you mean it (the scrape shows tool names and call counts).")
     var metricsHost = "127.0.0.1"
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log lines on stderr as text or json (one object per line, for a log collector); env AGENT_GATEWAY_LOG_FORMAT.")
+    var logFormat: String?
+    @Option(
+        name: .customLong("log-level"),
+        help: "The least level logged: trace, debug, info (each tools/call), notice, warning, error, critical; env AGENT_GATEWAY_LOG_LEVEL.")
+    var logLevel: String?
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        do { _ = try StandardErrorLog.bootstrap(level: logLevel, format: logFormat, environmentPrefix: "AGENT_GATEWAY") } catch {
+            throw ValidationError(error.description)
+        }
         let logger = Logger(label: "agent-gateway")
         guard let durability = Durability(rawValue: durability) else { throw ValidationError("--durability must be normal or full") }
         guard sessionTTL > 0, readRate > 0, writeRate > 0 else {
@@ -203,6 +213,7 @@ struct Serve: AsyncParsableCommand {
         configuration.bodyTimeoutSeconds = bodyTimeout
         configuration.idleTimeoutSeconds = idleTimeout
         configuration.sessionTTLSeconds = sessionTTL
+        configuration.callLog = Logger(label: "agent-gateway.calls")
         guard (60...86_400).contains(consoleIdle), (consoleIdle...604_800).contains(consoleMaxAge), (60...86_400).contains(staleAfter) else {
             throw ValidationError(
                 "--console-idle-timeout must be 60 to 86400 s, --console-max-age at least that and at most 604800, --stale-after 60 to 86400")

@@ -48,16 +48,15 @@ struct LoggingOptions: ParsableArguments {
         name: .long,
         help: "Log level on stderr: trace, debug, info, notice, warning, error, critical (env AGENT_SIDECAR_LOG_LEVEL).")
     var logLevel: String?
+    @Option(
+        name: .long,
+        help: "Log lines on stderr as text or json, one object per line (env AGENT_SIDECAR_LOG_FORMAT).")
+    var logFormat: String?
 
     func makeLogger() throws -> Logger {
-        let text = logLevel ?? getenv("AGENT_SIDECAR_LOG_LEVEL").map { String(cString: $0) } ?? "info"
-        guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw ValidationError("unknown log level '\(text)'; use one of trace, debug, info, notice, warning, error, critical")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let level: Logger.Level
+        do { level = try StandardErrorLog.bootstrap(level: logLevel, format: logFormat, environmentPrefix: "AGENT_SIDECAR") } catch {
+            throw ValidationError(error.description)
         }
         var logger = Logger(label: "agent-sidecar")
         logger.logLevel = level

@@ -1,5 +1,6 @@
 import AgentWire
 import CurlHTTP
+import Logging
 import NIOConcurrencyHelpers
 import SodiumKit
 import SystemSupport
@@ -88,8 +89,8 @@ final class ApprovalWebhook: Sendable {
             return true
         }
         guard admitted else {
-            Descriptor.writeStandardError(
-                "agent-gateway: approval webhook: \(Self.maximumInFlight) deliveries already running; request \(request.id) not announced\n")
+            Gateway.operatorLog.warning(
+                "approval webhook: \(Self.maximumInFlight) deliveries already running; request \(request.id) not announced")
             return
         }
         let deliveryID = "dlv_\(ULID())"
@@ -122,8 +123,8 @@ final class ApprovalWebhook: Sendable {
                 pause *= 2
             }
         }
-        Descriptor.writeStandardError(
-            "agent-gateway: approval webhook: delivery \(deliveryID) of request \(requestID) failed (\(last)); decide it in the console or with `agent-gateway approvals`\n"
+        Gateway.operatorLog.warning(
+            "approval webhook: delivery \(deliveryID) of request \(requestID) failed (\(last)); decide it in the console or with `agent-gateway approvals`"
         )
     }
 }

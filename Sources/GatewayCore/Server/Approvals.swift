@@ -1,4 +1,5 @@
 import AgentWire
+import Logging
 import SodiumKit
 import SystemSupport
 
@@ -147,7 +148,7 @@ extension Gateway {
     /// A line on stderr for what must not pass unnoticed: critical requests, break-glass grants and
     /// their use. Ids, tools, projects and the admin's own reason; never a secret, never an argument.
     static func loud(_ line: String) {
-        Descriptor.writeStandardError("agent-gateway: BREAK-GLASS: \(line.flattenedToOneLine(limit: 500))\n")
+        operatorLog.warning("BREAK-GLASS: \(line.flattenedToOneLine(limit: 500))")
     }
 
     /// "alice", "an admin", "alice or an admin", "an admin holding break-glass".

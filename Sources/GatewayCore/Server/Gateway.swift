@@ -1,4 +1,5 @@
 import AgentWire
+import Logging
 import NIOConcurrencyHelpers
 import SodiumKit
 import SystemSupport
@@ -6,6 +7,9 @@ import SystemSupport
 /// The gateway's behaviour, independent of HTTP: pairing, sessions, authentication and tool calls
 /// with grants, scopes, rate limits, idempotency and audit.
 public final class Gateway: Sendable {
+    /// The operator's lines on stderr (database trouble, break-glass, webhook failures), in the
+    /// format `serve --log-format` chose; never a secret or argument text.
+    static let operatorLog = Logger(label: "agent-gateway")
     public let store: any GatewayStore
     public let configuration: GatewayConfiguration
     let hashKey: [UInt8]

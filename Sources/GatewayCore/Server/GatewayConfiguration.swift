@@ -1,8 +1,13 @@
 import AgentWire
+import Logging
 import NIOCore
 
 /// Settings of one running gateway.
 public struct GatewayConfiguration: Sendable {
+    /// Where each `tools/call` leaves one line (tool, outcome, milliseconds, agent and the W3C
+    /// trace ids; never argument text): `serve` logs them at info on stderr, in-process gateways
+    /// (the tests) nowhere.
+    public var callLog = Logger(label: "agent-gateway.calls") { _ in SwiftLogNoOpLogHandler() }
     /// The capability policy at start (`serve --policy FILE`); the built-in one makes reads low and writes medium.
     public var policy = CapabilityPolicy.builtIn
     /// Where new approval requests are announced, if anywhere (`serve --approval-webhook`).

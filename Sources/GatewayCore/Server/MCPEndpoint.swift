@@ -2,6 +2,7 @@ import AgentWire
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import W3CTraceContext
 
 extension HTTPField.Name {
     static let mcpSessionID = HTTPField.Name("Mcp-Session-Id")!
@@ -122,13 +123,15 @@ extension GatewayHTTPServer {
             let progressToken = params["_meta"]?["progressToken"]
             let acceptsStream = (request.headers[.accept] ?? "").contains("text/event-stream")
             let headerKey = request.headers[.idempotencyKey]
+            let trace = TraceMeta.incoming(params["_meta"]?.objectValue)
             if let progressToken, acceptsStream {
                 return await streamToolCall(
-                    id: id, name: name, arguments: params["arguments"], headerKey: headerKey, principal: principal, progressToken: progressToken)
+                    id: id, name: name, arguments: params["arguments"], headerKey: headerKey, principal: principal, trace: trace,
+                    progressToken: progressToken)
             }
             do {
                 let result = try await gateway.callTool(
-                    name: name, arguments: params["arguments"], headerIdempotencyKey: headerKey, principal: principal)
+                    name: name, arguments: params["arguments"], headerIdempotencyKey: headerKey, principal: principal, trace: trace)
                 return Self.json(Self.rpcResult(id: id, result: result))
             } catch {
                 return toolCallFailure(error, id: id, name: name)
@@ -160,14 +163,15 @@ extension GatewayHTTPServer {
     /// A tools/call whose client asked for progress: SSE with notifications/progress, then the response.
     /// Failures that happen before any progress (rate limit, unknown tool) keep their plain HTTP answers.
     func streamToolCall(
-        id: JSONValue, name: String, arguments: JSONValue?, headerKey: String?, principal: Principal, progressToken: JSONValue
+        id: JSONValue, name: String, arguments: JSONValue?, headerKey: String?, principal: Principal, trace: TraceContext?,
+        progressToken: JSONValue
     ) async -> Response {
         let (stream, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
         let gateway = self.gateway
         Task {
             do {
                 let result = try await gateway.callTool(
-                    name: name, arguments: arguments, headerIdempotencyKey: headerKey, principal: principal,
+                    name: name, arguments: arguments, headerIdempotencyKey: headerKey, principal: principal, trace: trace,
                     progress: { message in continuation.yield(.progress(message)) })
                 continuation.yield(.result(result))
             } catch {

@@ -1,5 +1,6 @@
 import AgentWire
 import SodiumKit
+import W3CTraceContext
 
 /// Why a `tools/call` is not a tool call at all (answered with JSON-RPC error -32602).
 public struct UnknownToolError: Error, Sendable {
@@ -37,34 +38,50 @@ extension Gateway {
     ///   - principal: The authenticated caller.
     ///   - progress: Called with a message at each stage, for callers that stream progress.
     public func callTool(
-        name: String, arguments: JSONValue?, headerIdempotencyKey: String?, principal: Principal,
+        name: String, arguments: JSONValue?, headerIdempotencyKey: String?, principal: Principal, trace: TraceContext? = nil,
         progress: (@Sendable (String) async -> Void)? = nil
     ) async throws -> JSONValue {
         let started = GatewayClock.monotonicNanoseconds()
+        func finish(_ outcome: String) {
+            let nanoseconds = GatewayClock.monotonicNanoseconds() - started
+            metrics.recordCall(tool: name, outcome: outcome, nanoseconds: nanoseconds)
+            logCall(name: name, outcome: outcome, nanoseconds: nanoseconds, principal: principal, trace: trace)
+        }
         do {
             let result = try await callToolUnmeasured(
                 name: name, arguments: arguments, headerIdempotencyKey: headerIdempotencyKey, principal: principal, progress: progress)
-            let outcome: String
             if result["isError"]?.boolValue == true {
-                outcome = result["structuredContent"]?["error"]?["code"]?.stringValue ?? "failed"
+                finish(result["structuredContent"]?["error"]?["code"]?.stringValue ?? "failed")
             } else {
-                outcome = result["_meta"]?["io.agent-gateway/replayed"]?.boolValue == true ? "replayed" : "ok"
+                finish(result["_meta"]?["io.agent-gateway/replayed"]?.boolValue == true ? "replayed" : "ok")
             }
-            metrics.recordCall(tool: name, outcome: outcome, nanoseconds: GatewayClock.monotonicNanoseconds() - started)
             return result
         } catch {
-            let code: String
             if let failure = error as? GatewayError {
-                code = failure.code.rawValue
+                finish(failure.code.rawValue)
                 if failure.code == .rateLimited { metrics.recordRateLimited(write: !(ToolCatalog.byName[name]?.readOnly ?? true)) }
             } else if error is UnknownToolError {
-                code = GatewayErrorCode.unknownTool.rawValue
+                finish(GatewayErrorCode.unknownTool.rawValue)
             } else {
-                code = "failed"
+                finish("failed")
             }
-            metrics.recordCall(tool: name, outcome: code, nanoseconds: GatewayClock.monotonicNanoseconds() - started)
             throw error
         }
+    }
+
+    /// The call's line in ``GatewayConfiguration/callLog``: the gateway's own span of the caller's
+    /// trace (or of a new one when the call carried none), with the caller's span as its parent.
+    /// A tool the catalog does not know is named by its hash label, never by the client's text.
+    func logCall(name: String, outcome: String, nanoseconds: UInt64, principal: Principal, trace: TraceContext?) {
+        let log = configuration.callLog
+        guard log.logLevel <= .info else { return }
+        let tool = ToolCatalog.byName[name]?.name ?? Self.unknownToolLabel(name)
+        var metadata = TraceMeta.logMetadata(span: TraceMeta.span(after: trace), parent: trace)
+        metadata["tool"] = "\(tool)"
+        metadata["outcome"] = "\(GatewayMetrics.outcomeLabel(outcome))"
+        metadata["agent"] = "\(principal.agent.id)"
+        metadata["ms"] = "\(Double(nanoseconds / 10_000) / 100)"
+        log.info("tools/call", metadata: metadata)
     }
 
     /// ``callTool(name:arguments:headerIdempotencyKey:principal:progress:)`` without its metrics.

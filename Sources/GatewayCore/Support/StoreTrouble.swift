@@ -7,7 +7,6 @@ import SystemSupport
 /// does not flood the log. The lines carry error descriptions only, never a call's arguments
 /// (store errors never include bound values).
 enum StoreTrouble {
-    private static let logger = Logger(label: "agent-gateway")
     private static let lastReported = NIOLockedValueBox<[String: UInt64]>([:])
     static let intervalNanoseconds: UInt64 = 10_000_000_000
 
@@ -21,6 +20,6 @@ enum StoreTrouble {
             last[kind] = now
             return true
         }
-        if due { logger.error("\(line)") }
+        if due { Gateway.operatorLog.error("\(line)") }
     }
 }

@@ -1,4 +1,5 @@
 import AgentWire
+import Logging
 
 /// The methods that go upstream: `initialize`'s answer, `tools/list`, `tools/call`, the forwarded
 /// resources, prompts and completions, and `logging/setLevel`.
@@ -58,10 +59,12 @@ extension RequestRouter {
         }
         let idempotencyKey = ULID().text
         let wantsProgress = params["_meta"]?["progressToken"] != nil
+        let (forwarded, trace) = tracedParams(params)
+        let started = ContinuousClock.now
         let response: UpstreamMessage
         do {
             response = try await upstream.request(
-                method: "tools/call", params: forwardedParams(params), toolName: name, idempotencyKey: idempotencyKey
+                method: "tools/call", params: forwarded, toolName: name, idempotencyKey: idempotencyKey
             ) { [self] notification in
                 relayDuringCall(notification, wantsProgress: wantsProgress)
             }
@@ -70,7 +73,9 @@ extension RequestRouter {
             // gets no answer. A failure that merely says "cancelled" (a credential source closing)
             // is answered like any other, or the request would wait forever.
             if Task.isCancelled { return .deferred }
-            logger.notice("tools/call \(name) failed: \(error.code.rawValue)")
+            logger.notice(
+                "tools/call \(Self.loggableToolName(name)) failed: \(error.code.rawValue)",
+                metadata: trace.merging(["ms": "\(Self.milliseconds(since: started))"]) { $1 })
             var result = JSONRPC.toolError(Self.toolErrorText(error))
             if context.isModern, case .object(var object) = result {
                 object["resultType"] = "complete"
@@ -79,7 +84,28 @@ extension RequestRouter {
             return .value(JSONRPC.result(id: id.id, result))
         }
         catalogFallback?.checkAfterRecovery()
+        logger.info(
+            "tools/call \(Self.loggableToolName(name)) answered",
+            metadata: trace.merging([
+                "outcome": response.layout.member("error") == nil ? "result" : "error", "ms": "\(Self.milliseconds(since: started))",
+            ]) { $1 })
         return ResponseFraming.relay(response, to: id, modern: context.isModern)
+    }
+
+    /// A tool name as a log line may show it: the client chose it, so anything but a plain name
+    /// (letters, digits, `_`, `-`, `.`, `/`, at most 64) is shown as `(unusual name)`.
+    static func loggableToolName(_ name: String) -> String {
+        let plain =
+            name.utf8.count <= 64 && !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || "_-./".utf8.contains(byte)
+            }
+        return plain ? name : "(unusual name)"
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> Int {
+        let elapsed = ContinuousClock.now - start
+        return Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// What the model reads when a call failed before the upstream answered it: the failure's own
@@ -120,7 +146,7 @@ extension RequestRouter {
                     id: id.id, code: JSONRPCErrorCode.methodNotFound, message: "Method not found: \(method) (the upstream offers no \(capability))"))
         }
         do {
-            let response = try await upstream.request(method: method, params: forwardedParams(params))
+            let response = try await upstream.request(method: method, params: tracedParams(params).params)
             return ResponseFraming.relay(response, to: id, modern: context.isModern)
         } catch {
             if Task.isCancelled { return .deferred }
@@ -138,6 +164,17 @@ extension RequestRouter {
             params["_meta"] = meta.isEmpty ? nil : .object(meta)
         }
         return params
+    }
+
+    /// The params to send upstream: ``forwardedParams(_:)`` with the W3C trace context of this hop
+    /// in `_meta` (the client's trace continued with a span of the sidecar's own, or a new trace),
+    /// and that span for the log lines about the call.
+    func tracedParams(_ params: JSONObject?) -> (params: JSONObject?, trace: Logger.Metadata) {
+        var forwarded = forwardedParams(params) ?? JSONObject()
+        let incoming = TraceMeta.incoming(params?["_meta"]?.objectValue)
+        let span = TraceMeta.span(after: incoming)
+        forwarded["_meta"] = .object(TraceMeta.writing(span, into: forwarded["_meta"]?.objectValue))
+        return (forwarded, TraceMeta.logMetadata(span: span, parent: incoming))
     }
 
     /// Answered at once; passed on upstream in the background when the upstream offers logging.
