@@ -10,6 +10,8 @@ workspace, creates an agent with grants for project WEB and a pairing code (the 
 setup wrote into config.toml, and drives it over stdio pipes with MCP JSON-RPC. Every change is read
 back from the gateway's database (sqlite3, read-only). Each check prints PASS or FAIL; the last line
 is "N passed, N failed"; the exit status is 1 on any failure. Processes are stopped on every exit path.
+The gateway also serves Prometheus metrics (`--metrics-port 0`); the last step scrapes them and
+checks the counters against the calls made, and that no secret or argument text is in them.
 """
 import argparse
 import base64
@@ -28,6 +30,7 @@ import tempfile
 import threading
 import time
 import tomllib
+import urllib.request
 
 # The gateway's tools by scope (docs/gateway-contract.md).
 TOOLS_BY_SCOPE = {
@@ -308,7 +311,7 @@ class Smoke:
         self.admin("seed-demo")
         log = open(self.gateway_log_path, "wb")
         self.gateway = self.processes.start(
-            [self.gateway_bin, "serve", "--db", self.db, "--port", "0", "--write-rate", str(WRITE_RATE)],
+            [self.gateway_bin, "serve", "--db", self.db, "--port", "0", "--write-rate", str(WRITE_RATE), "--metrics-port", "0"],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         lines = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.gateway.stdout.readline()), daemon=True).start()
@@ -317,8 +320,11 @@ class Smoke:
         except queue.Empty:
             raise StepFailed(f"the gateway printed no URL within 20 s; see {self.gateway_log_path}")
         expect(line, f"the gateway exited ({self.gateway.poll()}) before listening; see {self.gateway_log_path}")
-        self.gateway_url = json.loads(line)["url"]
+        listening = json.loads(line)
+        self.gateway_url = listening["url"]
+        self.metrics_url = listening.get("metricsUrl")
         expect(re.fullmatch(r"http://127\.0\.0\.1:\d+", self.gateway_url), f"unexpected URL {self.gateway_url}")
+        expect(self.metrics_url and re.fullmatch(r"http://127\.0\.0\.1:\d+/metrics", self.metrics_url), f"metrics URL {self.metrics_url!r}")
         projects = [row["key"] for row in self.query("SELECT key FROM project ORDER BY key")]
         expect(projects == ["OPS", "WEB"], f"seeded projects are {projects}")
         return f"{self.gateway_url}, fresh database, demo workspace WEB and OPS"
@@ -658,6 +664,49 @@ class Smoke:
         return (f"{files} files under the home, {len(stderr)} bytes of debug log, MCP stdout, CLI output and the audit: clean; "
                 "profile and keys 0600 in 0700 directories")
 
+    def step_metrics(self):
+        with urllib.request.urlopen(self.metrics_url, timeout=REQUEST_TIMEOUT) as response:
+            scrape = response.read(4 * 1024 * 1024)
+        samples = parse_prometheus(scrape.decode())
+        counted = {}
+        for (name, labels), value in samples.items():
+            if name == "agent_gateway_tool_calls_total":
+                counted[(dict(labels)["tool"], dict(labels)["outcome"])] = value
+        expect(counted, "the scrape has no agent_gateway_tool_calls_total series")
+        made, per_tool = {}, {}
+        for call in self.calls.calls:
+            outcome, code = expected_audit(call["response"])
+            key = (call["name"] if call["name"] in ALL_TOOLS else "unknown", code or outcome)
+            made[key] = made.get(key, 0) + 1
+            per_tool[key[0]] = per_tool.get(key[0], 0) + 1
+        wrong = []
+        for key in sorted(set(made) | set(counted)):
+            want, got = made.get(key, 0), counted.get(key, 0)
+            if key[1] == "rate_limited":
+                # The sidecar retries a 429 itself (twice per call at most): those attempts count too.
+                if not want <= got <= want + 2 * per_tool.get(key[0], 0):
+                    wrong.append(f"{key}: {got:g} counted, {want} seen by the client (+ at most {2 * per_tool.get(key[0], 0)} sidecar retries)")
+            elif got != want:
+                wrong.append(f"{key}: {got:g} counted, {want} made")
+        expect(not wrong, "; ".join(wrong[:8]))
+        limited = sum(value for (tool, outcome), value in counted.items() if outcome == "rate_limited")
+        refusals = sum(value for (name, _), value in samples.items() if name == "agent_gateway_rate_limited_total")
+        expect(limited == refusals, f"{limited:g} calls counted rate_limited, agent_gateway_rate_limited_total says {refusals:g}")
+        for tool in {tool for tool, _ in counted}:
+            histogram = samples.get(("agent_gateway_tool_call_duration_seconds_count", (("tool", tool),)))
+            total = sum(value for (counted_tool, _), value in counted.items() if counted_tool == tool)
+            expect(histogram == total, f"the latency histogram of {tool} has {histogram} observations for {total:g} calls")
+        # No secret, id or argument text: labels come from fixed sets only.
+        needles = [self.pairing_code, self.pairing_code.replace("-", ""), self.agent_id]
+        needles += [row["id"] for row in self.query("SELECT id FROM device WHERE agentID = ?", self.agent_id)]
+        for call in self.calls.calls:
+            needles += [value for value in call["arguments"].values() if isinstance(value, str) and len(value) >= 8]
+        leaks = sorted({needle[:24] for needle in needles if needle.encode() in scrape})
+        expect(not leaks, f"the scrape holds text it must not: {leaks[:5]}")
+        expect(not TOKEN_PATTERN.search(scrape), "the scrape holds a session token")
+        return (f"{int(sum(counted.values()))} calls counted in {len(counted)} tool/outcome series = the {len(self.calls.calls)} calls made "
+                f"+ {int(sum(counted.values())) - len(self.calls.calls)} sidecar retries after 429; histograms agree; no secret, id or argument text")
+
     # ----- the run -----
 
     def run(self):
@@ -685,6 +734,8 @@ class Smoke:
             ("10. revoking the agent: the next call says so, and so does status", self.step_revoke),
             ("11. no secret in setup's files, the sidecar's stderr, the CLI output or the audit", self.step_no_secrets),
         ]
+        if getattr(self, "metrics_url", None):
+            checks.append(("12. /metrics after the run: counters match the calls made; no secret or argument text", self.step_metrics))
         needs_issue = {self.step_update_blocks, self.step_move, self.step_comment, self.step_labels, self.step_assign,
                        self.step_work_session, self.step_unknown_tool, self.step_rate_limit}
         for name, function in checks:
@@ -694,6 +745,18 @@ class Smoke:
                 report.fail(name, "not run: step 3 created no issue")
             else:
                 report.run(name, function)
+
+
+def parse_prometheus(text):
+    """{(name, ((label, value), ...)): value} of a Prometheus text exposition (comments skipped)."""
+    samples = {}
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        if not match or line.startswith("#"):
+            continue
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or "")))
+        samples[(match.group(1), labels)] = float(match.group(3))
+    return samples
 
 
 def expected_audit(response):
