@@ -88,6 +88,25 @@ struct StoreConformanceTests {
         #expect(try await store.read { try $0.user(id: "nobody") } == nil)
     }
 
+    @Test("users(ids:) loads only the people asked for, in chunks past 500, none for none", arguments: StoreBackend.allCases)
+    func usersByID(backend: StoreBackend) async throws {
+        let store = try await backend.makeStore()
+        try await Fixture.seed(store)
+        try await store.write { w in
+            for index in 0..<1_200 {
+                try w.insertUser(UserRecord(id: "u\(index)", name: "User \(index)", blockedAt: nil, createdAt: Fixture.t0))
+            }
+        }
+        let wanted = (0..<1_100).map { "u\($0)" } + ["alice", "nobody", "u7"]
+        let (found, none, two) = try await store.read { r in
+            (try r.users(ids: wanted), try r.users(ids: []), try r.users(ids: ["Bob", "u1199"]))
+        }
+        #expect(Set(found.map(\.id)) == Set((0..<1_100).map { "u\($0)" } + ["alice"]))
+        #expect(found.count == 1_101, "u7, asked for twice, is loaded once")
+        #expect(none.isEmpty)
+        #expect(Set(two.map(\.name)) == ["Bob ✓", "User 1199"])
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func agentsGrantsPairingCodesAndDevices(backend: StoreBackend) async throws {
         let store = try await backend.makeStore()

@@ -19,12 +19,22 @@ extension GatewayStore {
     public func principalEpoch() async throws -> String { try await read { try PrincipalEpoch.read($0) } }
 }
 
+/// `ids` without repeats, in lists of at most 500: one `IN (…)` query each, within what SQLite and
+/// PostgreSQL bind in one statement; none for none.
+func distinctIDChunks(_ ids: [String]) -> [[String]] {
+    let distinct = Array(Set(ids))
+    return stride(from: 0, to: distinct.count, by: 500).map { Array(distinct[$0..<min($0 + 500, distinct.count)]) }
+}
+
 /// Reads inside a transaction.
 public protocol StoreReader {
     func setting(_ name: String) throws -> String?
 
     func user(id: String) throws -> UserRecord?
     func users() throws -> [UserRecord]
+    /// The people with these ids (any order; unknown ids are left out): what an issue's rendering
+    /// names, so that a read never loads the whole workspace.
+    func users(ids: [String]) throws -> [UserRecord]
 
     func agent(id: String) throws -> AgentRecord?
     /// Every agent, or one owner's, oldest first.

@@ -245,6 +245,12 @@ struct PostgresTransaction: StoreWriter {
         try one("SELECT \(Self.userColumns) FROM \"user\" WHERE id = ?", [.text(id)], Self.user)
     }
     func users() throws -> [UserRecord] { try all("SELECT \(Self.userColumns) FROM \"user\" ORDER BY id", [], Self.user) }
+    func users(ids: [String]) throws -> [UserRecord] {
+        try distinctIDChunks(ids).flatMap { chunk in
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            return try all("SELECT \(Self.userColumns) FROM \"user\" WHERE id IN (\(marks))", chunk.map { .text($0) }, Self.user)
+        }
+    }
     func agent(id: String) throws -> AgentRecord? {
         try one("SELECT \(Self.agentColumns) FROM agent WHERE id = ?", [.text(id)], Self.agent)
     }

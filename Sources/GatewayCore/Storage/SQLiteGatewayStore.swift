@@ -171,6 +171,9 @@ struct SQLiteTransaction: StoreWriter {
     }
     func user(id: String) throws -> UserRecord? { try UserRecord.fetchOne(db, key: id) }
     func users() throws -> [UserRecord] { try UserRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM user ORDER BY id")) }
+    func users(ids: [String]) throws -> [UserRecord] {
+        try distinctIDChunks(ids).flatMap { try UserRecord.fetchAll(db, keys: $0) }
+    }
     func agent(id: String) throws -> AgentRecord? { try AgentRecord.fetchOne(db, key: id) }
     func agents(ownerID: String?) throws -> [AgentRecord] {
         if let ownerID {

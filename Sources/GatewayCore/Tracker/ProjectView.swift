@@ -20,17 +20,23 @@ struct ProjectView {
     let orderedLabels: [LabelRecord]
     let states: [String: StateRecord]
     let labels: [String: LabelRecord]
-    let users: [String: UserRecord]
+    /// The people this view names (assignees, comment authors), by id: only those are loaded
+    /// (``loadPeople(_:from:)``), never the whole workspace. Someone not loaded is shown by id.
+    private(set) var users: [String: UserRecord]
 
-    /// `withUsers: false` skips loading the workspace's people (for writes that render no one),
-    /// which keeps those write transactions short.
-    init(project: ProjectRecord, store: any StoreReader, withUsers: Bool = true) throws {
+    init(project: ProjectRecord, store: any StoreReader) throws {
         self.project = project
         orderedStates = try store.states(projectID: project.id)
         orderedLabels = try store.labels(projectID: project.id)
         states = Dictionary(uniqueKeysWithValues: orderedStates.map { ($0.id, $0) })
         labels = Dictionary(uniqueKeysWithValues: orderedLabels.map { ($0.id, $0) })
-        users = withUsers ? Dictionary(uniqueKeysWithValues: try store.users().map { ($0.id, $0) }) : [:]
+        users = [:]
+    }
+
+    /// Loads the people of `ids` not loaded yet, for rendering (one query per 500).
+    mutating func loadPeople(_ ids: some Sequence<String>, from store: any StoreReader) throws {
+        let missing = Array(Set(ids).subtracting(users.keys))
+        for user in try store.users(ids: missing) { users[user.id] = user }
     }
 
     /// A view of a tracker that is not the gateway's store (Plane).

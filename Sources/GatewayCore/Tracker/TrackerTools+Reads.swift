@@ -63,7 +63,7 @@ extension TrackerTools {
 
     func searchIssues(_ store: any StoreReader) throws -> ToolOutput {
         let project = try grantedProject(string("project") ?? "", in: store)
-        let view = try ProjectView(project: project, store: store)
+        var view = try ProjectView(project: project, store: store)
         var query = IssueQuery(projectID: project.id, text: string("query"), afterNumber: 0, limit: arguments["limit"]?.intValue ?? 20)
         if let state = string("state") { query.stateID = try view.resolveState(state).id }
         if let label = string("label") { query.labelID = try view.resolveLabels([label]).first }
@@ -82,6 +82,7 @@ extension TrackerTools {
             issues.removeLast()
             nextCursor = .string(Base64.encode(Array("n:\(issues.last!.number)".utf8), variant: .urlSafeNoPadding))
         }
+        try view.loadPeople(issues.flatMap(\.assigneeIDs), from: store)
         return searchResult(issues, view: view, nextCursor: nextCursor, project: project)
     }
 
@@ -107,7 +108,7 @@ extension TrackerTools {
 
     func getIssue(_ store: any StoreReader) throws -> ToolOutput {
         let (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
-        let view = try ProjectView(project: project, store: store)
+        var view = try ProjectView(project: project, store: store)
         let after = try string("cursor").map { try Self.commentPosition(cursor: $0) }
         let limit = arguments["limit"]?.intValue ?? Self.defaultCommentPage
         let fetched = try store.comments(issueID: issue.id, after: after, limit: limit + 1)
@@ -120,6 +121,7 @@ extension TrackerTools {
         }
         let nextCursor: JSONValue = fetched.count > page.count ? page.last.map { .string(Self.cursor(for: $0)) } ?? .null : .null
         let total = try store.commentCount(issueID: issue.id)
+        try view.loadPeople(issue.assigneeIDs + page.map(\.authorUserID), from: store)
         return issueResult(issue, view: view, comments: page, total: total, nextCursor: nextCursor, project: project)
     }
 

@@ -33,7 +33,7 @@ extension TrackerTools {
 
     func createIssue(_ store: any StoreWriter) throws -> ToolOutput {
         let project = try grantedProject(string("project") ?? "", in: store)
-        let view = try ProjectView(project: project, store: store)
+        var view = try ProjectView(project: project, store: store)
         let listValid = canRead(project)
         let state = try string("state").map { try view.resolveState($0, listValid: listValid) } ?? view.defaultState()
         let issue = IssueRecord(
@@ -44,6 +44,7 @@ extension TrackerTools {
             blocks: IssueBlocks.merge([], with: blockArguments()), createdByUserID: principal.owner.id, createdByAgentID: principal.agent.id,
             createdAt: now, updatedAt: now)
         let stored = try storedIssue(try store.insertIssue(issue), in: store)
+        try view.loadPeople(stored.assigneeIDs, from: store)
         return createdAnswer(stored, view: view)
     }
 
@@ -129,7 +130,7 @@ extension TrackerTools {
 
     func moveIssue(_ store: any StoreWriter) throws -> ToolOutput {
         var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
-        let view = try ProjectView(project: project, store: store, withUsers: false)
+        let view = try ProjectView(project: project, store: store)
         let state = try view.resolveState(string("state") ?? "", listValid: canRead(project))
         issue.stateID = state.id
         issue.updatedAt = now
@@ -148,7 +149,7 @@ extension TrackerTools {
 
     func setLabels(_ store: any StoreWriter) throws -> ToolOutput {
         var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
-        let view = try ProjectView(project: project, store: store, withUsers: false)
+        let view = try ProjectView(project: project, store: store)
         issue.labelIDs = try view.resolveLabels(strings("labels") ?? [], listValid: canRead(project))
         issue.updatedAt = now
         try store.updateIssue(issue)
@@ -167,7 +168,7 @@ extension TrackerTools {
 
     func assignIssue(_ store: any StoreWriter) throws -> ToolOutput {
         var (project, issue) = try grantedIssue(string("issue") ?? "", in: store)
-        let view = try ProjectView(project: project, store: store, withUsers: false)
+        let view = try ProjectView(project: project, store: store)
         let members = try view.resolveMembers(strings("assignees") ?? [], store: store, listValid: canRead(project))
         issue.assigneeIDs = members.map(\.id)
         issue.updatedAt = now
