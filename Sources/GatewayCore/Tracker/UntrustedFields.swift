@@ -28,27 +28,37 @@ extension UntrustedText {
             let tokens = pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
                 $0.contains("~") ? String($0).replacing("~1", with: "/").replacing("~0", with: "~") : String($0)
             }
-            result = markString(in: result, path: tokens[...])
+            markString(in: &result, path: tokens[...])
         }
         return result
     }
 
-    private static func markString(in value: JSONValue, path: ArraySlice<String>) -> JSONValue {
+    /// Marks the string at `path` in place. Each level is taken out of its container before it is
+    /// changed and put back after, so nothing is copied on write: marking N pointers costs their
+    /// depth, not N copies of the result.
+    private static func markString(in value: inout JSONValue, path: ArraySlice<String>) {
         guard let token = path.first else {
-            if case .string(let text) = value { return .string(marked(text)) }
-            return value
+            if case .string(let text) = value { value = .string(marked(text)) }
+            return
         }
         switch value {
         case .object(var object):
-            guard let member = object[token] else { return value }
-            object[token] = markString(in: member, path: path.dropFirst())
-            return .object(object)
+            guard var member = object[token] else { return }
+            value = .null
+            object[token] = .null
+            markString(in: &member, path: path.dropFirst())
+            object[token] = member
+            value = .object(object)
         case .array(var items):
-            guard let index = Int(token), items.indices.contains(index) else { return value }
-            items[index] = markString(in: items[index], path: path.dropFirst())
-            return .array(items)
+            guard let index = Int(token), items.indices.contains(index) else { return }
+            value = .null
+            var item = items[index]
+            items[index] = .null
+            markString(in: &item, path: path.dropFirst())
+            items[index] = item
+            value = .array(items)
         default:
-            return value
+            return
         }
     }
 
