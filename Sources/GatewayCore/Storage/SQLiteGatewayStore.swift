@@ -172,7 +172,12 @@ struct SQLiteTransaction: StoreWriter {
     func user(id: String) throws -> UserRecord? { try UserRecord.fetchOne(db, key: id) }
     func users() throws -> [UserRecord] { try UserRecord.fetchAll(try db.cachedStatement(sql: "SELECT * FROM user ORDER BY id")) }
     func users(ids: [String]) throws -> [UserRecord] {
-        try distinctIDChunks(ids).flatMap { try UserRecord.fetchAll(db, keys: $0) }
+        // One cached statement per list length (a read names a few people: the statements repeat).
+        try distinctIDChunks(ids).flatMap { chunk in
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            return try UserRecord.fetchAll(
+                try db.cachedStatement(sql: "SELECT * FROM user WHERE id IN (\(marks))"), arguments: StatementArguments(chunk))
+        }
     }
     func agent(id: String) throws -> AgentRecord? { try AgentRecord.fetchOne(db, key: id) }
     func agents(ownerID: String?) throws -> [AgentRecord] {

@@ -28,37 +28,27 @@ extension UntrustedText {
             let tokens = pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
                 $0.contains("~") ? String($0).replacing("~1", with: "/").replacing("~0", with: "~") : String($0)
             }
-            markString(in: &result, path: tokens[...])
+            result = markString(in: result, path: tokens[...])
         }
         return result
     }
 
-    /// Marks the string at `path` in place. Each level is taken out of its container before it is
-    /// changed and put back after, so nothing is copied on write: marking N pointers costs their
-    /// depth, not N copies of the result.
-    private static func markString(in value: inout JSONValue, path: ArraySlice<String>) {
+    private static func markString(in value: JSONValue, path: ArraySlice<String>) -> JSONValue {
         guard let token = path.first else {
-            if case .string(let text) = value { value = .string(marked(text)) }
-            return
+            if case .string(let text) = value { return .string(marked(text)) }
+            return value
         }
         switch value {
         case .object(var object):
-            guard var member = object[token] else { return }
-            value = .null
-            object[token] = .null
-            markString(in: &member, path: path.dropFirst())
-            object[token] = member
-            value = .object(object)
+            guard let member = object[token] else { return value }
+            object[token] = markString(in: member, path: path.dropFirst())
+            return .object(object)
         case .array(var items):
-            guard let index = Int(token), items.indices.contains(index) else { return }
-            value = .null
-            var item = items[index]
-            items[index] = .null
-            markString(in: &item, path: path.dropFirst())
-            items[index] = item
-            value = .array(items)
+            guard let index = Int(token), items.indices.contains(index) else { return value }
+            items[index] = markString(in: items[index], path: path.dropFirst())
+            return .array(items)
         default:
-            return
+            return value
         }
     }
 
