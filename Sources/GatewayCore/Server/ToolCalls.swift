@@ -75,7 +75,7 @@ extension Gateway {
     func logCall(name: String, outcome: String, nanoseconds: UInt64, principal: Principal, trace: TraceContext?) {
         let log = configuration.callLog
         guard log.logLevel <= .info else { return }
-        let tool = ToolCatalog.byName[name]?.name ?? Self.unknownToolLabel(name)
+        let tool = Self.auditedToolName(name)
         var metadata = TraceMeta.logMetadata(span: TraceMeta.span(after: trace), parent: trace)
         metadata["tool"] = "\(tool)"
         metadata["outcome"] = "\(GatewayMetrics.outcomeLabel(outcome))"
@@ -84,7 +84,7 @@ extension Gateway {
         log.info("tools/call", metadata: metadata)
     }
 
-    /// ``callTool(name:arguments:headerIdempotencyKey:principal:progress:)`` without its metrics.
+    /// ``callTool(name:arguments:headerIdempotencyKey:principal:trace:progress:)`` without its metrics and log line.
     func callToolUnmeasured(
         name: String, arguments: JSONValue?, headerIdempotencyKey: String?, principal: Principal,
         progress: (@Sendable (String) async -> Void)?
@@ -94,7 +94,7 @@ extension Gateway {
         let known = ToolCatalog.byName[name]
         var audit = AuditEventRecord(
             id: ULID().text, at: now, agentID: agentID, ownerID: principal.owner.id, deviceID: principal.device.id,
-            sessionID: principal.session.id, tool: known?.name ?? Self.unknownToolLabel(name), project: nil, targetIDs: [],
+            sessionID: principal.session.id, tool: Self.auditedToolName(name), project: nil, targetIDs: [],
             argumentsSHA256: "", outcome: "ok", errorCode: nil, idempotencyKeyHash: nil, replayed: false, latencyMicroseconds: 0)
 
         // Unknown tools count as reads: they cost an audit row, like a read.
@@ -346,6 +346,9 @@ extension Gateway {
     }
 
     static func argumentsHash(_ arguments: JSONValue?) -> String { Hex.encode(Hash.sha256(canonicalArguments(arguments))) }
+
+    /// How a tool is named in the audit and the call log: its catalog name, or ``unknownToolLabel(_:)``.
+    static func auditedToolName(_ name: String) -> String { ToolCatalog.byName[name]?.name ?? unknownToolLabel(name) }
 
     /// How an unknown tool name appears in the audit: bounded, and without the name's text.
     static func unknownToolLabel(_ name: String) -> String {

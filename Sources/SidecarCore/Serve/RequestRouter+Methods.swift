@@ -1,4 +1,5 @@
 import AgentWire
+import CurlHTTP
 import Logging
 
 /// The methods that go upstream: `initialize`'s answer, `tools/list`, `tools/call`, the forwarded
@@ -75,7 +76,7 @@ extension RequestRouter {
             if Task.isCancelled { return .deferred }
             logger.notice(
                 "tools/call \(Self.loggableToolName(name)) failed: \(error.code.rawValue)",
-                metadata: trace.merging(["ms": "\(Self.milliseconds(since: started))"]) { $1 })
+                metadata: trace.merging(["ms": "\((ContinuousClock.now - started).milliseconds)"]) { $1 })
             var result = JSONRPC.toolError(Self.toolErrorText(error))
             if context.isModern, case .object(var object) = result {
                 object["resultType"] = "complete"
@@ -87,7 +88,7 @@ extension RequestRouter {
         logger.info(
             "tools/call \(Self.loggableToolName(name)) answered",
             metadata: trace.merging([
-                "outcome": response.layout.member("error") == nil ? "result" : "error", "ms": "\(Self.milliseconds(since: started))",
+                "outcome": response.layout.member("error") == nil ? "result" : "error", "ms": "\((ContinuousClock.now - started).milliseconds)",
             ]) { $1 })
         return ResponseFraming.relay(response, to: id, modern: context.isModern)
     }
@@ -101,11 +102,6 @@ extension RequestRouter {
                 (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || "_-./".utf8.contains(byte)
             }
         return plain ? name : "(unusual name)"
-    }
-
-    static func milliseconds(since start: ContinuousClock.Instant) -> Int {
-        let elapsed = ContinuousClock.now - start
-        return Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// What the model reads when a call failed before the upstream answered it: the failure's own
