@@ -38,17 +38,13 @@ import time
 import tomllib
 import urllib.request
 
+# The smoke run's step report, failures and MCP stdio client (Tests/Smoke/driver.py, which
+# package-install runs too).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Smoke"))
+from driver import TOKEN_PATTERN, Report, StdioClient, StepFailed, expect  # noqa: E402
+
 UNIT = "/lib/systemd/system/agent-gateway.service"
 TIMEOUT = 20
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(condition, detail):
-    if not condition:
-        raise Failed(detail)
 
 
 def unit_settings(path):
@@ -110,23 +106,10 @@ def toolchain_mappings(pid):
 
 class Run:
     def __init__(self):
-        self.passed = self.failed = 0
+        self.report = Report()
         self.children = []
         self.work = tempfile.mkdtemp(prefix="agent-gateway-unit-run-")
         os.chmod(self.work, 0o755)
-
-    def step(self, name, function):
-        started = time.monotonic()
-        try:
-            note = function()
-        except Exception as error:  # a crashed step is that step's failure
-            detail = str(error) if isinstance(error, Failed) else f"{type(error).__name__}: {error}"
-            print(f"FAIL {name} :: {' '.join(detail.split())[:600]}", flush=True)
-            self.failed += 1
-            return False
-        print(f"PASS {name}" + (f" ({note})" if note else "") + f" [{time.monotonic() - started:.2f} s]", flush=True)
-        self.passed += 1
-        return True
 
     # ----- the unit's settings -----
 
@@ -198,7 +181,7 @@ class Run:
         try:
             line = lines.get(timeout=TIMEOUT)
         except queue.Empty:
-            raise Failed(f"no listening line within {TIMEOUT} s; see {self.log_path}")
+            raise StepFailed(f"no listening line within {TIMEOUT} s; see {self.log_path}")
         expect(line, f"the gateway exited {self.gateway.poll()} before listening: {open(self.log_path).read()[-400:]}")
         listening = json.loads(line)
         self.url, self.metrics_url = listening["url"], listening.get("metricsUrl")
@@ -215,7 +198,7 @@ class Run:
                     return response.status, response.read(4096)
             except OSError:
                 if time.monotonic() > deadline:
-                    raise Failed(f"{self.url}/healthz did not answer within {TIMEOUT} s")
+                    raise StepFailed(f"{self.url}/healthz did not answer within {TIMEOUT} s")
                 time.sleep(0.2)
 
     def check_state(self):
@@ -258,26 +241,11 @@ class Run:
         sidecar = subprocess.Popen([self.entry["command"], *self.entry.get("args", [])], cwd=self.project, env=env,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         self.children.append(sidecar)
-        answers = queue.Queue()
-
-        def read():
-            for line in sidecar.stdout:
-                answers.put(json.loads(line))
-
-        threading.Thread(target=read, daemon=True).start()
-
-        def request(message):
-            sidecar.stdin.write(json.dumps(message).encode() + b"\n")
-            sidecar.stdin.flush()
-            while True:
-                answer = answers.get(timeout=TIMEOUT)
-                if answer.get("id") == message["id"]:
-                    return answer
-
-        request({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "package-test", "version": "1"}}})
-        sidecar.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        answer = request({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_projects", "arguments": {}}})
+        client = StdioClient(sidecar)
+        client.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "package-test", "version": "1"}},
+                       timeout=TIMEOUT)
+        client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        answer = client.request("tools/call", {"name": "list_projects", "arguments": {}}, timeout=TIMEOUT)
         result = answer.get("result", {})
         expect(not result.get("isError") and "error" not in answer, f"list_projects failed: {json.dumps(answer)[:300]}")
         keys = [project.get("key") for project in result.get("structuredContent", {}).get("projects", [])]
@@ -290,14 +258,15 @@ class Run:
 
     def metrics(self):
         with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
-            scrape = response.read(4 * 1024 * 1024).decode()
+            raw = response.read(4 * 1024 * 1024)
+        scrape = raw.decode()
         counted = re.findall(r'^agent_gateway_tool_calls_total\{([^}]*)\} (\S+)$', scrape, re.M)
         series = {labels: float(value) for labels, value in counted}
         expect(len(series) == 1 and float(next(iter(series.values()))) == 1 and 'tool="list_projects"' in next(iter(series))
                and 'outcome="ok"' in next(iter(series)), f"tool call series: {series}")
         for secret in (self.code, self.code.replace("-", ""), self.agent_id):
             expect(secret not in scrape, "the scrape holds the pairing code or the agent id")
-        expect(not re.search(r"ags_[A-Za-z0-9_-]{16,}", scrape), "the scrape holds a session token")
+        expect(not TOKEN_PATTERN.search(raw), "the scrape holds a session token")
         return "one call counted: list_projects ok = 1; no code, id or token in the scrape"
 
     def reload(self):
@@ -341,22 +310,22 @@ def main():
     run = Run()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     try:
-        ok = run.step("the installed unit's settings (ExecStart, EnvironmentFile, User, StateDirectory, UMask)", run.read_unit)
-        ok = ok and run.step("start the gateway as the unit would", run.start)
-        ok = ok and run.step("state directory 0700, hash key made 0600 on first start, /healthz", run.check_state)
-        ok = ok and run.step("pair a sidecar (admin CLI as the service user, agent-sidecar setup)", run.pair)
-        ok = ok and run.step("a tool call through the paired, installed sidecar", run.tool_call)
-        ok = ok and run.step("/metrics counts the call and holds no secret", run.metrics)
-        ok = ok and run.step("ExecReload: SIGHUP reloads the policy, the gateway keeps serving", run.reload)
-        ok = ok and run.step("stop: SIGTERM ends the gateway cleanly", run.stop)
+        ok = run.report.run("the installed unit's settings (ExecStart, EnvironmentFile, User, StateDirectory, UMask)", run.read_unit)
+        ok = ok and run.report.run("start the gateway as the unit would", run.start)
+        ok = ok and run.report.run("state directory 0700, hash key made 0600 on first start, /healthz", run.check_state)
+        ok = ok and run.report.run("pair a sidecar (admin CLI as the service user, agent-sidecar setup)", run.pair)
+        ok = ok and run.report.run("a tool call through the paired, installed sidecar", run.tool_call)
+        ok = ok and run.report.run("/metrics counts the call and holds no secret", run.metrics)
+        ok = ok and run.report.run("ExecReload: SIGHUP reloads the policy, the gateway keeps serving", run.reload)
+        ok = ok and run.report.run("stop: SIGTERM ends the gateway cleanly", run.stop)
     finally:
         run.stop_all()
-        if run.failed:
+        if run.report.failed:
             print(f"unit run: kept {run.work}", flush=True)
         else:
             shutil.rmtree(run.work, ignore_errors=True)
-    print(f"{run.passed} passed, {run.failed} failed", flush=True)
-    sys.exit(1 if run.failed or not ok else 0)
+    print(f"{run.report.passed} passed, {run.report.failed} failed", flush=True)
+    sys.exit(1 if run.report.failed or not ok else 0)
 
 
 if __name__ == "__main__":
