@@ -28,19 +28,22 @@ def flag_names(argument):
     return names
 
 
+def argument_text(argument, names):
+    """An argument as the page shows it: its VALUE, or each of `names` with its VALUE, or each name."""
+    value = argument.get("valueName", "value")
+    if argument["kind"] == "positional":
+        return f"\\fI{escape(value)}\\fR"
+    if argument["kind"] == "option":
+        return ", ".join(f"\\fB{escape(name)}\\fR \\fI{escape(value)}\\fR" for name in names)
+    return ", ".join(f"\\fB{escape(name)}\\fR" for name in names)
+
+
 def synopsis(path, command):
     parts = [f"\\fB{escape(' '.join(path))}\\fR"]
     for argument in command.get("arguments", []):
         if not argument.get("shouldDisplay", True) or argument["kind"] == "flag" and flag_names(argument) in (["-h", "--help"], ["--version"]):
             continue
-        names = flag_names(argument)
-        value = argument.get("valueName", "value")
-        if argument["kind"] == "positional":
-            text = f"\\fI{escape(value)}\\fR"
-        elif argument["kind"] == "option":
-            text = f"\\fB{escape(names[0] if names else '')}\\fR \\fI{escape(value)}\\fR"
-        else:
-            text = f"\\fB{escape(names[0] if names else '')}\\fR"
+        text = argument_text(argument, flag_names(argument)[:1])
         if argument.get("isRepeating"):
             text += " ..."
         parts.append(f"[{text}]" if argument.get("isOptional") else text)
@@ -54,14 +57,7 @@ def options(command):
     for argument in command.get("arguments", []):
         if not argument.get("shouldDisplay", True):
             continue
-        names = flag_names(argument)
-        value = argument.get("valueName", "value")
-        if argument["kind"] == "positional":
-            head = f"\\fI{escape(value)}\\fR"
-        elif argument["kind"] == "option":
-            head = ", ".join(f"\\fB{escape(name)}\\fR \\fI{escape(value)}\\fR" for name in names)
-        else:
-            head = ", ".join(f"\\fB{escape(name)}\\fR" for name in names)
+        head = argument_text(argument, flag_names(argument))
         text = argument.get("abstract", "")
         if argument.get("discussion"):
             text += " " + (argument["discussion"] if isinstance(argument["discussion"], str) else "")
